@@ -1,0 +1,125 @@
+"""Input checks shared by every attnkit function.
+
+Each check raises early with a sentence that names the argument and says what was
+expected, so that a learner sees *what* to fix rather than a stack trace from deep
+inside a matrix multiplication.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    """Format a shape as ``(2, 5, 8)`` for error messages."""
+    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
+
+
+def check_tensor(x: object, name: str, *, min_dim: int = 0) -> torch.Tensor:
+    """Check that ``x`` is a ``torch.Tensor`` with at least ``min_dim`` dimensions."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor, got {type(x).__name__}. "
+            f"Wrap your data with torch.as_tensor(...)."
+        )
+    if x.dim() < min_dim:
+        raise ValueError(
+            f"{name} must have at least {min_dim} dimensions, got shape {fmt_shape(x.shape)}."
+        )
+    return x
+
+
+def check_floating(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Check that ``x`` holds floating-point numbers (attention needs real-valued scores)."""
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be a floating-point tensor (float16, bfloat16, float32 or float64), "
+            f"got {x.dtype}. Convert it first, e.g. {name}.float()."
+        )
+    return x
+
+
+def check_same_dtype(**tensors: torch.Tensor) -> torch.dtype:
+    """Check that all tensors share one dtype and return it."""
+    dtypes = {name: t.dtype for name, t in tensors.items()}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{n} is {d}" for n, d in dtypes.items())
+        raise TypeError(f"{', '.join(dtypes)} must share one dtype; got {listed}.")
+    return next(iter(dtypes.values()))
+
+
+def broadcast_batch(what: str, **shapes: Sequence[int]) -> torch.Size:
+    """Broadcast the leading (batch) dimensions of several shapes, or explain why not."""
+    try:
+        return torch.broadcast_shapes(*shapes.values())
+    except RuntimeError:
+        listed = ", ".join(f"{n} {fmt_shape(s)}" for n, s in shapes.items())
+        raise ValueError(
+            f"The leading (batch) dimensions of {what} must broadcast against each other; "
+            f"got {listed}."
+        ) from None
+
+
+def check_mask(mask: object, scores_shape: Sequence[int], name: str = "mask") -> torch.Tensor:
+    """Check an attention mask against the shape of the scores ``(..., n_q, n_k)``.
+
+    A bool mask means ``True`` = may attend; a floating mask is added to the scores.
+    The mask must broadcast to the scores without enlarging them.
+    """
+    check_tensor(mask, name)
+    assert isinstance(mask, torch.Tensor)
+    if mask.dtype != torch.bool and mask.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be bool (True = may attend) or floating-point (added to the scores), "
+            f"got {mask.dtype}. If it holds 0/1 flags, pass {name}.bool()."
+        )
+    target = torch.Size(scores_shape)
+    try:
+        ok = torch.broadcast_shapes(mask.shape, target) == target
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} of shape {fmt_shape(mask.shape)} cannot broadcast to the attention scores "
+            f"of shape {fmt_shape(target)} = (..., n_q, n_k)."
+        )
+    return mask
+
+
+def check_probability(p: object, name: str) -> float:
+    """Check a probability used for dropout: a number in [0, 1)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {p!r}.")
+    return float(p)
+
+
+def check_scale(scale: object, name: str = "scale") -> float | None:
+    """Check an optional score scale: ``None`` or a positive finite number."""
+    if scale is None:
+        return None
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise TypeError(f"{name} must be None or a positive number, got {type(scale).__name__}.")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {scale!r}.")
+    return float(scale)
+
+
+def check_positive_int(n: object, name: str, *, allow_zero: bool = False) -> int:
+    """Check that ``n`` is a (positive) Python or 0-d tensor integer and return it."""
+    if isinstance(n, torch.Tensor) and n.dim() == 0 and not n.is_floating_point():
+        n = int(n.item())
+    lowest = 0 if allow_zero else 1
+    if isinstance(n, bool) or not isinstance(n, int) or n < lowest:
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"{name} must be {kind} integer, got {n!r}.")
+    return n
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype in which softmax is evaluated: float32 for 16-bit inputs, else the input's."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
