@@ -1,0 +1,331 @@
+"""Grade the exercises of one chapter: ``python -m attnkit.grade 01``.
+
+Two parts, each in a separate process with time limits, so that a bug in the learner's
+code (an exception, a syntax error, an infinite loop) is reported, never a crash or hang:
+
+1. **Tests.** ``tests/grading/test_NN_*.py`` run with pytest against the *definitions*
+   of the learner's file (functions, classes, imports; demo cells are not run), comparing
+   with attnkit on several inputs including edge cases.
+2. **Notebook.** A temporary copy of the learner's notebook runs under nbval; the cells
+   marked ``# NBVAL_CHECK_OUTPUT`` must print what the solution prints.
+
+The learner's files are only read, never written. Exit status: 0 when everything passed,
+1 otherwise, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from .grading.loader import LearnerFileError, newest_file, repo_root, source_of
+
+STATUS_ORDER = ("error", "timed out", "failed", "not attempted", "passed")
+CHECK_MARK = "NBVAL_CHECK_OUTPUT"
+
+
+def _chapter_id(text: str) -> str:
+    if not text.isdigit():
+        raise ValueError(f"chapter must be a number such as 01, got {text!r}.")
+    return f"{int(text):02d}"
+
+
+def _run_pytest(args: list[str], env: dict[str, str], total_timeout: float, cwd: Path) -> str:
+    """Run pytest in a subprocess; return its output (killed after ``total_timeout`` s)."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "attnkit.grading.plugin", "-p", "no:cacheprovider"]
+    try:
+        done = subprocess.run(
+            cmd + args,
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=total_timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        return done.stdout + done.stderr
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or ""
+        out = out.decode() if isinstance(out, bytes) else out
+        return out + f"\n[grader] stopped after {total_timeout:.0f} s in total.\n"
+
+
+def _read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _collect_ids(test_file: Path, env: dict[str, str], root: Path) -> list[tuple[str, str]]:
+    """(nodeid, exercise) of every grading test, so unreported ones count as timed out."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ids.json"
+        code = (
+            "import json, sys, pytest\n"
+            "class P:\n"
+            "    items = []\n"
+            "    def pytest_collection_finish(self, session):\n"
+            "        for it in session.items:\n"
+            "            m = it.get_closest_marker('exercise')\n"
+            "            self.items.append((it.nodeid, m.args[0] if m else it.name))\n"
+            "p = P()\n"
+            "pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', sys.argv[1]], "
+            "plugins=[p])\n"
+            "json.dump(p.items, open(sys.argv[2], 'w'))\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, str(test_file), str(out)],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        return [tuple(x) for x in json.loads(out.read_text())] if out.exists() else []
+
+
+def grade_tests(test_file: Path, learner: Path, root: Path, timeout: float) -> list[dict]:
+    """Run the chapter's grading tests against ``learner``; one record per test."""
+    env = {**os.environ, "ATTNKIT_LEARNER_FILE": str(learner), "PYTHONDONTWRITEBYTECODE": "1"}
+    expected = _collect_ids(test_file, env, root)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.jsonl"
+        args = [
+            str(test_file),
+            f"--attnkit-report={report}",
+            f"--timeout={timeout}",
+            "--timeout-method=signal",
+            "-q",
+        ]
+        total = timeout * max(len(expected), 1) + 60
+        log = _run_pytest(args, env, total, root)
+        records = _read_records(report)
+    seen = {r["nodeid"] for r in records}
+    for nodeid, exercise in expected:
+        if nodeid not in seen:
+            records.append(
+                {
+                    "nodeid": nodeid,
+                    "exercise": exercise,
+                    "kind": "test",
+                    "status": "timed out",
+                    "message": "not reached: the test run was stopped (time limit)",
+                }
+            )
+    if not records:
+        raise RuntimeError(f"the grading tests did not run. pytest said:\n{log[-3000:]}")
+    return records
+
+
+def _sections(nb) -> dict[str, str]:
+    """Map nbval's item names ("Cell 3": the 4th *code* cell) to the markdown heading
+    the cell sits under, so that a failure can be found in the notebook."""
+    where, heading, n_code = {}, "top of the notebook", 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            lines = cell.source.splitlines()
+            titles = [ln.lstrip("#").strip() for ln in lines if ln.startswith("#")]
+            heading = titles[-1] if titles else heading
+        elif cell.cell_type == "code":
+            where[f"Cell {n_code}"] = heading
+            n_code += 1
+    return where
+
+
+def build_check_notebook(
+    learner: Path, expected_file: Path, dest: Path
+) -> tuple[int, set[str], dict[str, str]]:
+    """Write to ``dest`` a copy of the learner's notebook ready for ``nbval --nbval-lax``.
+
+    All outputs are stripped; each check cell (``# NBVAL_CHECK_OUTPUT``) gets the
+    solution's outputs from ``expected_file``, matched by its source text. Returns the
+    number of check cells expected, the nbval names ("Cell 3") of the learner's check
+    cells that match none (changed by the learner), and each code cell's heading.
+    """
+    import jupytext
+    import nbformat
+
+    nb = jupytext.read(learner)
+    expected = json.loads(expected_file.read_text(encoding="utf-8"))
+    by_source = {e["source"].strip(): e for e in expected["checks"]}
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    unmatched = set()
+    for index, cell in enumerate(code_cells):
+        cell.outputs = []
+        cell.execution_count = None
+        if CHECK_MARK not in cell.source:
+            continue
+        ref = by_source.get(cell.source.strip())
+        if ref is None:
+            unmatched.add(f"Cell {index}")
+        else:
+            cell.outputs = [nbformat.from_dict(o) for o in ref["outputs"]]
+            cell.execution_count = ref["execution_count"]
+    nbformat.write(nb, dest)
+    return len(expected["checks"]), unmatched, _sections(nb)
+
+
+def grade_notebook(learner: Path, expected_file: Path, root: Path, timeout: float) -> dict:
+    """Run the learner's notebook under nbval; records per cell plus the check counts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        nb_path = Path(tmp) / f"graded_{learner.stem}.ipynb"
+        n_checks, unmatched, sections = build_check_notebook(learner, expected_file, nb_path)
+        report = Path(tmp) / "report.jsonl"
+        args = [
+            str(nb_path),
+            "--nbval-lax",
+            f"--nbval-cell-timeout={timeout}",
+            f"--attnkit-report={report}",
+            "-q",
+            f"--rootdir={tmp}",
+        ]
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        log = _run_pytest(args, env, 900, Path(tmp))
+        records = _read_records(report)
+    if not records:
+        raise RuntimeError(f"the notebook did not run. pytest said:\n{log[-3000:]}")
+    for r in records:
+        r["section"] = sections.get(r["exercise"], "")
+        if r["exercise"] in unmatched and r["status"] == "passed":
+            r["status"] = "failed"
+            r["message"] = "this check cell was changed; restore the text the exercise gave"
+    matched = sum(r["kind"] == "check-cell" for r in records) - len(unmatched)
+    return {"records": records, "checks_matched": matched, "checks_expected": n_checks}
+
+
+def summarize(records: list[dict]) -> dict[str, dict]:
+    """Per exercise: number of tests, number passed, overall status, messages."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[r["exercise"]].append(r)
+    summary = {}
+    for name, rs in groups.items():
+        statuses = {r["status"] for r in rs}
+        if statuses == {"passed"}:
+            status = "passed"
+        elif statuses == {"not attempted"}:
+            status = "not attempted"
+        else:
+            status = next(s for s in STATUS_ORDER if s in statuses and s != "passed")
+        summary[name] = {
+            "tests": len(rs),
+            "passed": sum(r["status"] == "passed" for r in rs),
+            "status": status,
+            "problems": [r for r in rs if r["status"] not in ("passed", "not attempted")],
+        }
+    return summary
+
+
+def print_report(learner: Path, tests: dict[str, dict], notebook: dict | None) -> None:
+    """Print the per-exercise report and the score."""
+    width = max([len(n) for n in tests] + [20])
+    print(f"\n{'exercise':<{width}}  {'tests':>7}  status")
+    print(f"{'-' * width}  {'-' * 7}  {'-' * 14}")
+    for name, s in tests.items():
+        print(f"{name:<{width}}  {s['passed']:>3}/{s['tests']:<3}  {s['status']}")
+        for p in s["problems"][:3]:
+            test = p["nodeid"].split("::")[-1]
+            lines = (p["message"] or p["status"]).splitlines() or [p["status"]]
+            print(f"{'':<{width}}    - {test}: {lines[0]}")
+            for line in lines[1:6]:
+                print(f"{'':<{width}}      {line}")
+    n_tests = sum(s["tests"] for s in tests.values())
+    n_pass = sum(s["passed"] for s in tests.values())
+    n_done = sum(s["status"] == "passed" for s in tests.values())
+    print(f"\nTests: {n_pass}/{n_tests} passed; exercises complete: {n_done}/{len(tests)}")
+    if notebook is not None:
+        cells = notebook["records"]
+        checks = [r for r in cells if r["kind"] == "check-cell"]
+        ok_checks = sum(r["status"] == "passed" for r in checks)
+        ok_cells = sum(r["status"] == "passed" for r in cells)
+        print(
+            f"Notebook ({learner.name} under nbval): {ok_cells}/{len(cells)} cells ran; "
+            f"{ok_checks}/{notebook['checks_expected']} check cells print what the solution prints"
+        )
+        if notebook["checks_matched"] < notebook["checks_expected"]:
+            missing = notebook["checks_expected"] - notebook["checks_matched"]
+            print(f"  ({missing} check cell(s) were changed or removed; restore them to pass)")
+        for r in checks:
+            if r["status"] != "passed":
+                first = (r["message"] or r["status"]).splitlines()[0]
+                print(f"  - {r['exercise']} ({r['section']}): {r['status']}: {first}")
+    score = n_pass / n_tests if n_tests else 0.0
+    print(f"Score: {100 * score:.0f}%")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m attnkit.grade",
+        description="Grade the exercises of one chapter of the book.",
+    )
+    parser.add_argument("chapter", help="chapter number, e.g. 01")
+    parser.add_argument(
+        "--target",
+        choices=["exercises", "solutions"],
+        default="exercises",
+        help="which folder's file to grade (default: exercises, your work)",
+    )
+    parser.add_argument("--file", type=Path, help="grade this .py/.ipynb file instead")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per test or cell")
+    parser.add_argument("--skip-notebook", action="store_true", help="only run the tests")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+
+    try:
+        chapter = _chapter_id(args.chapter)
+        if args.timeout <= 0:
+            raise ValueError(f"--timeout must be positive, got {args.timeout}.")
+        root = repo_root()
+        test_files = sorted((root / "tests" / "grading").glob(f"test_{chapter}_*.py"))
+        if not test_files:
+            have = sorted(p.name[5:7] for p in (root / "tests" / "grading").glob("test_*_*.py"))
+            raise ValueError(f"no graded exercises for chapter {chapter}; chapters: {have}.")
+        learner = args.file.resolve() if args.file else newest_file(root / args.target, chapter)
+        if args.json is not None and args.json.resolve() == learner:
+            raise ValueError("--json must not point at the file being graded.")
+    except (ValueError, LearnerFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    print(f"Grading chapter {chapter}: {learner}")
+    try:
+        ast.parse(source_of(learner), filename=str(learner))
+    except LearnerFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SyntaxError as exc:
+        print(
+            f"\nYour file has a syntax error at line {exc.lineno}: {exc.msg}\n"
+            f"    {(exc.text or '').rstrip()}\nFix it and grade again. Score: 0%"
+        )
+        if args.json:
+            args.json.write_text(json.dumps({"syntax_error": str(exc)}))
+        return 1
+
+    records = grade_tests(test_files[0], learner, root, args.timeout)
+    tests = summarize(records)
+    notebook = None
+    expected = sorted((root / "tests" / "grading" / "expected").glob(f"{chapter}_*.json"))
+    if not args.skip_notebook and expected:
+        notebook = grade_notebook(learner, expected[0], root, args.timeout)
+    print_report(learner, tests, notebook)
+    if args.json:
+        args.json.write_text(
+            json.dumps({"learner": str(learner), "tests": records, "notebook": notebook}, indent=1)
+        )
+    all_ok = all(r["status"] == "passed" for r in records)
+    if notebook is not None:
+        all_ok = all_ok and all(r["status"] == "passed" for r in notebook["records"])
+        all_ok = all_ok and notebook["checks_matched"] == notebook["checks_expected"]
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Autograding of the book's exercises.
+
+* :mod:`attnkit.grading.loader` loads the definitions of a learner's file (never its demo
+  cells) from the ``.py`` or ``.ipynb`` of a jupytext pair, whichever is newer.
+* :mod:`attnkit.grading.plugin` is a pytest plugin that records each graded item.
+* :mod:`attnkit.grade` is the learner's command: ``python -m attnkit.grade 01``.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from .loader import LearnerFileError, load_definitions, newest_file, repo_root
+
+__all__ = ["LearnerFileError", "load_definitions", "newest_file", "repo_root", "require"]
+
+
+def require(module: types.ModuleType, name: str) -> Any:
+    """Return ``module.name`` or fail the calling test with a message a learner understands."""
+    if not hasattr(module, name):
+        import pytest
+
+        pytest.fail(
+            f"Your file does not define `{name}`. Keep the name the exercise gives "
+            f"(and make sure the cell defining it is a code cell).",
+            pytrace=False,
+        )
+    return getattr(module, name)

@@ -1,0 +1,102 @@
+"""A pytest plugin that writes one JSON line per graded item, as soon as it is known.
+
+Loaded by the grader with ``-p attnkit.grading.plugin --attnkit-report=FILE``. Writing
+line by line means the results gathered so far survive even if the test process has to
+be killed (an infinite loop in compiled code, say).
+
+Each line holds ``nodeid``, ``exercise`` (from ``@pytest.mark.exercise``, or the notebook
+cell for nbval items), ``kind`` (``"test"`` or ``"cell"``/``"check-cell"``), ``status``
+(``passed``, ``failed``, ``not attempted``, ``timed out``, ``error``) and ``message``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+_MAX_MESSAGE_LINES = 12
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--attnkit-report", default=None, help="file to append JSON results to")
+
+
+def _classify(excinfo: pytest.ExceptionInfo[BaseException] | None, text: str) -> str:
+    if excinfo is None:
+        return "passed"
+    if excinfo.errisinstance(NotImplementedError) or "NotImplementedError" in text:
+        return "not attempted"
+    first_line = text.splitlines()[0] if text else ""
+    if "Timeout" in first_line or "timed out" in first_line:
+        return "timed out"
+    if type(excinfo.value).__name__ == "LearnerFileError":
+        return "error"
+    return "failed"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _notebook_message(exc: BaseException) -> str:
+    """nbval's error for a cell: for an exception, the exception's own last line; for
+    an output mismatch, the start of the diff."""
+    inner = _ANSI.sub("", getattr(exc, "inner_traceback", None) or "")
+    lines = [ln.rstrip() for ln in inner.splitlines() if ln.strip()]
+    if str(exc).startswith("Cell execution caused an exception") and lines:
+        return lines[-1]
+    return "\n".join([str(exc), *lines[:8]])
+
+
+def _message(excinfo: pytest.ExceptionInfo[BaseException] | None) -> str:
+    if excinfo is None:
+        return ""
+    if hasattr(excinfo.value, "inner_traceback"):
+        return _notebook_message(excinfo.value)
+    text = excinfo.exconly().strip()
+    for prefix in ("Failed: ", "AssertionError: "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    lines = text.splitlines()
+    if len(lines) > _MAX_MESSAGE_LINES:
+        lines = [*lines[:_MAX_MESSAGE_LINES], "..."]
+    return "\n".join(lines)
+
+
+def _describe(item: pytest.Item) -> tuple[str, str]:
+    marker = item.get_closest_marker("exercise")
+    if marker is not None and marker.args:
+        return str(marker.args[0]), "test"
+    cell = getattr(item, "cell", None)
+    if cell is not None:  # an nbval notebook cell
+        source = cell.get("source", "") if isinstance(cell, dict) else ""
+        kind = "check-cell" if "NBVAL_CHECK_OUTPUT" in source else "cell"
+        return item.name, kind
+    return item.name, "test"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    report = outcome.get_result()
+    path = item.config.getoption("--attnkit-report")
+    if not path:
+        return
+    final = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not final:
+        return
+    excinfo = None if report.passed or report.skipped else call.excinfo
+    message = _message(excinfo)
+    status = "skipped" if report.skipped else _classify(excinfo, message)
+    exercise, kind = _describe(item)
+    record = {
+        "nodeid": item.nodeid,
+        "exercise": exercise,
+        "kind": kind,
+        "status": status,
+        "message": message,
+    }
+    with Path(path).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
