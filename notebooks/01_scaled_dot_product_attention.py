@@ -1,0 +1,967 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Scaled dot-product attention
+#
+# Self-attention (自注意力) is the operation at the heart of the Transformer
+# {cite:p}`vaswani2017attention`. Stripped of everything else (multiple heads, residual
+# connections, layer norms) it is one short formula:
+#
+# $$
+# \mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right) V .
+# $$
+#
+# This chapter takes that formula apart. By the end you should be able to
+#
+# - explain attention as a *soft dictionary look-up* and say what queries, keys and values are;
+# - compute scaled dot-product attention by hand for a tiny input, with every shape right;
+# - argue, with experiments rather than folklore, why the scores are divided by $\sqrt{d_k}$
+#   and not by something else, such as the sequence length;
+# - build causal and padding masks and predict what happens to a query that may see nothing;
+# - place the dot product next to the additive and multiplicative scores that preceded it,
+#   and state what attention costs.
+#
+# Along the way we correct a widely copied interview answer (the "seed" answer, quoted in
+# Chinese below) that gets the worked example and the scaling factor wrong, and we show the
+# errors numerically.
+#
+# All code uses the companion package `attnkit` (imported as `ak`); plain `torch` appears
+# only to *check* that the library does what the mathematics says.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import attnkit as ak
+
+torch.manual_seed(0)
+torch.set_printoptions(precision=4, sci_mode=False)
+plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
+print("torch", torch.__version__, "| attnkit", ak.__version__)
+
+# %% [markdown]
+# ## Why attention: a soft dictionary look-up
+#
+# ### Each position needs the others
+#
+# A sentence, an audio clip or an image enters a network as a sequence of vectors
+# $x_1, \dots, x_n \in \mathbb{R}^{d}$. The meaning of a position depends on the others:
+# in "the animal didn't cross the street because **it** was too tired", the vector for
+# "it" should borrow information from "animal". A recurrent network passes information
+# along the chain one step at a time; attention instead lets every position *look up*
+# what it needs from every other position directly.
+#
+# ### Hard look-up versus soft look-up
+#
+# A Python `dict` performs a *hard* look-up: the query must match one key exactly, and
+# you get that key's value. With vectors, exact matches never happen, so we score the
+# query against every key by similarity, here the dot product $q^\top k_j$. Two ways to
+# turn scores into an answer:
+#
+# - **hard**: take the value of the best-scoring key, i.e. weights $a = \mathrm{onehot}(\arg\max_j q^\top k_j)$;
+# - **soft**: take a weighted average of *all* values, with weights
+#   $a_j = \exp(s_j) / \sum_l \exp(s_l)$ (the softmax of the scores).
+#
+# Both answers have the same form, $\sum_j a_j v_j$; they differ only in the weights.
+# The soft version is differentiable, so a network can learn *what to look for*. The
+# same idea appears in the content-based addressing of Neural Turing Machines
+# {cite:p}`graves2014neural`.
+#
+# Here is a dictionary with four 2-D keys and scalar values $10, 20, 30, 40$.
+
+# %%
+keys = torch.tensor([[-1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.8, 0.6]])  # (n_k=4, d_k=2)
+values = torch.tensor([[10.0], [20.0], [30.0], [40.0]])  # (n_k=4, d_v=1)
+query = torch.tensor([[0.9, 0.45]])  # (n_q=1, d_k=2)
+
+scores = query @ keys.T  # (1, 4): similarity of the query with every key
+hard_w = F.one_hot(scores.argmax(-1), num_classes=4).float()  # one-hot weights
+print("scores        :", scores)
+print("hard weights  :", hard_w, "-> answer", (hard_w @ values).item())
+
+# %% [markdown]
+# ### Temperature: from soft to hard
+#
+# The soft answer is `ak.scaled_dot_product_attention` with a single query. Its `scale`
+# argument multiplies the scores before the softmax; $1/\text{scale}$ is what physicists
+# call the *temperature*.
+
+# %%
+rows = []
+for scale in [0.01, 1.0, 10.0, 100.0]:
+    out, w = ak.scaled_dot_product_attention(query, keys, values, scale=scale, return_weights=True)
+    rows.append(f"scale={scale:>6}: weights={w[0]}  soft answer={out.item():.4f}")
+print("\n".join(rows))
+
+# %% [markdown]
+# At a small scale (high temperature) all keys get nearly the same weight and the answer
+# is close to the plain mean, 25. As the scale grows the weights concentrate on the best
+# key and the soft answer tends to the hard answer, 40: the hard look-up is the limit of
+# the soft one. At intermediate scales the runner-up, key 2, still gets a sizeable share.
+
+# %%
+scale_grid = torch.logspace(-2, 2.5, 200)
+answers = [
+    ak.scaled_dot_product_attention(query, keys, values, scale=float(s)).item() for s in scale_grid
+]
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+shown = [0.01, 1.0, 10.0, 100.0]
+for i, s in enumerate(shown):
+    _, w = ak.scaled_dot_product_attention(query, keys, values, scale=s, return_weights=True)
+    ax1.bar(np.arange(4) + (i - 1.5) * 0.2, w[0].numpy(), width=0.2, label=f"scale = {s:g}")
+ax1.set_xticks(range(4), [f"key {j}\n(value {int(values[j])})" for j in range(4)])
+ax1.set_ylabel("attention weight $a_j$")
+ax1.set_title("Weights for one query at four scales")
+ax1.legend(loc="upper left")
+ax2.semilogx(scale_grid.numpy(), answers, label="soft answer $\\sum_j a_j v_j$")
+ax2.axhline(40, color="k", ls="--", lw=1, label="hard answer (best key)")
+ax2.axhline(values.mean().item(), color="gray", ls=":", lw=1, label="mean of values")
+ax2.set_xlabel("scale (inverse temperature)")
+ax2.set_ylabel("answer")
+ax2.set_title("Soft look-up tends to hard look-up")
+ax2.legend(loc="lower right")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: as the scale grows, the weights move from uniform to one-hot and the soft
+# answer slides from the mean of the values (25) to the value of the best key (40).*
+#
+# Keep this picture in mind: **the size of the scores controls how "hard" attention is.**
+# Too small and every position gets a blurry average; too large and attention becomes an
+# argmax, which, as we will see, also stops gradients from flowing.
+
+# %% [markdown]
+# ## Queries, keys and values
+#
+# ### The formula
+#
+# Stack $n_q$ queries, $n_k$ keys and $n_k$ values as the rows of matrices
+# $Q \in \mathbb{R}^{n_q \times d_k}$, $K \in \mathbb{R}^{n_k \times d_k}$,
+# $V \in \mathbb{R}^{n_k \times d_v}$. Scaled dot-product attention
+# {cite:p}`vaswani2017attention` computes
+#
+# $$
+# S = \frac{QK^\top}{\sqrt{d_k}}, \qquad
+# A = \mathrm{softmax}_{\text{row}}(S), \qquad
+# O = AV,
+# $$
+#
+# or, entry by entry, for query $i$ and key $j$:
+#
+# $$
+# s_{ij} = \frac{q_i^\top k_j}{\sqrt{d_k}}, \qquad
+# a_{ij} = \frac{\exp(s_{ij})}{\sum_{l=1}^{n_k} \exp(s_{il})}, \qquad
+# o_i = \sum_{j=1}^{n_k} a_{ij}\, v_j .
+# $$
+#
+# The softmax runs along each **row**: for a fixed query $i$ it normalises over the keys
+# $j$, so every row of $A$ is a probability distribution over keys, and every output
+# $o_i$ is a convex combination (weighted average) of the values.
+#
+# ### Shapes
+#
+# | tensor | shape | meaning |
+# |---|---|---|
+# | $Q$ | $(n_q, d_k)$ | one query per row |
+# | $K$ | $(n_k, d_k)$ | one key per row; same width $d_k$ as the queries |
+# | $V$ | $(n_k, d_v)$ | one value per key; width $d_v$ may differ from $d_k$ |
+# | $S$, $A$ | $(n_q, n_k)$ | one score / weight per (query, key) pair |
+# | $O$ | $(n_q, d_v)$ | one output per query |
+#
+# Any leading batch (or head) dimensions are carried along unchanged; `attnkit` follows
+# the shape conventions of `torch.nn.functional.scaled_dot_product_attention`.
+#
+# ### Self-attention: queries, keys and values from one sequence
+#
+# In *self*-attention the queries, keys and values are three linear projections of the
+# same sequence $X \in \mathbb{R}^{n \times d_{\text{model}}}$:
+#
+# $$
+# Q = X W_Q, \quad K = X W_K, \quad V = X W_V, \qquad
+# W_Q, W_K \in \mathbb{R}^{d_{\text{model}} \times d_k},\; W_V \in \mathbb{R}^{d_{\text{model}} \times d_v},
+# $$
+#
+# so $n_q = n_k = n$. (In *cross*-attention the queries come from one sequence and the
+# keys and values from another.) The projections are the learned parameters; here we use
+# random matrices, scaled by $1/\sqrt{d_{\text{model}}}$ so that the entries of $Q$ and
+# $K$ have variance about 1. Learning them, and running several in parallel as
+# multi-head attention, is the subject of a later chapter.
+#
+# We embed a six-token sentence with a random embedding table. Note that "the" occurs twice.
+
+# %%
+torch.manual_seed(0)
+tokens = ["the", "cat", "sat", "on", "the", "mat"]
+vocab = sorted(set(tokens))
+embedding = torch.randn(len(vocab), 8)  # (vocab, d_model)
+X = embedding[[vocab.index(t) for t in tokens]]  # (n=6, d_model=8)
+
+d_model, d_k, d_v = 8, 4, 4
+W_Q = torch.randn(d_model, d_k) / math.sqrt(d_model)
+W_K = torch.randn(d_model, d_k) / math.sqrt(d_model)
+W_V = torch.randn(d_model, d_v) / math.sqrt(d_model)
+Q, K, V = X @ W_Q, X @ W_K, X @ W_V
+print("X", tuple(X.shape), "| Q", tuple(Q.shape), "| K", tuple(K.shape), "| V", tuple(V.shape))
+
+# %% [markdown]
+# ### Step by step, then checked against `attnkit` and PyTorch
+#
+# First the formula, one line per step, in plain `torch`:
+
+# %%
+S = Q @ K.T / math.sqrt(d_k)  # (n_q, n_k) scaled scores
+A = torch.softmax(S, dim=-1)  # (n_q, n_k) softmax over keys, one row per query
+O = A @ V  # (n_q, d_v) weighted sums of values
+print("A =\n", A)
+print("row sums:", A.sum(dim=-1))
+
+# %% [markdown]
+# Now the library function and PyTorch's own implementation must give the same numbers.
+
+# %%
+O_ak, A_ak = ak.scaled_dot_product_attention(Q, K, V, return_weights=True)
+O_torch = F.scaled_dot_product_attention(Q, K, V)
+print("attnkit weights == step-by-step weights:", torch.allclose(A_ak, A, atol=1e-6))
+print("attnkit output  == step-by-step output :", torch.allclose(O_ak, O, atol=1e-6))
+print("attnkit output  == torch F.sdpa output :", torch.allclose(O_ak, O_torch, atol=1e-6))
+
+# %%
+fig, ax = plt.subplots(figsize=(5.2, 4.3))
+im = ax.imshow(A_ak.numpy(), cmap="viridis", vmin=0)
+for i in range(len(tokens)):
+    for j in range(len(tokens)):
+        a = A_ak[i, j].item()
+        ax.text(
+            j, i, f"{a:.2f}", ha="center", va="center", color="w" if a < 0.6 * A_ak.max() else "k"
+        )
+ax.set_xticks(range(6), tokens)
+ax.set_yticks(range(6), tokens)
+ax.set_xlabel("key $j$ (attended to)")
+ax.set_ylabel("query $i$ (attending)")
+ax.set_title("Self-attention weights $A$ (random projections)")
+fig.colorbar(im, ax=ax, label="$a_{ij}$")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: each row is a probability distribution over the six keys; the two rows for
+# "the" are identical, and so are the two columns for "the".*
+#
+# That last observation is not a coincidence. Attention only sees the *content* of the
+# vectors, not their positions: identical tokens produce identical queries and keys, and
+# permuting the input rows simply permutes the output rows (attention is
+# *permutation-equivariant*). Word order must therefore be injected separately, with
+# positional encodings, the topic of a later chapter.
+
+# %%
+perm = torch.tensor([3, 0, 5, 1, 4, 2])
+O_perm = ak.scaled_dot_product_attention(X[perm] @ W_Q, X[perm] @ W_K, X[perm] @ W_V)
+print("rows of 'the' equal:", torch.allclose(O_ak[0], O_ak[4]))
+print("attention(X[perm]) == attention(X)[perm]:", torch.allclose(O_perm, O_ak[perm], atol=1e-6))
+
+# %% [markdown]
+# ## A worked example by hand: the input `[1, 2, 3]`
+#
+# The seed answer illustrates self-attention on the input `[1, 2, 3]`. Let us do it
+# correctly first, then compare.
+#
+# ### The correct computation
+#
+# **Assumptions** (the seed leaves them implicit): each token is a 1-dimensional vector,
+# so $d_{\text{model}} = d_k = d_v = 1$, and the projections are the identity,
+# $W_Q = W_K = W_V = 1$. Then $q_i = k_i = v_i = x_i$ with $x = (1, 2, 3)^\top$, and the
+# scale is $1/\sqrt{d_k} = 1$.
+#
+# **Scores.** Every query meets every key, giving a $3 \times 3$ matrix:
+#
+# $$
+# S = \frac{QK^\top}{\sqrt{1}} = x x^\top =
+# \begin{pmatrix} 1 & 2 & 3 \\ 2 & 4 & 6 \\ 3 & 6 & 9 \end{pmatrix},
+# \qquad s_{ij} = i \cdot j .
+# $$
+#
+# **Weights.** Softmax along each row, i.e. over the keys $j$ for a fixed query $i$:
+#
+# $$
+# a_{ij} = \frac{e^{ij}}{e^{i} + e^{2i} + e^{3i}}, \qquad
+# A = \begin{pmatrix}
+# \frac{e^{1}}{e^{1}+e^{2}+e^{3}} & \frac{e^{2}}{e^{1}+e^{2}+e^{3}} & \frac{e^{3}}{e^{1}+e^{2}+e^{3}} \\
+# \frac{e^{2}}{e^{2}+e^{4}+e^{6}} & \frac{e^{4}}{e^{2}+e^{4}+e^{6}} & \frac{e^{6}}{e^{2}+e^{4}+e^{6}} \\
+# \frac{e^{3}}{e^{3}+e^{6}+e^{9}} & \frac{e^{6}}{e^{3}+e^{6}+e^{9}} & \frac{e^{9}}{e^{3}+e^{6}+e^{9}}
+# \end{pmatrix}.
+# $$
+#
+# **Outputs.** Each output is a weighted average of *all three* values:
+#
+# $$
+# o_i = \sum_{j=1}^{3} a_{ij} v_j = \frac{1\cdot e^{i} + 2\cdot e^{2i} + 3\cdot e^{3i}}{e^{i} + e^{2i} + e^{3i}},
+# \qquad
+# o_1 = \frac{e + 2e^{2} + 3e^{3}}{e + e^{2} + e^{3}} \approx 2.575 .
+# $$
+#
+# Because every $o_i$ is a convex combination of $v = (1, 2, 3)$, it must lie in $[1, 3]$.
+# A larger query ($x_3 = 3$) multiplies all its scores, which sharpens its softmax (the
+# temperature effect from the first section), so $o_3$ sits closest to 3. In code:
+
+# %%
+x = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)  # (n=3, d=1): q = k = v = x
+o, a = ak.scaled_dot_product_attention(x, x, x, return_weights=True)
+e = math.e
+o_exact = [
+    (1 * e**i + 2 * e ** (2 * i) + 3 * e ** (3 * i)) / (e**i + e ** (2 * i) + e ** (3 * i))
+    for i in (1, 2, 3)
+]
+print("S =\n", x @ x.T)
+print("A =\n", a)
+print("outputs (attnkit):", o.squeeze(-1))
+print("outputs (closed form above):", torch.tensor(o_exact, dtype=torch.float64))
+
+# %% [markdown]
+# ### Where the seed answer goes wrong
+#
+# The seed answer (section 自注意力机制的基本概念和原理) contains four errors.
+#
+# **(a) It never forms the $n \times n$ score matrix.** It writes
+# "$\text{score}_i = Q_i \cdot K_i$" with cases "$1 \cdot 1 = 1$, $1 \cdot 2 = 2$,
+# $1 \cdot 3 = 3$": query $i$ is paired *only with key $i$*, and the query is $1$ for every
+# $i$. Self-attention compares every query with every key, $s_{ij} = q_i^\top k_j$. (Even
+# reading $Q_i = x_i$, the recipe would use only the diagonal $1, 4, 9$ of $S$.)
+#
+# **(b) Its softmax normalises across the wrong axis, and the sum over $j$ is missing.**
+# It computes $e^{\text{score}_i} / \sum_j e^{\text{score}_j}$, a distribution over the
+# *queries* $i$, and then "加权求和" $= \text{softmax}(\text{score}_i) \cdot V_i$: a single
+# product, no sum. In attention each query has its own distribution over the keys and
+# the output is $o_i = \sum_j a_{ij} v_j$.
+#
+# **(c) Its final line drops a factor.** Step 4 has $\frac{e^{i}}{e^1+e^2+e^3} v_i$, but
+# step 5 ("结果") turns it into $\frac{v_i}{e^1+e^2+e^3}$, losing $e^{i}$.
+#
+# **(d) Its scaling factor is wrong.** The text says "缩放因子通常是一个键序列长度的倒数"
+# (the scaling factor is usually the reciprocal of the key sequence length), while its own
+# formula divides by $\sqrt{d_k}$. The formula is right: the factor is $1/\sqrt{d_k}$,
+# where $d_k$ is the *dimension* of the keys, not the number of keys. The next section
+# shows why, and why $1/n$ would be harmful.
+#
+# ### Evidence
+#
+# Following the seed's recipe literally ($Q_i = 1$, $K_i = V_i = x_i$):
+
+# %%
+v = x.squeeze(-1)  # values 1, 2, 3
+seed_p = torch.softmax(1.0 * v, dim=0)  # softmax over *queries* i of score_i = 1 * x_i
+seed_step4 = seed_p * v  # e^i v_i / (e^1 + e^2 + e^3), no sum over j
+seed_step5 = v / torch.exp(v).sum()  # v_i / (e^1 + e^2 + e^3), the seed's final line
+correct = o.squeeze(-1)
+
+print(" i | correct o_i | seed step 4 | seed step 5")
+for i in range(3):
+    print(f" {i + 1} |   {correct[i]:.4f}    |   {seed_step4[i]:.4f}    |   {seed_step5[i]:.4f}")
+print("seed's weights sum to 1 over the queries:", round(seed_p.sum().item(), 4))
+print(
+    "correct weights sum to 1 over the keys, row by row:", [round(r, 4) for r in a.sum(-1).tolist()]
+)
+print(
+    "sum of seed step 4 =",
+    round(seed_step4.sum().item(), 4),
+    "= correct o_1 =",
+    round(correct[0].item(), 4),
+)
+
+# %% [markdown]
+# Five of the seed's six numbers fall outside $[1, 3]$, which no weighted average of the
+# values $1, 2, 3$ can do. The last line is a precise diagnosis: with $Q_i = 1$ for all
+# $i$, the seed's weights $e^{j}/(e^1+e^2+e^3)$ are exactly **row 1** of $A$ (the weights of the first
+# query over the three keys), and its step-4 numbers are the three *terms* of $o_1$.
+# Summing them gives the correct $o_1$; the seed instead reported the terms as if they
+# were three different outputs, and the other two queries were never computed.
+
+# %% [markdown]
+# ## Why divide by √d_k?
+#
+# The seed gives the right *reason* for scaling ("为了避免过大的数值引起梯度消失": to keep
+# large values from causing vanishing gradients) but the wrong factor. The argument, sketched
+# in a footnote of the Transformer paper {cite:p}`vaswani2017attention`, has three steps: dot products grow with $d_k$, large
+# scores saturate the softmax, and a saturated softmax has almost no gradient. We check
+# each step, then test the seed's "$1/n$".
+#
+# ### Step 1: dot products grow like √d_k
+#
+# Let $q, k \in \mathbb{R}^{d_k}$ be independent, with independent entries of mean 0 and variance 1.
+# Each term $q_m k_m$ has mean 0 and variance $\mathbb{E}[q_m^2]\,\mathbb{E}[k_m^2] = 1$,
+# and the $d_k$ terms are independent, so
+#
+# $$
+# \mathbb{E}[q^\top k] = 0, \qquad \mathrm{Var}(q^\top k) = \sum_{m=1}^{d_k} \mathrm{Var}(q_m k_m) = d_k,
+# \qquad \mathrm{Var}\!\left(\frac{q^\top k}{\sqrt{d_k}}\right) = 1 .
+# $$
+#
+# The typical score therefore has size $\sqrt{d_k}$; dividing by $\sqrt{d_k}$ brings it
+# back to 1 whatever the width. Empirically:
+
+# %%
+torch.manual_seed(0)
+dims = [4, 16, 64, 256, 1024]
+n_pairs = 20_000
+var_raw, var_scaled = [], []
+for d in dims:
+    q, k = torch.randn(n_pairs, d), torch.randn(n_pairs, d)
+    dots = (q * k).sum(-1)  # n_pairs independent dot products
+    var_raw.append(dots.var().item())
+    var_scaled.append((dots / math.sqrt(d)).var().item())
+print(" d_k  | Var(q.k) | Var(q.k / sqrt(d_k))")
+for d, vr, vs in zip(dims, var_raw, var_scaled):
+    print(f"{d:5d} | {vr:8.1f} | {vs:.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(5.5, 4))
+ax.loglog(dims, dims, "k--", lw=1, label="theory: $y = d_k$")
+ax.loglog(dims, var_raw, "o", ms=8, label="measured Var$(q^\\top k)$")
+ax.loglog(dims, var_scaled, "s", ms=7, label="measured Var$(q^\\top k/\\sqrt{d_k})$")
+ax.axhline(1, color="gray", lw=1, ls=":")
+ax.set_xlabel("key dimension $d_k$")
+ax.set_ylabel("variance of the score")
+ax.set_title("Dot-product variance grows linearly with $d_k$")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: the measured variance of $q^\top k$ lies on the line $y = d_k$, while the scaled
+# score keeps variance 1 at every width.*
+#
+# ### Step 2: large scores saturate the softmax
+#
+# Take 16 random keys and many random queries, and compare unscaled scores
+# ($\text{scale} = 1$) with scaled ones ($\text{scale} = 1/\sqrt{d_k}$). We record the
+# largest weight in each row and the row's entropy
+# $H(a) = -\sum_j a_j \log a_j$, which is $\log n_k \approx 2.77$ for uniform weights and 0
+# for one-hot weights. We also record the gradient for Step 3 in the same loop: for a
+# random linear loss on the output, $L = \sum_i u_i^\top o_i$, we measure with autograd
+# the gradient of $L$ with respect to the logits that enter the softmax. We work in
+# float64 so that the very small gradients do not underflow to zero.
+
+# %%
+torch.manual_seed(0)
+dims_sat = [1, 4, 16, 64, 256, 1024]
+n_keys, n_queries = 16, 1000
+stats = {name: {"max": [], "entropy": [], "grad": []} for name in ("unscaled", "scaled")}
+for d in dims_sat:
+    q = torch.randn(n_queries, 1, d, dtype=torch.float64)  # one query per batch item
+    k = torch.randn(n_queries, n_keys, d, dtype=torch.float64)
+    v = torch.randn(n_queries, n_keys, 8, dtype=torch.float64)
+    u = torch.randn(n_queries, 1, 8, dtype=torch.float64)  # random read-out of the output
+    for name, scale in (("unscaled", 1.0), ("scaled", 1 / math.sqrt(d))):
+        logits = (scale * q @ k.transpose(-2, -1)).requires_grad_()  # (n_queries, 1, n_keys)
+        w = ak.masked_softmax(logits)
+        ((w @ v) * u).sum().backward()
+        stats[name]["max"].append(w.max(-1).values.mean().item())
+        stats[name]["entropy"].append(torch.special.entr(w).sum(-1).mean().item())
+        stats[name]["grad"].append(logits.grad.norm(dim=-1).median().item())
+
+print(" d_k  | max weight: unscaled  scaled | entropy: unscaled  scaled")
+for i, d in enumerate(dims_sat):
+    un, sc = stats["unscaled"], stats["scaled"]
+    print(
+        f"{d:5d} |             {un['max'][i]:.3f}   {sc['max'][i]:.3f} |"
+        f"          {un['entropy'][i]:.3f}   {sc['entropy'][i]:.3f}"
+    )
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+for name, style in (("unscaled", "o-"), ("scaled", "s-")):
+    label = "unscaled $q^\\top k$" if name == "unscaled" else "scaled $q^\\top k/\\sqrt{d_k}$"
+    ax1.semilogx(dims_sat, stats[name]["max"], style, label=label)
+    ax2.semilogx(dims_sat, stats[name]["entropy"], style, label=label)
+ax1.axhline(1 / n_keys, color="gray", ls=":", lw=1, label="uniform ($1/n_k$)")
+ax1.set_ylim(0, 1.05)
+ax2.axhline(math.log(n_keys), color="gray", ls=":", lw=1, label="uniform ($\\log n_k$)")
+ax1.set(xlabel="key dimension $d_k$", ylabel="mean largest weight", title="Largest weight per row")
+ax2.set(xlabel="key dimension $d_k$", ylabel="mean entropy (nats)", title="Entropy of each row")
+ax1.legend()
+ax2.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: without scaling the softmax becomes one-hot as $d_k$ grows (largest weight
+# $\to 1$, entropy $\to 0$); with scaling both curves stay flat.*
+#
+# ### Step 3: a saturated softmax passes almost no gradient
+#
+# The Jacobian of the softmax is
+#
+# $$
+# \frac{\partial a_j}{\partial s_l} = a_j(\delta_{jl} - a_l),
+# $$
+#
+# and every entry vanishes when $a$ is one-hot ($a_j \in \{0, 1\}$). So the gradient that
+# reaches the scores, and through them $W_Q$ and $W_K$, shrinks as the softmax saturates.
+# Note that this is different from a softmax feeding a cross-entropy loss, whose gradient
+# $a - y$ does not vanish; inside attention the softmax output is multiplied by $V$, so
+# the Jacobian above is what the gradient passes through.
+
+# %%
+fig, ax = plt.subplots(figsize=(5.5, 4))
+ax.loglog(dims_sat, stats["unscaled"]["grad"], "o-", label="unscaled $q^\\top k$")
+ax.loglog(dims_sat, stats["scaled"]["grad"], "s-", label="scaled $q^\\top k/\\sqrt{d_k}$")
+ax.set_xlabel("key dimension $d_k$")
+ax.set_ylabel("median $\\|\\partial L / \\partial \\mathrm{logits}\\|$")
+ax.set_title("Gradient reaching the scores")
+ax.legend()
+fig.tight_layout()
+plt.show()
+for name in ("unscaled", "scaled"):
+    print(
+        f"{name:>8}: gradient norm at d_k=1024 / at d_k=1 = "
+        f"{stats[name]['grad'][-1] / stats[name]['grad'][0]:.1e}"
+    )
+
+# %% [markdown]
+# *Figure: without scaling the gradient through the softmax collapses by more than four
+# orders of magnitude between $d_k = 1$ and $d_k = 1024$; with scaling it stays of order one.*
+#
+# ### Why not divide by the sequence length?
+#
+# The seed's "reciprocal of the key sequence length", $s_{ij} = q_i^\top k_j / n$, fails
+# on three counts.
+#
+# 1. **The score of a pair depends on the rest of the sentence.** The same query and key
+#    get a different logit in a 10-token sentence than in a 100-token one.
+# 2. **It does not fix the growth with $d_k$.** For a fixed $n$ the logit variance is
+#    $d_k / n^2$, which still grows linearly with $d_k$.
+# 3. **Long sequences are flattened toward uniform.** With logits of size
+#    $\sqrt{d_k}/n \to 0$, every weight tends to $1/n$ and the entropy to its maximum
+#    $\log n$: attention degenerates into a plain average. (Short sequences go the other
+#    way and saturate.)
+
+# %%
+torch.manual_seed(0)
+q1, k1 = torch.randn(64), torch.randn(64)  # one fixed (query, key) pair, d_k = 64
+rows = []
+for n in (10, 100):
+    rows.append(
+        f"n={n:3d}: logit with 1/n = {q1 @ k1 / n:+.4f} | with 1/sqrt(d_k) = {q1 @ k1 / 8:+.4f}"
+    )
+
+n_fixed = 16
+rows.append(f"\nstd of the logits, n = {n_fixed} keys:\n  d_k | scale 1/n | scale 1/sqrt(d_k)")
+for d in (16, 256, 4096):
+    dots = (torch.randn(5000, d) * torch.randn(5000, d)).sum(-1)
+    rows.append(f"{d:5d} | {(dots / n_fixed).std():9.2f} | {(dots / math.sqrt(d)).std():6.2f}")
+print("\n".join(rows))
+
+# %% [markdown]
+# For item 3 we fix $d_k = 64$ and vary the number of keys $n$ (one query, random keys),
+# and report two numbers: the normalised entropy $H(a)/\log n$ (1 means uniform) and the
+# distance from uniform $\log n - H(a) = \mathrm{KL}(a \,\|\, \mathrm{uniform})$, i.e. how
+# much the query actually *selects*.
+
+# %%
+torch.manual_seed(0)
+d_fixed, trials = 64, 200
+lengths_n = [2, 4, 8, 16, 64, 256, 1024, 4096]
+norm_ent = {"1/n": [], "1/sqrt(d_k)": []}
+kl_unif = {"1/n": [], "1/sqrt(d_k)": []}
+for n in lengths_n:
+    q = torch.randn(trials, 1, d_fixed)
+    k = torch.randn(trials, n, d_fixed)
+    v = torch.zeros(trials, n, 1)  # values do not matter for the weights
+    for name, scale in (("1/n", 1 / n), ("1/sqrt(d_k)", 1 / math.sqrt(d_fixed))):
+        _, w = ak.scaled_dot_product_attention(q, k, v, scale=scale, return_weights=True)
+        h = torch.special.entr(w).sum(-1).mean().item()
+        norm_ent[name].append(h / math.log(n))
+        kl_unif[name].append(math.log(n) - h)
+print("   n  | H/log n: 1/n  1/sqrt(d_k) | log n - H: 1/n   1/sqrt(d_k)")
+for i, n in enumerate(lengths_n):
+    print(
+        f"{n:5d} |        {norm_ent['1/n'][i]:.3f}  {norm_ent['1/sqrt(d_k)'][i]:.3f}       |"
+        f"         {kl_unif['1/n'][i]:.4f}  {kl_unif['1/sqrt(d_k)'][i]:.4f}"
+    )
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+for name, style in (("1/n", "o-"), ("1/sqrt(d_k)", "s-")):
+    label = "scale $1/n$ (seed's text)" if name == "1/n" else "scale $1/\\sqrt{d_k}$"
+    ax1.semilogx(lengths_n, norm_ent[name], style, label=label)
+    ax2.loglog(lengths_n, kl_unif[name], style, label=label)
+ax1.axhline(1, color="gray", ls=":", lw=1, label="uniform weights")
+ax1.set(
+    xlabel="number of keys $n$", ylabel="$H(a) / \\log n$", title="Normalised entropy ($d_k = 64$)"
+)
+ax2.set(xlabel="number of keys $n$", ylabel="$\\log n - H(a)$ (nats)", title="How far from uniform")
+ax1.legend()
+ax2.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: with $1/n$ the behaviour depends on the length (sharp for $n = 2$, uniform for
+# long sequences, where the distance from uniform falls like $1/n^2$), whereas
+# $1/\sqrt{d_k}$ keeps the distance from uniform about constant; the two coincide only
+# at $n = \sqrt{d_k} = 8$.*
+
+# %% [markdown]
+# ## Masks
+#
+# A mask decides which keys each query may see. `attnkit` uses PyTorch's convention:
+#
+# - a **bool** mask holds `True` where query $i$ **may attend** to key $j$ and `False`
+#   where it may not;
+# - a **floating** mask is **added** to the scores: $0$ keeps a score, $-\infty$ removes it.
+#
+# Both act before the softmax, so a masked key gets weight exactly 0 and the remaining
+# weights of the row still sum to 1:
+#
+# $$
+# a_{ij} = \frac{m_{ij}\, e^{s_{ij}}}{\sum_{l} m_{il}\, e^{s_{il}}}, \qquad m_{ij} \in \{0, 1\}.
+# $$
+#
+# Careful: not every API agrees. In `torch.nn.MultiheadAttention`, a `True` in a bool
+# `attn_mask` or `key_padding_mask` means the position is *not* allowed to attend.
+#
+# ### The causal mask
+#
+# A decoder that generates text left to right must not peek at the future: query $i$ may
+# only see keys $j \le i$ {cite:p}`vaswani2017attention`. The mask is lower-triangular.
+
+# %%
+T = 5
+causal = ak.causal_mask(T)  # (T, T) bool
+print(causal)
+print("as an additive mask:\n", ak.to_additive_mask(causal))
+
+# %% [markdown]
+# ### Padding masks
+#
+# Sequences in a batch have different lengths and are padded to a common length. Padded
+# positions are not real tokens, so no query may attend to them. `ak.padding_mask` builds
+# a `(B, max_len)` mask from the lengths; inserting a query axis, `[:, None, :]`, turns it
+# into a *key* mask that broadcasts against scores of shape `(B, n_q, n_k)`.
+
+# %%
+lengths = torch.tensor([5, 3])  # sequence 0 is full, sequence 1 has 2 padding positions
+pad = ak.padding_mask(lengths, max_len=T)  # (B, T), True = real token
+print(pad)
+combined = ak.combine_masks(causal, pad[:, None, :])  # (T, T) & (B, 1, T) -> (B, T, T)
+print("combined mask shape:", tuple(combined.shape))
+
+# %% [markdown]
+# `ak.combine_masks` keeps a position only if *every* mask allows it (logical AND for bool
+# masks). We apply the combined mask to random self-attention over the padded batch.
+
+# %%
+torch.manual_seed(0)
+Xb = torch.randn(2, T, 8)  # (B, T, d_model), positions >= length are padding
+Qb, Kb, Vb = Xb @ W_Q, Xb @ W_K, Xb @ W_V
+Ob, Ab = ak.scaled_dot_product_attention(Qb, Kb, Vb, combined, return_weights=True)
+print("weights of sequence 1 (length 3):\n", Ab[1])
+
+# %%
+from matplotlib.colors import ListedColormap
+
+mask_cmap = ListedColormap(["#d9d9d9", "#2c7fb8"])
+panels = [
+    (causal, "causal mask"),
+    (pad[1, None, :].expand(T, T), "padding (key) mask, seq. 1"),
+    (combined[1], "combined, seq. 1"),
+]
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.9))
+for ax, (m, title) in zip(axes[:3], panels):
+    im = ax.imshow(m.int().numpy(), cmap=mask_cmap, vmin=0, vmax=1)
+    ax.set_title(title)
+    cb = fig.colorbar(im, ax=ax, ticks=[0.25, 0.75], fraction=0.046)
+    cb.ax.set_yticklabels(["False:\nblocked", "True:\nmay attend"])
+im = axes[3].imshow(Ab[1].numpy(), cmap="viridis", vmin=0, vmax=1)
+axes[3].set_title("masked weights, seq. 1")
+fig.colorbar(im, ax=axes[3], fraction=0.046, label="$a_{ij}$")
+for ax in axes:
+    ax.set_xlabel("key $j$")
+    ax.set_ylabel("query $i$")
+    ax.set_xticks(range(T))
+    ax.set_yticks(range(T))
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: the combined mask is the AND of the causal and padding masks, and the weights
+# are exactly zero wherever the mask is `False` (upper triangle and the two padded key
+# columns).*
+#
+# Rows 3 and 4 of sequence 1 are *padding queries*: they still produce outputs (from the
+# real keys 0 to 2), which is harmless as long as the loss ignores them.
+#
+# ### A query that may see nothing
+#
+# If we also mask the padding *queries* (`pad[:, :, None]`), rows 3 and 4 of sequence 1
+# have no key left. A naive softmax of a row of $-\infty$ computes $0/0$:
+
+# %%
+print("torch.softmax of an all -inf row:", torch.softmax(torch.full((3,), float("-inf")), 0))
+
+full_mask = ak.combine_masks(combined, pad[:, :, None])  # also block padding queries
+Of, Af = ak.scaled_dot_product_attention(Qb, Kb, Vb, full_mask, return_weights=True)
+print("attnkit weights, seq. 1:\n", Af[1])
+print("attnkit outputs of the fully masked rows:\n", Of[1, 3:])
+O_torch_full = F.scaled_dot_product_attention(Qb, Kb, Vb, attn_mask=full_mask)
+print("torch F.sdpa agrees:", torch.allclose(Of, O_torch_full, atol=1e-6))
+print("and masking a NaN away afterwards does not work: 0 * nan =", 0 * torch.tensor(float("nan")))
+
+# %% [markdown]
+# `attnkit` (like `F.scaled_dot_product_attention` in the PyTorch version used here) returns
+# zero weights and a zero output for a fully masked row, instead of NaN. This matters in
+# practice: a NaN output cannot be removed later by multiplying the loss with a 0/1 mask
+# (the last line), so one NaN propagates through the loss and poisons every parameter in
+# the backward pass.
+#
+# ### Causal masks when there are fewer queries than keys
+#
+# During generation with a key/value cache, the keys and values of the first tokens are
+# stored, and only the *newest* $n_q$ tokens are fed as queries, so $n_q < n_k$. These
+# queries are the **last** $n_q$ positions: query $i$ sits at absolute position
+# $i + (n_k - n_q)$ and may see keys $j \le i + n_k - n_q$. That is what
+# `ak.causal_mask(n_q, n_k)` does by default (`offset = n_k - n_q`). Aligning the first
+# query with the first key instead (`offset=0`) is what
+# `F.scaled_dot_product_attention(..., is_causal=True)` does, which is wrong for a cache
+# (PyTorch offers `torch.nn.attention.bias.causal_lower_right` for the cache case).
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+for ax, off, title in zip(
+    axes, (3, 0), ("offset = 3 (default $n_k - n_q$, KV cache)", "offset = 0 (like is_causal=True)")
+):
+    im = ax.imshow(ak.causal_mask(3, 6, offset=off).int().numpy(), cmap=mask_cmap, vmin=0, vmax=1)
+    ax.set(title=title, xlabel="key position $j$", ylabel="query $i$ (its position)")
+    ax.set_yticks(range(3), [f"{i} (pos {i + off})" for i in range(3)])
+    cb = fig.colorbar(im, ax=ax, ticks=[0.25, 0.75], fraction=0.03)
+    cb.ax.set_yticklabels(["blocked", "may attend"])
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: with a cache the three new queries are positions 3, 4, 5 and see every key up
+# to their own position (left); the top-left alignment (right) treats them as positions
+# 0, 1, 2 and hides most of the past.*
+#
+# The check that matters: decoding the last three positions against the cached keys must
+# reproduce the last three rows of full causal self-attention.
+
+# %%
+torch.manual_seed(0)
+Q6, K6, V6 = torch.randn(6, 4), torch.randn(6, 4), torch.randn(6, 4)
+full = ak.scaled_dot_product_attention(Q6, K6, V6, ak.causal_mask(6))
+cached = ak.scaled_dot_product_attention(Q6[3:], K6, V6, ak.causal_mask(3, 6))
+top_left = ak.scaled_dot_product_attention(Q6[3:], K6, V6, ak.causal_mask(3, 6, offset=0))
+print(
+    "default offset reproduces the full computation:", torch.allclose(cached, full[3:], atol=1e-6)
+)
+print("offset=0 reproduces it:", torch.allclose(top_left, full[3:], atol=1e-6))
+O_is_causal = F.scaled_dot_product_attention(Q6[3:], K6, V6, is_causal=True)
+print("offset=0 equals torch is_causal=True:", torch.allclose(top_left, O_is_causal, atol=1e-6))
+
+# %% [markdown]
+# ## Before the Transformer: additive and multiplicative attention
+#
+# Soft attention over a sequence became widespread through neural machine translation,
+# where a decoder state (the query) attends over the encoder states (keys and values). Only the **score**
+# function differed from what we have seen; the softmax and the weighted sum were the same.
+#
+# **Additive attention** {cite:p}`bahdanau2014neural` scores each pair with a small
+# feed-forward network with one hidden layer of size $h$:
+#
+# $$
+# s_{ij} = w^\top \tanh(W_q q_i + W_k k_j), \qquad
+# W_q \in \mathbb{R}^{h \times d_q},\; W_k \in \mathbb{R}^{h \times d_k},\; w \in \mathbb{R}^{h}.
+# $$
+#
+# **Multiplicative attention** {cite:p}`luong2015effective` uses a plain dot product
+# ("dot") or a bilinear form ("general"):
+#
+# $$
+# s_{ij} = q_i^\top k_j \quad \text{(dot)}, \qquad s_{ij} = q_i^\top W k_j \quad \text{(general)}.
+# $$
+#
+# **Scaled dot-product attention** {cite:p}`vaswani2017attention` is the "dot" score
+# divided by $\sqrt{d_k}$. The learned matrix of "general" has not disappeared: it moved
+# into the projections, since $q_i^\top k_j = x_i^\top W_Q W_K^\top x_j$ is a bilinear form
+# in the inputs, of rank at most $d_k$.
+
+# %%
+torch.manual_seed(0)
+n_q, n_k, d = 3, 5, 8
+q, k, v = torch.randn(n_q, d), torch.randn(n_k, d), torch.randn(n_k, d)
+additive = ak.AdditiveAttention(d, d, d_hidden=16)
+dot = ak.MultiplicativeAttention(d, d, variant="dot")
+general = ak.MultiplicativeAttention(d, d, variant="general")
+rows = []
+with torch.no_grad():
+    for name, module in (("additive", additive), ("dot", dot), ("general", general)):
+        _, w = module(q, k, v, return_weights=True)
+        n_params = sum(p.numel() for p in module.parameters())
+        rows.append(f"{name:>8}: {n_params:3d} parameters, weights of query 0 = {w[0]}")
+    _, w = ak.scaled_dot_product_attention(q, k, v, return_weights=True)
+    rows.append(f"{'scaled':>8}:   0 parameters, weights of query 0 = {w[0]}")
+print("\n".join(rows))
+
+# %% [markdown]
+# Even at $d = 8$ the unscaled "dot" weights are much sharper than the scaled ones: the
+# saturation of the previous section, in miniature. Two checks make the formulas concrete: one additive score computed by hand from the
+# module's parameters, and Luong's "dot" equal to scaled dot-product attention with
+# `scale=1`.
+
+# %%
+with torch.no_grad():
+    W_q, W_k, w_vec = additive.w_q.weight, additive.w_k.weight, additive.w.weight[0]
+    s_01 = w_vec @ torch.tanh(W_q @ q[0] + W_k @ k[1])  # w^T tanh(W_q q_0 + W_k k_1)
+    hidden = torch.tanh((q @ W_q.T)[:, None, :] + (k @ W_k.T)[None, :, :])  # (n_q, n_k, h)
+    same_as_dot = torch.allclose(
+        dot(q, k, v), ak.scaled_dot_product_attention(q, k, v, scale=1.0), atol=1e-6
+    )
+    print(
+        "additive score (0,1) by hand == module:", torch.allclose(s_01, additive.scores(q, k)[0, 1])
+    )
+    print("Luong dot == attnkit with scale=1:", same_as_dot)
+    print(
+        "additive needs a hidden tensor of shape",
+        tuple(hidden.shape),
+        "= (n_q, n_k, h); the dot product needs only",
+        tuple((q @ k.T).shape),
+    )
+
+# %% [markdown]
+# **Why the scaled dot product won.** All scores come from one matrix multiplication
+# $QK^\top$, the operation accelerators are built for, costing $O(n_q n_k d_k)$ time and
+# $O(n_q n_k)$ memory. Additive attention must evaluate a hidden layer for every pair: an
+# $(n_q, n_k, h)$ tensor and a $\tanh$ per entry. Vaswani et al. note that the two perform
+# similarly for small $d_k$, and that additive attention outperforms the *unscaled* dot
+# product for large $d_k$ {cite:p}`vaswani2017attention`, which is exactly the saturation
+# problem of the previous section; dividing by $\sqrt{d_k}$ removes it and keeps the speed.
+# (Additive attention also accepts queries and keys of different sizes, $d_q \ne d_k$;
+# dot-product attention handles that through its projections $W_Q$, $W_K$.)
+
+# %% [markdown]
+# ## Strengths and costs
+#
+# These points get their own chapters later; here is the short version, with evidence.
+#
+# **Cost grows with $n^2$, but the parameters do not.** For self-attention over $n$
+# tokens, $QK^\top$ and $AV$ take $O(n^2 d)$ time, and the weight matrix $A$ has $n^2$
+# entries per head, i.e. $O(n^2)$ memory. The seed's second section attributes the memory
+# cost to having to "存储大量的权重矩阵" (store a large number of weight matrices). That
+# is wrong: the learned weight matrices $W_Q, W_K, W_V$ have a size fixed by $d_{\text{model}}$,
+# $d_k$, $d_v$, independent of $n$. What grows is the *attention-weights tensor*
+# $A$, an activation recomputed for every input.
+
+# %%
+torch.manual_seed(0)
+proj = torch.nn.ModuleDict({name: torch.nn.Linear(64, 64, bias=False) for name in ("q", "k", "v")})
+n_params = sum(p.numel() for p in proj.parameters())
+rows = ["    n  | parameters | entries of A | A in float32 | multiply-adds in QK^T and AV"]
+with torch.no_grad():
+    for n in (16, 256, 1024, 4096):
+        Xn = torch.randn(n, 64)
+        Qn, Kn, Vn = proj["q"](Xn), proj["k"](Xn), proj["v"](Xn)
+        _, An = ak.scaled_dot_product_attention(Qn, Kn, Vn, return_weights=True)
+        mib = An.numel() * 4 / 2**20
+        rows.append(
+            f"{n:6d} | {n_params:10d} | {An.numel():12d} | {mib:8.2f} MiB | {2 * n * n * 64:14d}"
+        )
+print("\n".join(rows))
+
+# %% [markdown]
+# Multiplying $n$ by 16 (256 to 4096) multiplies the weights tensor by 256 and leaves the
+# parameter count unchanged.
+#
+# **Every pair is one step apart, and all positions are computed at once.** Position 0
+# can read position $n-1$ within a single layer (path length $O(1)$, versus $O(n)$ steps
+# through a recurrent network), and the $n$ outputs come from matrix products with no
+# sequential loop, so they parallelise fully. The gradient check below shows that the
+# first output depends on the last input after one attention layer.
+
+# %%
+torch.manual_seed(0)
+X_path = torch.randn(1024, 64, requires_grad=True)
+out = ak.scaled_dot_product_attention(proj["q"](X_path), proj["k"](X_path), proj["v"](X_path))
+out[0].sum().backward()
+print("d out[0] / d x[1023] is nonzero:", bool(X_path.grad[-1].abs().sum() > 0))
+
+# %% [markdown]
+# ## Key takeaways
+#
+# - Attention is a **soft dictionary look-up**: score a query against every key, turn the
+#   scores into weights with a softmax, return the weighted average of the values. The
+#   hard look-up (argmax) is its zero-temperature limit.
+# - $A = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right)$, $O = AV$, with shapes
+#   $(n_q, d_k)$, $(n_k, d_k)$, $(n_k, d_v)$ in and $(n_q, d_v)$ out. The softmax runs
+#   over the **keys** for each query, so every row of $A$ sums to 1 and every output is
+#   a convex combination of the values.
+# - In self-attention $Q = XW_Q$, $K = XW_K$, $V = XW_V$ all come from the same sequence;
+#   the operation is permutation-equivariant, so positions must be added separately.
+# - The scale is $1/\sqrt{d_k}$ because $\mathrm{Var}(q^\top k) = d_k$; without it the
+#   softmax saturates and its gradient vanishes. Dividing by the sequence length is
+#   wrong: it makes scores depend on $n$, does not fix the growth with $d_k$, and
+#   flattens long sequences to uniform.
+# - Masks (bool, `True` = may attend) remove keys before the softmax: causal masks for
+#   decoders (with an offset of $n_k - n_q$ for a KV cache), padding masks from lengths.
+#   A fully masked row should give zeros, not NaN.
+# - The dot-product score replaced additive and multiplicative scores because it is a
+#   single matrix multiply; the price is $O(n^2 d)$ time and $O(n^2)$ memory for $A$,
+#   not extra parameters.
+# - The seed answer's worked example pairs query $i$ only with key $i$, normalises over
+#   the queries, drops a factor $e^{i}$, and states the wrong scaling factor.
+
+# %% [markdown]
+# ## Exercises
+#
+# The exercises for this chapter are in `exercises/01_scaled_dot_product_attention.ipynb`.
+# Using plain PyTorch, you will implement
+#
+# 1. the scaled attention scores $QK^\top / \sqrt{d_k}$;
+# 2. a masked softmax that keeps fully masked rows at zero;
+# 3. scaled dot-product attention;
+# 4. the causal mask;
+# 5. a padding mask from a tensor of lengths;
+# 6. additive (Bahdanau) attention scores.
+#
+# Grade your work with `python -m attnkit.grade 01`.
+
+# %% [markdown]
+# ## Interview question
+#
+# ```{admonition} Interview question
+# :class: tip
+#
+# **题目:** 请解释自注意力机制的基本概念和原理。
+#
+# **Question:** Explain the basic concept and principle of self-attention.
+#
+# **Model answer.** Self-attention lets every position of a sequence build its new
+# representation as a weighted average of information from all positions. Each input vector $x_i$ is
+# projected into a query $q_i = x_i W_Q$, a key $k_i = x_i W_K$ and a value
+# $v_i = x_i W_V$. Query $i$ is compared with every key by a dot product, giving an
+# $n \times n$ score matrix $QK^\top$; the scores are divided by $\sqrt{d_k}$, because the
+# variance of a dot product grows with the key dimension and large scores would saturate
+# the softmax and kill its gradients. A softmax over the keys turns each row into weights
+# that sum to 1, and the output is $O = AV$, so $o_i = \sum_j a_{ij} v_j$. Masks set
+# disallowed scores to $-\infty$ (causal for decoders, padding for batches). It is a soft,
+# differentiable dictionary look-up: it connects any two positions in one step and runs
+# in parallel, at a cost of $O(n^2 d)$ time and $O(n^2)$ memory for the weights.
+# ```

@@ -1,0 +1,35 @@
+"""Fixtures for the exercise graders.
+
+Which file is graded:
+- ``ATTNKIT_LEARNER_FILE=path`` (set by ``python -m attnkit.grade``), or else
+- the newest of the chapter's ``.py``/``.ipynb`` in ``$ATTNKIT_GRADE_TARGET``
+  (``solutions`` by default, so the plain test run proves every solution passes).
+
+Only the definitions of that file are loaded (see ``attnkit.grading.loader``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from attnkit.grading import load_definitions, newest_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def learner_path(chapter: str) -> Path:
+    explicit = os.environ.get("ATTNKIT_LEARNER_FILE")
+    if explicit:
+        return Path(explicit)
+    target = os.environ.get("ATTNKIT_GRADE_TARGET", "solutions")
+    return newest_file(ROOT / target, chapter)
+
+
+@pytest.fixture(scope="module")
+def learner(request: pytest.FixtureRequest):
+    """The learner's module (definitions only) for the test module's ``CHAPTER``."""
+    chapter = request.module.CHAPTER
+    return load_definitions(learner_path(chapter), module_name=f"learner_{chapter}")
