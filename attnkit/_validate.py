@@ -8,6 +8,7 @@ inside a matrix multiplication.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -93,7 +94,7 @@ def check_mask(mask: object, scores_shape: Sequence[int], name: str = "mask") ->
 
 def check_probability(p: object, name: str) -> float:
     """Check a probability used for dropout: a number in [0, 1)."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {p!r}.")
     return float(p)
 
@@ -102,9 +103,9 @@ def check_scale(scale: object, name: str = "scale") -> float | None:
     """Check an optional score scale: ``None`` or a positive finite number."""
     if scale is None:
         return None
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise TypeError(f"{name} must be None or a positive number, got {type(scale).__name__}.")
-    if not (math.isfinite(scale) and scale > 0):
+    if not (math.isfinite(float(scale)) and scale > 0):
         raise ValueError(f"{name} must be a positive finite number, got {scale!r}.")
     return float(scale)
 
@@ -118,6 +119,16 @@ def check_positive_int(n: object, name: str, *, allow_zero: bool = False) -> int
         kind = "a non-negative" if allow_zero else "a positive"
         raise ValueError(f"{name} must be {kind} integer, got {n!r}.")
     return n
+
+
+def check_module_dtype(x: torch.Tensor, name: str, module: torch.nn.Module) -> None:
+    """Check that an input has the dtype of the module's parameters (if it has any)."""
+    param = next(module.parameters(), None)
+    if param is not None and x.dtype != param.dtype:
+        raise TypeError(
+            f"{name} has dtype {x.dtype} but the module's parameters are {param.dtype}; "
+            f"convert one of them, e.g. module.to({x.dtype}) or {name}.to({param.dtype})."
+        )
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -8,6 +8,8 @@ it. Masks broadcast against scores of shape ``(..., n_q, n_k)``.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ._validate import FLOAT_DTYPES, check_positive_int, check_tensor, fmt_shape
@@ -103,7 +105,8 @@ def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
 
     ``None`` entries are skipped (``None`` alone gives ``None``). Bool masks are joined
     with logical AND; if any mask is floating, all are converted to additive form and
-    summed (in the widest floating dtype present). The result has the broadcast shape.
+    summed (in the promoted floating dtype, see ``torch.promote_types``). The result has
+    the broadcast shape.
     A typical use is ``combine_masks(causal_mask(T), padding_mask(lengths)[:, None, :])``.
     """
     present = [m for m in masks if m is not None]
@@ -124,7 +127,9 @@ def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
             out = out & m
         return out
     float_dtypes = [m.dtype for m in present if m.dtype != torch.bool]
-    dtype = max(float_dtypes, key=lambda d: torch.finfo(d).bits)
+    # The type that holds every mask's values: float16 with bfloat16 gives float32 (picking
+    # either 16-bit type would turn the other's large values into inf, and softmax into NaN).
+    dtype = functools.reduce(torch.promote_types, float_dtypes)
     out = to_additive_mask(present[0], dtype)
     for m in present[1:]:
         out = out + to_additive_mask(m, dtype)

@@ -20,6 +20,7 @@ from ._validate import (
     broadcast_batch,
     check_floating,
     check_mask,
+    check_module_dtype,
     check_positive_int,
     check_probability,
     check_tensor,
@@ -100,6 +101,8 @@ class _ScoredAttention(nn.Module):
         ``(..., n_k, d_v)``; ``mask`` as in :func:`attnkit.scaled_dot_product_attention`."""
         q, k = _check_pair(q, k, self.d_q, self.d_k)
         check_floating(check_tensor(v, "v", min_dim=2), "v")
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            check_module_dtype(t, name, self)
         if v.shape[-2] != k.shape[-2]:
             raise ValueError(
                 f"k and v must have the same number of keys n_k; got k {fmt_shape(k.shape)} "

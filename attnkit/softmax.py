@@ -40,6 +40,10 @@ def masked_softmax(
             x = x.masked_fill(~mask, float("-inf"))
         else:
             x = x + mask.to(x.dtype)
+    if x.shape[dim] == 0:
+        # Nothing to normalise over (no keys at all): the weights are empty, like
+        # torch.softmax's. amax of an empty axis would raise. `* 0` keeps the autograd graph.
+        return scores * 0
     row_max = x.amax(dim=dim, keepdim=True)
     # A fully masked row has max -inf; shifting by 0 instead keeps exp(-inf) = 0, not NaN.
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max)).detach()
