@@ -24,6 +24,7 @@ from torch import nn
 
 from ._validate import (
     check_floating,
+    check_mask,
     check_module_dtype,
     check_positive_int,
     check_probability,
@@ -203,9 +204,12 @@ class MultiHeadAttention(nn.Module):
         past = 0 if cache is None or cache.static else len(cache)
 
         q = split_heads(self.q_proj(query), self.num_heads)  # (B, H, T_q, D)
+        reused = cache is not None and cache.static and cache.k is not None
         k, v = self._keys_values(key, value, cache)  # (B, H_kv, T_new, D)
         if self.rotary is not None:
-            q, k = self.rotary(q, k, offset=past)
+            q, k_rotated = self.rotary(q, k, offset=past)
+            if not reused:  # a static cache holds keys that were rotated when stored
+                k = k_rotated
         if cache is not None:
             k, v = cache.update(k, v)  # (B, H_kv, T_k, D) with the past prepended
         n_rep = self.num_heads // self.num_kv_heads
@@ -214,7 +218,9 @@ class MultiHeadAttention(nn.Module):
         t_q, t_k = q.shape[-2], k.shape[-2]
         masks = []
         if attn_mask is not None:
-            masks.append(_as_4d_mask(attn_mask, "attn_mask"))
+            mask4d = _as_4d_mask(attn_mask, "attn_mask")
+            check_mask(mask4d, (query.shape[0], self.num_heads, t_q, t_k), "attn_mask")
+            masks.append(mask4d)
         if key_padding_mask is not None:
             check_tensor(key_padding_mask, "key_padding_mask")
             if key_padding_mask.dtype != torch.bool or key_padding_mask.shape != (
