@@ -16,7 +16,7 @@ from .decoding import (
 )
 from .heads import merge_heads, repeat_kv, split_heads
 from .masks import causal_mask, combine_masks, padding_mask, to_additive_mask
-from .multihead import KVCache, MultiHeadAttention
+from .multihead import KVCache, MultiHeadAttention, set_fused_attention
 from .positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
@@ -96,6 +96,7 @@ __all__ = [
     "sample_next",
     "scaled_dot_product_attention",
     "seed_everything",
+    "set_fused_attention",
     "sinusoidal_encoding",
     "split_heads",
     "to_additive_mask",

@@ -813,3 +813,47 @@ def test_property_permutation_equivariance(seed, t, num_kv_heads, use_mask):
     out_p, weights_p = module(x[:, perm], attn_mask=permuted_mask, need_weights=True)
     torch.testing.assert_close(out_p, out[:, perm], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(weights_p, weights[:, :, perm][:, :, :, perm], rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------ fused attention path
+
+
+@pytest.mark.parametrize("num_kv_heads", [4, 2, 1])
+@pytest.mark.parametrize("masks", ["none", "causal+padding", "float"])
+def test_fused_path_equals_exact_path_outputs_and_gradients(num_kv_heads, masks):
+    """set_fused_attention swaps attnkit's SDPA for torch's fused one: same function."""
+    import attnkit as ak
+
+    gen = torch.Generator().manual_seed(50)
+    torch.manual_seed(51)
+    exact = MultiHeadAttention(8, 4, num_kv_heads=num_kv_heads).double()
+    fused = MultiHeadAttention(8, 4, num_kv_heads=num_kv_heads).double()
+    fused.load_state_dict(exact.state_dict())
+    ak.set_fused_attention(fused)
+    assert fused.fused and not exact.fused
+    x = randn(gen, 2, 5, 8)
+    kwargs = {}
+    if masks == "causal+padding":
+        kwargs = {
+            "is_causal": True,
+            "key_padding_mask": torch.tensor([[True] * 5, [True] * 3 + [False] * 2]),
+        }
+    elif masks == "float":
+        kwargs = {"attn_mask": randn(gen, 5, 5)}
+    outs = []
+    for module in (exact, fused):
+        xi = x.clone().requires_grad_()
+        out, _ = module(xi, **kwargs)
+        out.backward(torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape))
+        outs.append((out, xi.grad, module.q_proj.weight.grad))
+    for a, b in zip(*outs):
+        close_f64(a, b)
+    weights = fused(x, need_weights=True, **kwargs)[1]  # weights requested: exact path
+    assert weights is not None
+
+
+def test_set_fused_attention_rejects_non_modules():
+    import attnkit as ak
+
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
+        ak.set_fused_attention("model")

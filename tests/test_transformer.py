@@ -13,6 +13,7 @@ only the real positions are compared.
 """
 
 import contextlib
+import copy
 import math
 import warnings
 
@@ -604,3 +605,30 @@ def test_errors_name_the_argument():
         decoder(torch.randn(2, 3, D_MODEL), torch.randn(3, 4, D_MODEL))
     cache = KVCache()
     assert len(cache) == 0
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "rotary", "alibi"])
+def test_fused_attention_gives_the_same_language_model(positional):
+    """ak.set_fused_attention only changes the kernel: same logits, loss and gradients."""
+    import attnkit as ak
+
+    torch.manual_seed(60)
+    exact = ak.TransformerLM(
+        13,
+        d_model=16,
+        num_heads=4,
+        num_layers=2,
+        d_ff=32,
+        dropout=0.0,
+        max_len=12,
+        positional=positional,
+    ).double()
+    fused = copy.deepcopy(exact)
+    ak.set_fused_attention(fused)
+    idx = torch.randint(0, 13, (3, 10))
+    losses = [m.loss(idx) for m in (exact, fused)]
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-12, atol=1e-12)
+    for loss in losses:
+        loss.backward()
+    for a, b in zip(exact.parameters(), fused.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
