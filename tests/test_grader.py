@@ -7,6 +7,7 @@ learner's files, and broken learner code (syntax error, infinite loop) is report
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -41,6 +42,12 @@ def grade(*args: str, timeout: float = 600) -> tuple[int, str, dict]:
     return done.returncode, done.stdout + done.stderr, data
 
 
+@functools.cache
+def grade_solution(chapter: str) -> tuple[int, str, dict]:
+    """The full grading of a chapter's solution, shared by the tests that inspect it."""
+    return grade(chapter, "--target", "solutions")
+
+
 def digest(folder: Path) -> dict[str, tuple[str, int]]:
     return {
         p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
@@ -55,7 +62,7 @@ def solution_source(chapter: str) -> str:
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_solution_gets_full_score(chapter):
-    code, out, data = grade(chapter, "--target", "solutions")
+    code, out, data = grade_solution(chapter)
     assert code == 0, out
     assert data["tests"] and all(r["status"] == "passed" for r in data["tests"]), out
     nb = data["notebook"]
@@ -79,7 +86,7 @@ def test_untouched_exercise_fails_every_test_and_is_not_modified(chapter):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_exercise_has_graded_tests_and_a_check_cell(chapter):
-    _, _, data = grade(chapter, "--target", "solutions", "--skip-notebook")
+    _, _, data = grade_solution(chapter)
     graded = {r["exercise"] for r in data["tests"]}
     source = solution_source(chapter)
     assert source.count("# BEGIN SOLUTION") == len(graded), (
