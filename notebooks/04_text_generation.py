@@ -1,0 +1,1082 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Text generation with a decoder-only Transformer
+#
+# Chapter 3 assembled attention, feed-forward layers, residual connections and layer
+# norms into a Transformer. This chapter puts one to work on the task that made
+# Transformers famous outside research: **writing text**. A GPT-style model
+# {cite:p}`radford2018improving,radford2019language` is nothing but a stack of *causal*
+# self-attention blocks trained to predict the next token; everything it writes, it
+# writes one token at a time from that prediction.
+#
+# We train a small character-level model on real English prose for about three minutes of
+# CPU time and look at it from every side. By the end you should be able to
+#
+# - write a language model's probability with the chain rule and explain why a causal
+#   mask lets **one** forward pass compute every conditional $p(x_t \mid x_{<t})$;
+# - define perplexity and bits per character, relate them to the cross-entropy loss, and
+#   measure them fairly against unigram and bigram baselines;
+# - turn next-token probabilities into text with greedy decoding, temperature, top-k and
+#   top-p sampling, and say why greedy decoding repeats itself;
+# - explain the key/value cache, derive what it saves, and measure it.
+#
+# The seed text lists text generation (文本生成) among the applications of self-attention
+# in a single sentence. At the end we check what that sentence, and the seed's other
+# remarks that bear on generation, get right and what they leave out, with evidence from
+# the model trained here.
+#
+# All code uses the companion package `attnkit` (imported as `ak`); plain `torch` appears
+# only to *check* that the library does what the mathematics says, and in a few lines of
+# evaluation glue (counting characters for the baselines).
+
+# %%
+import math
+import re
+import sys
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import attnkit as ak
+from attnkit.data import CharTokenizer, stdlib_docstrings, train_val_split
+
+torch.manual_seed(0)
+torch.set_num_threads(2)  # the book is built on 2 CPU cores; fixed for reproducible training
+torch.set_printoptions(precision=4, sci_mode=False)
+plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
+print("torch", torch.__version__, "| attnkit", ak.__version__)
+
+# %% [markdown]
+# ## Language models: predicting the next token
+#
+# ### The chain rule
+#
+# A **language model** assigns a probability to every sequence of tokens
+# $x = (x_1, \dots, x_T)$. Any joint distribution can be factorised, exactly and without
+# assumptions, by the chain rule of probability:
+#
+# $$
+# p(x_1, \dots, x_T) = \prod_{t=1}^{T} p(x_t \mid x_1, \dots, x_{t-1})
+# = \prod_{t=1}^{T} p(x_t \mid x_{<t}) .
+# $$
+#
+# So a model that can answer one question, *"given the text so far, how likely is each
+# possible next token?"*, defines the probability of whole texts, and it can also
+# **write**: draw $x_1$, then $x_2$ given $x_1$, and so on. Models built this way are called
+# *autoregressive*. Here the tokens are single characters, so the model spells.
+#
+# Training maximises the log-likelihood of a training text, i.e. minimises the average
+# negative log-likelihood per token, which is the **cross-entropy** between the text and
+# the model's predictions:
+#
+# $$
+# \mathcal{L}(\theta) = -\frac{1}{T} \sum_{t=1}^{T} \log p_\theta(x_t \mid x_{<t}) .
+# $$
+#
+# ### Decoder-only Transformers
+#
+# GPT {cite:p}`radford2018improving` and GPT-2 {cite:p}`radford2019language` model
+# $p(x_t \mid x_{<t})$ with the *decoder* of the Transformer {cite:p}`vaswani2017attention`
+# stripped of its cross-attention: there is no encoder, only a stack of blocks, each with
+# **causally masked** self-attention followed by a feed-forward network. The input is the
+# text shifted by one position: the token at position $t$ goes in, and the logits that come
+# out at position $t$ are the prediction for the token at $t + 1$.
+#
+# The causal mask (chapter 1) lets position $t$ attend to positions $\le t$ only. That has
+# two consequences, and the whole chapter rests on them:
+#
+# 1. **Training is parallel.** For a training text, all $T$ predictions
+#    $p(x_{t+1} \mid x_{\le t})$ come out of *one* forward pass, since none of them can see
+#    the token it is asked to predict. Feeding the true previous tokens rather than the
+#    model's own guesses is called *teacher forcing*.
+# 2. **Generation is sequential.** When the model writes, $x_{t+1}$ does not exist until
+#    it has been sampled from the prediction at position $t$: one forward pass per new
+#    token. The key/value cache at the end of the chapter makes each of those passes cheap.
+#
+# ### Perplexity and bits per character
+#
+# The loss $\mathcal{L}$, in nats per token, is the natural measure of a language model;
+# two transformations of it are easier to read:
+#
+# $$
+# \mathrm{PPL} = \exp(\mathcal{L}), \qquad
+# \text{bits per character} = \frac{\mathcal{L}}{\ln 2} = \log_2 \mathrm{PPL} .
+# $$
+#
+# - **Perplexity** is an effective number of choices. A model that spreads its probability
+#   uniformly over $V$ characters has $\mathcal{L} = \ln V$ and $\mathrm{PPL} = V$; a
+#   perplexity of 5 means the model is, on average, as uncertain as a fair choice among 5
+#   characters. Lower is better, and 1 would be perfect prediction.
+# - **Bits per character** is the length of the text compressed with the model: an
+#   arithmetic coder driven by the model's probabilities needs about
+#   $-\log_2 p(x_t \mid x_{<t})$ bits for character $x_t$, so $\mathcal{L} / \ln 2$ bits
+#   per character on average, against 8 bits for plain ASCII.
+#
+# The numbers of two models can only be compared if they are averages over the same
+# characters, so below every model scores exactly the same target characters.
+
+# %% [markdown]
+# ## The data: docstrings of the Python standard library
+#
+# We need real English prose that every reader has offline. Python ships with one: the
+# **docstrings** of its standard library. `ak.data.stdlib_docstrings` walks the installed
+# standard-library sources, parses every file with the `ast` module, and joins the module,
+# class and function docstrings (keeping printable ASCII; test packages and a few others are
+# skipped). The text depends only on the Python installation.
+
+# %%
+text = stdlib_docstrings()
+train_text, val_text = train_val_split(text, 0.1)
+tok = CharTokenizer([train_text])
+V = len(tok)
+train_ids = torch.tensor(tok.encode(train_text))
+val_ids = torch.tensor(tok.encode(val_text))
+
+print("Python", sys.version.split()[0])
+print(
+    f"text: {len(text):,} characters | train: {len(train_text):,} | validation: {len(val_text):,}"
+)
+print(f"vocabulary: {V} ids = 4 special tokens + {len(tok.chars)} characters")
+print(
+    "characters of the validation text missing from the vocabulary:", set(val_text) - set(tok.chars)
+)
+print("\n--- the first 420 characters ---")
+print(text[:420])
+
+# %% [markdown]
+# It is technical English, with a lot of code-like structure (indentation, parentheses,
+# identifiers), which a character model must learn too. `train_val_split` cuts the text at
+# a blank line so that the **validation text is the last tenth, a contiguous block of whole
+# docstrings** that the model never sees during training, rather than characters scattered
+# through the training text. Every validation character is in the vocabulary, so no
+# unknown token is needed. The validation text starts like this:
+
+# %%
+print(val_text[:300])
+
+# %% [markdown]
+# ### Training batches and evaluation windows
+#
+# The model reads windows of 128 characters. A training batch is 32 windows of 129
+# characters whose start positions are drawn uniformly from the training text: the first
+# 128 characters are the input and the last 128, shifted by one, are the targets. The
+# generator below yields such batches forever, from its own seeded random generator.
+
+
+# %%
+def train_batches(ids, batch_size=32, window=129, seed=0):
+    """Endless batches (batch_size, window) of contiguous windows drawn uniformly from ids."""
+    gen = torch.Generator().manual_seed(seed)
+    offsets = torch.arange(window)  # (window,)
+    while True:
+        starts = torch.randint(0, len(ids) - window + 1, (batch_size,), generator=gen)
+        yield ids[starts[:, None] + offsets]  # (batch_size, window)
+
+
+batches = train_batches(train_ids)
+print("one training batch:", tuple(next(train_batches(train_ids)).shape))
+
+# %% [markdown]
+# For evaluation we fix **one** set of target characters, used for every model in this
+# chapter: the validation text is cut into non-overlapping windows, window $i$ has input
+# characters $128i, \dots, 128i + 127$ and targets $128i + 1, \dots, 128i + 128$. Each
+# target character is scored exactly once, by every model (the few characters at the end
+# that do not fill a window are left out). Within a window the Transformer sees between 1
+# and 128 characters of context.
+
+# %%
+n_windows = (len(val_ids) - 1) // 128
+val_inputs = val_ids[: n_windows * 128].view(n_windows, 128)  # (n_windows, 128)
+val_targets = val_ids[1 : n_windows * 128 + 1].view(n_windows, 128)  # the next characters
+print(f"{n_windows} windows, {val_targets.numel():,} target characters")
+print("validation characters left out at the end:", len(val_ids) - 1 - val_targets.numel())
+print("targets are the inputs shifted by one:", torch.equal(val_inputs[:, 1:], val_targets[:, :-1]))
+
+# %% [markdown]
+# ## Baselines: unigram and bigram models
+#
+# Before training anything we need to know what "good" means. Two classical models, fitted
+# by counting characters in the training text:
+#
+# - **Unigram**: ignore the context, $p(x_t \mid x_{<t}) = p(x_t)$, the frequency of each
+#   character, with add-one smoothing so that no character gets probability 0:
+#   $p(c) = \frac{n(c) + 1}{N + V}$.
+# - **Bigram**: use the previous character only,
+#   $p(x_t \mid x_{<t}) = p(x_t \mid x_{t-1}) = \frac{n(x_{t-1}, x_t) + \alpha}{n(x_{t-1}) + \alpha V}$,
+#   with add-$\alpha$ smoothing, $\alpha = 0.1$. Its table has $V^2$ entries.
+#
+# Both are scored on exactly the target characters defined above. For the bigram the
+# "previous character" of target $t$ is input $t$, which is the true previous character
+# even for the first target of a window. (Exercise 2 asks you to write the bigram table.)
+
+# %%
+unigram_counts = torch.bincount(train_ids, minlength=V).double() + 1.0  # add-one
+log_p_unigram = torch.log(unigram_counts / unigram_counts.sum())  # (V,)
+
+alpha = 0.1
+pairs = train_ids[:-1] * V + train_ids[1:]  # one index per (previous, next) pair
+bigram_counts = torch.bincount(pairs, minlength=V * V).double().view(V, V) + alpha
+log_p_bigram = torch.log(bigram_counts / bigram_counts.sum(dim=1, keepdim=True))  # (V, V)
+
+nll = {  # negative log-likelihood of every target character, (n_windows, 128), in nats
+    "unigram": -log_p_unigram[val_targets],
+    "bigram": -log_p_bigram[val_inputs, val_targets],
+}
+for name, values in nll.items():
+    loss = values.mean().item()
+    print(
+        f"{name:>8}: cross-entropy {loss:.4f} nats | perplexity {math.exp(loss):6.2f}"
+        f" | {loss / math.log(2):.3f} bits/char"
+    )
+print(f"uniform over the {V} ids: perplexity {V} | {math.log2(V):.3f} bits/char")
+
+# %% [markdown]
+# Knowing the character frequencies cuts the perplexity to about a quarter of the uniform
+# model's; knowing the previous character roughly halves it again. The bigram's table, with
+# 10,000 entries, knows that "q" is followed by "u" and that a space is often followed by
+# "t", but nothing about words. Anything that uses more context should do better.
+
+# %% [markdown]
+# ## A decoder-only Transformer
+#
+# ### The model
+#
+# `ak.TransformerLM` is the GPT-2-style decoder-only model of chapter 3: token embeddings
+# plus learned position embeddings, a stack of pre-LN blocks (causal multi-head
+# self-attention, then a GELU feed-forward network, each in a residual branch), a final
+# layer norm and a linear read-out to $V$ logits, whose matrix is tied to the token
+# embedding. Ours has 4 layers of width 128 with 4 heads, and a context of 128 characters.
+# `ak.set_fused_attention` switches its attention layers to PyTorch's fused kernel, which
+# computes the same function faster.
+
+# %%
+ak.seed_everything(0)
+model = ak.TransformerLM(
+    V,
+    d_model=128,
+    num_heads=4,
+    num_layers=4,
+    d_ff=512,
+    dropout=0.0,
+    max_len=128,
+    positional="learned",
+)
+ak.set_fused_attention(model)
+print(f"parameters: {ak.count_parameters(model):,}")
+print("read-out tied to the token embedding:", model.lm_head.weight is model.tok_embed.weight)
+
+# %% [markdown]
+# ### One forward pass, every conditional
+#
+# Two checks, on the untrained model (the property is structural, it does not come from
+# training). First, **causality**: if we change the characters from position 64 on, the
+# logits at positions 0 to 63 must not move, while later ones do. Second, **one pass
+# computes every conditional**: the logits at position $t$ of a full forward pass must equal
+# the last logits of a pass over the prefix $x_{\le t}$ alone, which is how the model will
+# be used when it generates.
+
+# %%
+model.eval()
+x = val_inputs[:1]  # (1, 128), one validation window
+x_changed = x.clone()
+x_changed[0, 64:] = torch.randint(4, V, (64,), generator=torch.Generator().manual_seed(0))
+with torch.no_grad():
+    logits = model(x)  # (1, 128, V)
+    logits_changed = model(x_changed)
+    change = (logits - logits_changed).abs().amax(dim=-1)[0]  # (128,) per position
+    print("positions 0..63 unchanged (to 1e-6):", bool(change[:64].max() < 1e-6))
+    print("every position 64..127 changed by more than 1e-3:", bool(change[64:].min() > 1e-3))
+    same = [
+        torch.allclose(model(x[:, : t + 1])[0, -1], logits[0, t], atol=1e-5)
+        for t in (0, 9, 63, 127)
+    ]
+    print("full pass at t == pass over the prefix x[:t+1], t = 0, 9, 63, 127:", same)
+
+# %% [markdown]
+# `model.loss(batch)` is the training loss: it feeds characters $0..127$ of each window
+# and takes the cross-entropy of the logits against characters $1..128$. Written out with
+# plain PyTorch:
+
+# %%
+batch = next(train_batches(train_ids))  # (32, 129)
+with torch.no_grad():
+    explicit = F.cross_entropy(model(batch[:, :-1]).flatten(0, 1), batch[:, 1:].flatten())
+    print(
+        "model.loss == explicit next-character cross-entropy:",
+        torch.allclose(model.loss(batch), explicit),
+    )
+
+# %% [markdown]
+# ### Before training
+#
+# With small random weights the logits are nearly equal, so an untrained model should be
+# close to uniform: perplexity close to $V = 100$. During training we monitor the loss on a
+# fixed subset of 32 validation windows, spread over the validation text; that is cheap
+# enough to run every 200 steps. (The final comparison uses all windows.)
+
+# %%
+eval_windows = torch.linspace(0, n_windows - 1, 32).long()  # 32 windows across the text
+
+
+def evaluate(model):
+    """Validation cross-entropy (nats) on 32 fixed windows; called by ak.train."""
+    logits = model(val_inputs[eval_windows])  # (32, 128, V)
+    loss = F.cross_entropy(logits.flatten(0, 1), val_targets[eval_windows].flatten())
+    return {"val_loss": loss.item()}
+
+
+with torch.no_grad():
+    untrained = evaluate(model)["val_loss"]
+print(
+    f"untrained: loss {untrained:.3f} nats (ln V = {math.log(V):.3f}), perplexity {math.exp(untrained):.1f}"
+)
+
+# %% [markdown]
+# ### Training
+#
+# `ak.train` runs AdamW {cite:p}`loshchilov2019decoupled` (weight decay on the matrices
+# only) with 100 warm-up steps and a cosine decay of the learning rate, clipping gradients
+# at norm 1. 1200 steps of 32 windows is $1200 \times 32 \times 128 \approx 4.9$ million
+# predicted characters, about 3.7 passes over the training text. The chapter must build in
+# about three minutes on 2 CPU cores, so `max_seconds=175` stops training early if the
+# machine is slower than expected; the timing cell after it reports whether that happened.
+
+
+# %%
+def loss_fn(model, batch):
+    return model.loss(batch)  # next-character cross-entropy, nats
+
+
+config = ak.TrainConfig(
+    steps=1200, lr=2e-3, warmup_steps=100, eval_every=200, max_seconds=175, progress=False
+)
+result = ak.train(model, loss_fn, batches, config, evaluate=evaluate)
+model.eval()
+print(" step | train loss | val loss (32 windows) | val perplexity")
+for h in result.history:
+    print(
+        f" {int(h['step']):4d} | {h['train_loss']:10.4f} | {h['val_loss']:20.4f} |"
+        f" {math.exp(h['val_loss']):14.2f}"
+    )
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(
+    f"trained {result.steps_done} steps in {result.seconds:.1f} s "
+    f"({1000 * result.seconds / result.steps_done:.0f} ms per step), "
+    f"stopped_early = {result.stopped_early}"
+)
+
+# %%
+ax = result.plot()
+ax.plot([0], [untrained], "x", color="C1", label="val_loss before training")
+for name, style in (("unigram", ":"), ("bigram", "--")):
+    ax.axhline(nll[name].mean().item(), color="gray", ls=style, lw=1, label=f"{name} (validation)")
+ax.set_ylabel("cross-entropy (nats per character)")
+ax.set_title(f"Training the character model ({result.steps_done} steps)")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# *Figure: starting from the untrained model's loss (the cross at step 0, near $\ln V$),
+# the validation loss on 32 windows is already below the bigram's level at step 200. The
+# training loss is logged as the mean over each block of 200 steps, so its first point, which
+# includes the untrained start, is higher. Afterwards the two fall together and stay close:
+# with about 3.7 passes over the data the model is not overfitting.*
+#
+# ### The comparison
+#
+# Now every model on every validation target. The Transformer's negative log-likelihoods
+# come from one forward pass per batch of windows.
+
+# %%
+with torch.no_grad():
+    nll["Transformer"] = torch.cat(
+        [
+            F.cross_entropy(model(xb).transpose(1, 2), yb, reduction="none")  # (B, 128)
+            for xb, yb in zip(val_inputs.split(64), val_targets.split(64))
+        ]
+    ).double()  # (n_windows, 128)
+
+sizes = {
+    "unigram": f"{V} (table)",
+    "bigram": f"{V * V:,} (table)",
+    "Transformer": f"{ak.count_parameters(model):,}",
+}
+print(f"scored characters: {nll['Transformer'].numel():,} (the same for all three)")
+print("model       | parameters       | val perplexity | bits/char")
+for name in ("unigram", "bigram", "Transformer"):
+    loss = nll[name].mean().item()
+    print(f"{name:<11} | {sizes[name]:<16} | {math.exp(loss):14.2f} | {loss / math.log(2):9.3f}")
+
+# %% [markdown]
+# The table above is the headline: measured on the same characters, the Transformer's
+# perplexity is a fraction of the bigram's, and it needs well under two thirds of the
+# bigram's bits per character. It is also far from what large models reach, of course: it is
+# small, trained for three minutes, and sees at most 128 characters.
+#
+# ### How much context does the model use?
+#
+# Within a window, target $t$ has $t + 1$ characters of context (the first target sees one
+# character, like a bigram; the last sees 128). Averaging the loss over windows at each
+# position shows how much the extra context is worth.
+
+# %%
+per_position = {name: values.mean(dim=0) / math.log(2) for name, values in nll.items()}  # bits
+context = np.arange(1, 129)
+fig, ax = plt.subplots(figsize=(7, 4))
+ax.plot(context, per_position["Transformer"].numpy(), label="Transformer")
+ax.plot(context, per_position["bigram"].numpy(), label="bigram", alpha=0.8)
+ax.axhline(per_position["unigram"].mean().item(), color="gray", ls=":", label="unigram")
+ax.set_xscale("log")
+ax.set(
+    xlabel="characters of context available (log scale)",
+    ylabel="bits per character",
+    title="Validation loss by position in the window",
+)
+ax.legend()
+fig.tight_layout()
+plt.show()
+first, rest = per_position["Transformer"][0].item(), per_position["Transformer"][32:].mean().item()
+print(
+    f"Transformer: {first:.2f} bits/char with 1 character of context, "
+    f"{rest:.2f} with 33 to 128 characters"
+)
+
+# %% [markdown]
+# *Figure: with a single character of context the Transformer does no better than the
+# bigram: it has the same information, and this position is only 1 in 128 of its training
+# signal. Its loss then falls steeply over the first few characters (the rest of the
+# current word), more slowly up to a dozen or so, and changes little after that. The
+# bigram, which ignores everything but the last character, is flat.*
+#
+# This is the measurable meaning of "self-attention captures context": each prediction
+# attends over all earlier characters in the window, and the loss shows that they are used.
+# It also shows a limit of a model this small and this briefly trained: it makes little use
+# of context beyond a couple of words, although it could attend to 128 characters.
+
+# %% [markdown]
+# ## Sampling: from probabilities to text
+#
+# The model gives a distribution over the next character; a **decoding rule** turns it into
+# text. `ak.generate(model, prompt, n, ...)` repeats $n$ times: run the model, take the
+# logits $z$ of the last position, choose a character with `ak.sample_next`, append it.
+#
+# From here on we decode one or a few sequences at a time: long chains of very small
+# matrix products, for which a second CPU thread mostly adds coordination overhead. We
+# switch to one thread, which also makes every decoding result independent of the number
+# of cores.
+
+# %%
+torch.set_num_threads(1)
+prompt_text = "Return the"
+prompt = torch.tensor([tok.encode(prompt_text)])  # (1, 10)
+n_new = model.max_len + 1 - prompt.shape[1]  # the position table holds 128 positions
+print(f"prompt {prompt_text!r}: {prompt.shape[1]} characters; {n_new} new characters per sample")
+
+
+def continue_prompt(seed=0, batch=1, **sampling):
+    """Decoded continuations (prompt included) of `batch` copies of the prompt."""
+    gen = torch.Generator().manual_seed(seed)
+    out = ak.generate(model, prompt.repeat(batch, 1), n_new, generator=gen, **sampling)
+    return [tok.decode(row) for row in out]
+
+
+# %% [markdown]
+# ### Greedy decoding and temperature
+#
+# **Greedy decoding** takes the most likely character, $x_{t+1} = \arg\max_i z_i$.
+# **Sampling with temperature** $\tau > 0$ draws from
+#
+# $$
+# p_\tau(i) = \frac{\exp(z_i / \tau)}{\sum_{j=1}^{V} \exp(z_j / \tau)} .
+# $$
+#
+# $\tau = 1$ is the model's own distribution; $\tau < 1$ sharpens it towards the argmax
+# (greedy is the limit $\tau \to 0$, and `temperature=0` means greedy in `attnkit`);
+# $\tau > 1$ flattens it towards uniform. It is the same temperature as in chapter 1's soft
+# look-up, applied to the output softmax instead of the attention softmax. Five samples from
+# the same prompt, each drawn with a generator seeded with 0:
+
+# %%
+temperatures = (0.0, 0.5, 0.8, 1.0, 1.5)
+for temperature in temperatures:
+    sample = continue_prompt(temperature=temperature)[0]
+    print(f"--- temperature {temperature} ---\n{sample}\n")
+
+# %% [markdown]
+# Read them from the bottom up. At $\tau = 1.5$ the flattened distribution gives real
+# weight to characters the model considers unlikely, and each such slip becomes part of the
+# context for every later prediction: errors compound into non-words. At $\tau = 1$ the text
+# has the look of a docstring, with mostly real words, but wanders. At $\tau = 0.5$ and $0.8$
+# it is more fluent and more repetitive. Greedy decoding is the most fluent locally and
+# gets stuck.
+#
+# ### Why greedy decoding repeats itself
+#
+# Greedy decoding is a deterministic function of the context, and it is *mode-seeking*: at
+# every step it takes the single most likely character. The most likely continuations are
+# the most frequent words and phrases of the training text; writing them creates contexts in
+# which the same frequent continuations are again the most likely, and because nothing random
+# ever happens, once a context comes back, what followed it comes back too. Human text is not
+# written like that, and text that maximises probability step by step is abnormally
+# repetitive. Holtzman et al. find this in large models too, and also for beam search, which
+# looks for the most probable *sequence* rather than the most probable next token
+# {cite:p}`holtzman2020curious`.
+#
+# They also found a feedback loop in GPT-2: the probability of a repeated phrase
+# *increases* with each repetition, so a loop, once entered, becomes ever more likely. That
+# requires the model to copy from its context. Does our small model do it? We repeat a phrase
+# to fill the 128-character window and measure the model's mean probability for the
+# characters of each copy. The third phrase is random characters: a model that copies from
+# its context would predict its second copy almost perfectly.
+
+# %%
+phrases = ("the string ", "Return the name of the file. ", "Qx7 zebra! ")
+copy_probs = {}
+for phrase in phrases:
+    n_copies, size = model.max_len // len(phrase), len(phrase)
+    ids = torch.tensor([tok.encode(phrase * n_copies)])  # (1, n_copies * size)
+    with torch.no_grad():
+        p_next = model(ids[:, :-1]).softmax(dim=-1)[0]  # (T - 1, V): row i predicts char i + 1
+    p_actual = p_next[torch.arange(ids.shape[1] - 1), ids[0, 1:]]  # p(actual next character)
+    copy_probs[phrase] = [  # copy j = characters j*size .. (j+1)*size - 1
+        p_actual[max(j * size - 1, 0) : (j + 1) * size - 1].mean().item() for j in range(n_copies)
+    ]
+print("phrase                          | copies | copy 1 | copy 2 | last copy")
+for phrase, probs in copy_probs.items():
+    print(
+        f"{phrase!r:<31} | {len(probs):6d} | {probs[0]:6.3f} | {probs[1]:6.3f} | {probs[-1]:9.3f}"
+    )
+
+fig, ax = plt.subplots(figsize=(6.5, 4))
+for phrase, probs in copy_probs.items():
+    ax.plot(np.arange(1, len(probs) + 1), probs, "o-", ms=4, label=repr(phrase))
+ax.set(
+    xlabel="copy of the phrase",
+    ylabel="mean p(character | everything before)",
+    ylim=(0, 1.02),
+    title="A phrase repeated to fill the context window",
+)
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: the model's mean probability for the characters of each successive copy of a
+# repeated phrase. It drifts down rather than up, and never approaches 1, not even for the
+# random phrase after ten copies.*
+#
+# Our model shows no such feedback loop: repetition does not make it more confident, and
+# it has not learned to copy from its context at all (the random phrase stays as
+# unpredictable on its last copy as on its first). That is consistent with the
+# loss-by-position figure, where context beyond a dozen or so characters helped little.
+# Its greedy loops therefore come from mode-seeking alone. In a model that does copy, the
+# feedback loop makes them stickier still. Either way, the cure is the same: sample.
+#
+# ### Measuring the trade-off
+#
+# Two numbers per temperature, averaged over 16 samples of the same length (at $\tau = 0$
+# the 16 are identical):
+#
+# - **distinct 4-grams**: the share of the 4-character substrings of a sample that are
+#   different; a sample stuck in a loop repeats its 4-grams, so low means repetitive;
+# - **real words**: the share of generated words (runs of letters followed by a non-letter)
+#   that occur somewhere in the training text; low means the sample invents non-words.
+#
+# As a reference we measure 16 excerpts of real text of the same length, spread over the
+# validation text: a good decoder should produce text with similar statistics.
+
+# %%
+train_words = set(re.findall(r"[A-Za-z]+", train_text))
+
+
+def distinct_4grams(s):
+    grams = [s[i : i + 4] for i in range(len(s) - 3)]
+    return len(set(grams)) / len(grams)
+
+
+def real_word_share(s):
+    words = re.findall(r"[A-Za-z]+(?=[^A-Za-z])", s)  # complete words only
+    return sum(w in train_words for w in words) / max(len(words), 1)
+
+
+def measure(texts):
+    """Mean share of distinct 4-grams and mean share of real words of a list of texts."""
+    return [np.mean([f(s) for s in texts]) for f in (distinct_4grams, real_word_share)]
+
+
+def sample_and_measure(**sampling):
+    """Measure 16 continuations of the prompt (prompt removed), drawn with seed 1."""
+    samples = continue_prompt(seed=1, batch=16, **sampling)
+    return measure([s[len(prompt_text) :] for s in samples])
+
+
+starts = torch.linspace(0, len(val_text) - n_new, 16).long().tolist()
+reference = measure([val_text[i : i + n_new] for i in starts])  # 16 excerpts of real text
+print("    decoding     | distinct 4-grams | real words")
+print(f"validation text  | {reference[0]:16.3f} | {reference[1]:10.3f}")
+diversity, realness = [], []
+for temperature in temperatures:
+    d4, real = sample_and_measure(temperature=temperature)
+    diversity.append(d4)
+    realness.append(real)
+    print(f"temperature {temperature:<4} | {d4:16.3f} | {real:10.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 4))
+ax.plot(temperatures, diversity, "o-", color="C0", label="distinct 4-grams (diversity)")
+ax.plot(temperatures, realness, "s-", color="C1", label="words found in the training text")
+ax.axhline(reference[0], color="C0", ls=":", lw=1, label="validation text, distinct 4-grams")
+ax.axhline(reference[1], color="C1", ls="--", lw=1, label="validation text, real words")
+ax.set(
+    xlabel="temperature $\\tau$ (0 = greedy)",
+    ylabel="share",
+    ylim=(0, 1.05),
+    title="Diversity against correctness, 16 samples per temperature",
+)
+ax.legend(loc="lower left")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: raising the temperature buys diversity (fewer repeated 4-grams) with correctness
+# (fewer real words); no single temperature maximises both. The horizontal lines are the
+# same measurements on real text.*
+#
+# Real text is not perfectly "correct" by this measure either: it contains identifiers and
+# rare words that the training text never uses. Greedy text is far more repetitive than
+# real text, and temperatures of 1 and above invent far more words; a temperature a little
+# below 1 (0.8 here) comes closest to real text on both measures. Matching the statistics
+# of human text, rather than maximising probability, is the goal Holtzman et al. argue
+# for {cite:p}`holtzman2020curious`.
+#
+# ### Top-k and top-p (nucleus) sampling
+#
+# Temperature reshapes the whole distribution, including its long tail of unlikely
+# characters, and it is the tail that produces the non-words. Truncation removes the tail
+# before sampling:
+#
+# - **top-k**: keep the $k$ most likely characters, renormalise, sample;
+# - **top-p** or **nucleus sampling** {cite:p}`holtzman2020curious`: keep the *smallest* set
+#   of most likely characters whose total probability is at least $p$.
+#
+# `ak.filter_logits` sets the removed logits to $-\infty$ (`ak.sample_next` applies the
+# temperature first, then the filter). We check top-p against its definition on the
+# model's prediction of the first letter of the word after "Return the ":
+
+# %%
+with torch.no_grad():
+    z = model(torch.tensor([tok.encode("Return the ")]))[0, -1]  # (V,) logits
+p = z.softmax(-1)
+kept = ak.filter_logits(z, top_p=0.9) > float("-inf")  # (V,) bool
+n_kept = int(kept.sum())
+order = p.argsort(descending=True)
+mass = p[kept].sum().item()
+mass_without_last = mass - p[kept].min().item()
+print("kept characters, most likely first:", "".join(tok.vocab[i] for i in order[:n_kept]))
+print(f"kept = the {n_kept} most likely: {bool(kept[order[:n_kept]].all())}")
+print(
+    f"their mass {mass:.3f} >= 0.9; without the least likely of them {mass_without_last:.3f} < 0.9"
+)
+print(
+    "top_k=5 keeps the 5 most likely:",
+    torch.equal(ak.filter_logits(z, top_k=5) > float("-inf"), p >= p[order[4]]),
+)
+
+# %% [markdown]
+# The point of top-p is that the number of candidates **adapts to the context**. After
+# "Retur" only "n" is plausible; after a space, dozens of words can start. We apply it to
+# every position of one validation sentence:
+
+# %%
+sentence = "Return a new list containing all items from the iterable in ascending order."
+ids = torch.tensor([tok.encode(sentence)])
+with torch.no_grad():
+    z_all = model(ids[:, :-1])[0]  # (T - 1, V): prediction of characters 1..T-1
+nucleus = (ak.filter_logits(z_all, top_p=0.9) > float("-inf")).sum(-1)  # (T - 1,)
+
+fig, ax = plt.subplots(figsize=(13, 3.4))
+ax.bar(np.arange(len(nucleus)), nucleus.numpy(), color="#2c7fb8", label="top-p, p = 0.9")
+ax.axhline(5, color="k", ls="--", lw=1, label="top-k, k = 5")
+ax.set_xticks(np.arange(len(nucleus)), [c if c != " " else "␣" for c in sentence[1:]], fontsize=8)
+ax.set(
+    xlabel="character being predicted",
+    ylabel="candidates kept",
+    title="Nucleus size along a sentence",
+)
+ax.legend()
+fig.tight_layout()
+plt.show()
+print(
+    f"nucleus size: min {nucleus.min().item()}, median {nucleus.median().item()}, max {nucleus.max().item()}"
+)
+
+# %% [markdown]
+# *Figure: inside a word the nucleus is small, often a single character; at the start of a
+# word it widens to a dozen or more. A fixed $k$ is too wide in the first case (it lets in
+# junk) and too narrow in the second (it cuts off plausible words).*
+#
+# Samples with truncation, from the same prompt and seed as before:
+
+# %%
+for label, sampling in (
+    ("top-k, k = 5, temperature 1.0", dict(top_k=5)),
+    ("top-p, p = 0.9, temperature 1.0", dict(top_p=0.9)),
+    ("top-p, p = 0.9, temperature 1.5", dict(top_p=0.9, temperature=1.5)),
+):
+    print(f"--- {label} ---\n{continue_prompt(**sampling)[0]}\n")
+
+# %% [markdown]
+# The same two measures as before, on 16 samples each, next to plain sampling at
+# $\tau = 1$ and the real text:
+
+# %%
+print("    decoding                    | distinct 4-grams | real words")
+print(f"validation text                 | {reference[0]:16.3f} | {reference[1]:10.3f}")
+print(f"temperature 1.0                 | {diversity[3]:16.3f} | {realness[3]:10.3f}")
+for label, sampling in (
+    ("top-k, k = 5", dict(top_k=5)),
+    ("top-p, p = 0.9", dict(top_p=0.9)),
+    ("top-p, p = 0.9, temperature 1.5", dict(top_p=0.9, temperature=1.5)),
+):
+    d4, real = sample_and_measure(**sampling)
+    print(f"{label:<31} | {d4:16.3f} | {real:10.3f}")
+
+# %% [markdown]
+# At $\tau = 1$ both truncations raise the share of real words a lot and cost little
+# diversity: top-p comes close to the real text on both measures, a better point than any
+# temperature alone reached in the figure above. Truncation does not rescue a high
+# temperature, though. `ak.sample_next` divides by the temperature *before* filtering, so
+# at $\tau = 1.5$ the flattened distribution needs many more characters to reach a mass of
+# 0.9, and the nucleus lets the junk back in. In practice the two are used together,
+# typically with a temperature at or a little below 1 and $p$ around 0.9; the best values
+# depend on the model and the task.
+
+# %% [markdown]
+# ## The key/value cache
+#
+# ### What is recomputed
+#
+# `ak.generate(..., use_cache=False)` does the obvious thing: at every step it runs the
+# model on the **whole** sequence so far and keeps only the last logits. But by causality
+# (checked above), the keys and values of positions $1..t-1$ do not depend on the new token;
+# step $t$ recomputes them from scratch. With `use_cache=True` (the default), each attention
+# layer stores its keys and values in a `KVCache`: the prompt is run once, and every later
+# step feeds **only the newest token**, whose query attends over the cached keys and values
+# (chapter 2 introduced the cache; chapter 1 the causal mask with an offset that it needs).
+#
+# The cost, for $L$ layers of width $d$ (feed-forward width $4d$), at a step with $t$
+# tokens of context:
+#
+# | | projections and feed-forward | attention (scores and weighted sum) | step $t$ | all $T$ steps |
+# |---|---|---|---|---|
+# | no cache | $t$ tokens: $O(t\,d^2)$ | $t$ queries $\times$ $t$ keys: $O(t^2 d)$ | $O(t\,d^2 + t^2 d)$ | $O(T^2 d^2 + T^3 d)$ |
+# | cache | 1 token: $O(d^2)$ | 1 query $\times$ $t$ keys: $O(t\,d)$ | $O(d^2 + t\,d)$ | $O(T\,d^2 + T^2 d)$ |
+#
+# (per layer; the factor $L$ multiplies everything). The cache saves a factor of about $t$ per
+# step. It does not make attention free: the new query still reads all $t$ cached keys, so
+# the total stays quadratic in $T$, against cubic without the cache.
+#
+# ### Same tokens
+#
+# The cache changes how the logits are computed, not what they are, so both paths must
+# produce the same characters, for greedy decoding and for seeded sampling (each step makes
+# one draw from the generator either way):
+
+# %%
+for sampling in (dict(temperature=0.0), dict(temperature=1.0), dict(temperature=0.8, top_p=0.9)):
+    outs = [
+        ak.generate(
+            model,
+            prompt,
+            n_new,
+            use_cache=use_cache,
+            generator=torch.Generator().manual_seed(0),
+            **sampling,
+        )
+        for use_cache in (True, False)
+    ]
+    print(f"{sampling}: identical tokens with and without the cache: {torch.equal(*outs)}")
+
+with torch.no_grad():
+    caches = model.new_caches()
+    full = model(x)  # (1, 128, V), no cache
+    steps = [model(x[:, :10], caches=caches)]  # the "prompt": 10 positions at once
+    steps += [model(x[:, t : t + 1], caches=caches, offset=t) for t in range(10, 128)]
+print(
+    "logits, token by token with the cache == one full pass:",
+    torch.allclose(torch.cat(steps, dim=1), full, atol=1e-4),
+)
+
+# %% [markdown]
+# ### What the cache costs in memory
+#
+# The cache holds, per layer, the keys and the values of every position:
+# $2 \times L \times B \times H_{kv} \times T \times D$ numbers (chapter 2). After the 128
+# positions above:
+
+# %%
+n_bytes = sum(c.nbytes for c in caches)
+L, H, D = len(caches), model.num_heads, model.d_model // model.num_heads
+formula = 2 * L * 1 * H * 128 * D * 4  # float32
+print(
+    f"KV cache after 128 positions: {n_bytes:,} bytes; formula 2 L B H T D x 4 bytes = {formula:,}"
+)
+
+# %% [markdown]
+# Half a MiB here, but the cache grows linearly with context length and batch size, and for
+# large models it, rather than the weights, limits how many sequences fit in memory. This
+# memory holds activations, recomputed for every text, not weight matrices (the seed blames
+# attention's memory use on "storing many weight matrices", which chapter 1 corrected).
+# Multi-query and grouped-query
+# attention {cite:p}`shazeer2019fast` share key/value heads between query heads and shrink
+# the cache by a factor $H / H_{kv}$ (chapter 2 measured it): `ak.TransformerLM` accepts
+# `num_kv_heads` for that.
+#
+# ### Measured speed-up
+#
+# First the prediction: the multiply-adds of the matrix products (projections,
+# feed-forward, attention and read-out) for each method, counted from the table's formulas
+# with this model's sizes, starting from a 10-character prompt.
+
+
+# %%
+def multiply_adds(n_new, prompt_len=10, cached=True, d=128, L=4, V=V):
+    """Multiply-adds of the matrix products of generating n_new tokens (approximate)."""
+    total = 0
+    for t in range(prompt_len, prompt_len + n_new):  # t = tokens in the input at this step
+        fresh = t if (not cached or t == prompt_len) else 1  # tokens run through the model
+        attn = sum(2 * (t - fresh + i + 1) * d for i in range(fresh))  # query i sees its past
+        total += L * (12 * d * d * fresh + attn) + V * d * fresh
+    return total
+
+
+for n in (50, 100, 200, 400):
+    ratio = multiply_adds(n, cached=False) / multiply_adds(n, cached=True)
+    print(f"{n:3d} new tokens: {ratio:5.1f} times fewer multiply-adds with the cache")
+
+# %% [markdown]
+# Our model's position table holds 128 positions, so `ak.generate` refuses to go further
+# (relative schemes such as RoPE and ALiBi have no table; chapter 2). Speed does not depend
+# on the values of the weights, so for longer runs we time an untrained twin with a
+# 512-position table. Each time is the best of 3 runs of greedy decoding from a
+# 10-character prompt. (Timings depend on the machine: only the ratios are meant to carry
+# over.)
+
+# %%
+ak.seed_everything(0)
+twin = ak.TransformerLM(
+    V,
+    d_model=128,
+    num_heads=4,
+    num_layers=4,
+    d_ff=512,
+    dropout=0.0,
+    max_len=512,
+    positional="learned",
+)
+ak.set_fused_attention(twin)
+long_prompt = val_inputs[:1, :10]  # (1, 10)
+
+
+def best_of_3(fn, *args, **kwargs):
+    """The shortest of 3 wall-clock times of fn(*args, **kwargs), in seconds."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        fn(*args, **kwargs)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+lengths = (50, 100, 200, 400)
+seconds = {True: [], False: []}
+print("new tokens | no cache (s) | cache (s) | speed-up")
+for n in lengths:
+    for use_cache in (False, True):
+        seconds[use_cache].append(
+            best_of_3(ak.generate, twin, long_prompt, n, temperature=0, use_cache=use_cache)
+        )
+    print(
+        f"{n:10d} | {seconds[False][-1]:12.3f} | {seconds[True][-1]:9.3f} |"
+        f" {seconds[False][-1] / seconds[True][-1]:7.1f}x"
+    )
+
+with torch.no_grad():
+    one_pass = best_of_3(model, val_inputs[:1])
+write = best_of_3(ak.generate, model, prompt, n_new, temperature=0)
+print(f"\nscoring 128 characters of text: one forward pass, {1000 * one_pass:.1f} ms")
+print(
+    f"writing {n_new} characters: {n_new} forward passes with the cache, {1000 * write:.0f} ms "
+    f"({write / one_pass:.0f}x longer)"
+)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, ax = plt.subplots(figsize=(6.5, 4))
+ax.plot(lengths, seconds[False], "o-", label="use_cache=False (recompute everything)")
+ax.plot(lengths, seconds[True], "s-", label="use_cache=True")
+ax.set(xlabel="new tokens", ylabel="seconds (best of 3)", title="Generation time, measured")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: without the cache the time grows faster than linearly with the number of new
+# tokens, because every step is longer than the last; with the cache it grows almost
+# linearly.*
+#
+# The speed-up grows with the length, as the analysis predicts, but it is well below the
+# ratio of multiply-adds. A cached step of this small model is dozens of tiny operations on
+# one token, so its time is dominated by fixed per-operation overhead (Python, dispatch,
+# memory allocation) rather than arithmetic; the savings in arithmetic show more fully for
+# larger models and longer contexts. The last two lines show the other side of causal
+# masking: *reading* 128 characters takes one forward pass, *writing* them takes one pass
+# per character, however fast each pass is.
+
+# %% [markdown]
+# ## What the seed says about generation
+#
+# The seed's list of applications (自注意力机制的应用场景) gives text generation one sentence:
+#
+# > 5. **文本生成：** 自注意力机制在文本生成任务中用于捕捉输入文本的上下文信息，生成连贯、自然的文本。
+#
+# ("In text generation, self-attention is used to capture the context of the input text, to
+# generate coherent, natural text.") Checked against this chapter:
+#
+# - **It holds that the context is used.** The comparison table shows the Transformer far
+#   below the bigram on the same characters, and the loss-by-position figure shows each
+#   prediction improving as more preceding characters become available.
+# - **It leaves out that the context is the left context only.** When a model writes, the
+#   following text does not exist yet; its self-attention must be causally masked, which
+#   we checked numerically. The "bidirectional attention" the seed credits BERT with
+#   (双向注意力, in 自注意力机制与BERT的关系) is exactly what a left-to-right generator must not
+#   have: BERT is trained to fill in masked tokens from both sides, not to continue a text
+#   {cite:p}`devlin2019bert`.
+# - **It overstates what attention alone delivers.** Coherent, natural text is not a
+#   property of the attention layers: the *same* weights produced a loop under greedy
+#   decoding and non-words at temperature 1.5. Whether text is coherent depends on the
+#   model's quality *and* on the decoding rule {cite:p}`holtzman2020curious`. The numbers
+#   from this chapter's samples:
+
+# %%
+rows = [("validation text", *reference), ("greedy", diversity[0], realness[0])]
+rows += [
+    (f"temperature {t}", d, r) for t, d, r in zip(temperatures[2:], diversity[2:], realness[2:])
+]
+print("same weights, different decoding | distinct 4-grams | real words")
+for name, d, r in rows:
+    print(f"{name:<32} | {d:16.2f} | {r:10.2f}")
+
+# %% [markdown]
+# Two more remarks of the seed bear on generation.
+#
+# - **Parallel computation** (并行计算) appears among the advantages of self-attention
+#   (自注意力机制的优势和局限性) and in the analysis of its results (自注意力机制在不同NLP任务中的表现).
+#   For a generator that is true of training and of reading the prompt, where one pass
+#   scores every position, but not of writing: the timing above shows one forward pass per
+#   new character. The cache makes each pass cheap; it does not make them parallel.
+# - **Translation.** The seed says self-attention captures "the dependencies between the
+#   source and the target language" (捕捉源语言和目标语言之间的依赖关系). In the encoder-decoder
+#   Transformer that link is made by the decoder's *cross*-attention to the encoder's output
+#   (chapter 3), not by self-attention. In a decoder-only model the statement becomes true:
+#   source and target are concatenated into one sequence and ordinary causal self-attention
+#   connects them; GPT-2 translates this way, prompted with example sentence pairs
+#   {cite:p}`radford2019language`.
+#
+# The seed's example for translation quality is right: on WMT 2014 English-German the
+# Transformer beat the best previous models, recurrent ones included, in BLEU
+# {cite:p}`vaswani2017attention`. Its other examples (ROUGE on CNN/DailyMail, F1 on SQuAD,
+# accuracy on IMDB) name no model or paper, so they cannot be checked as written; this book
+# does not rely on them.
+
+# %% [markdown]
+# ## Key takeaways
+#
+# - A language model is a next-token predictor: by the chain rule,
+#   $p(x) = \prod_t p(x_t \mid x_{<t})$. A decoder-only Transformer (GPT) computes every
+#   conditional of a training text in **one** forward pass, because the causal mask hides
+#   each target from its own prediction; we checked that logits at position $t$ ignore
+#   later tokens.
+# - The training loss is the cross-entropy $\mathcal{L}$ in nats per token;
+#   perplexity $= e^{\mathcal{L}}$ (an effective number of choices, $V$ for a uniform model)
+#   and bits per character $= \mathcal{L} / \ln 2$ (the size of the text compressed with the
+#   model). Compare models only on the same target tokens.
+# - Always measure baselines. On the same validation characters, a 4-layer character
+#   Transformer trained for three minutes on CPU is far below a bigram and a unigram model
+#   (table above), and its loss falls as more context is available.
+# - Decoding is a separate choice from the model. Greedy decoding is mode-seeking and falls
+#   into loops (in large models the loops also reinforce themselves); temperature trades
+#   diversity against correctness; top-k and top-p cut the unreliable tail, and top-p adapts
+#   the number of candidates to the context. Judge a decoder by how close its output comes
+#   to the statistics of real text, not by its probability.
+# - Generation is sequential: one forward pass per token. The **KV cache** stores each
+#   layer's keys and values so that a step processes only the new token: per step
+#   $O(d^2 + t d)$ instead of $O(t d^2 + t^2 d)$, with the same tokens as recomputation.
+#   Its memory grows with length and batch; multi-query and grouped-query attention shrink it.
+# - The seed's one-line description of generation is right that context is used, but
+#   omits causality and credits attention with coherence that in fact also depends on
+#   decoding; the parallelism it praises holds for training, not for writing.
+
+# %% [markdown]
+# ## Exercises
+#
+# The exercises for this chapter are in `exercises/04_text_generation.ipynb`. Using plain
+# PyTorch, you will implement
+#
+# 1. `perplexity`: the exponential of the mean negative log-likelihood over masked-in
+#    positions;
+# 2. `bigram_log_probs`: the add-$\alpha$ smoothed bigram table, with no Python loop over
+#    the tokens;
+# 3. `top_k_filter`: keep the $k$ largest logits of each row;
+# 4. `top_p_filter`: keep the smallest nucleus of probability at least $p$;
+# 5. `sample`: greedy at temperature 0, otherwise one draw from the tempered softmax;
+# 6. `beam_step`: one step of beam search, keeping the best extensions of several partial
+#    sequences.
+#
+# Grade your work with `python -m attnkit.grade 04`.
+
+# %% [markdown]
+# ## Interview question
+#
+# ```{admonition} Interview question
+# :class: tip
+#
+# **题目:** 请分析自注意力机制在文本生成任务中的表现，并给出实例。
+#
+# **Question:** Analyse how self-attention performs in text generation, and give an example.
+#
+# **Model answer.** Generation uses a decoder-only Transformer such as GPT, trained to
+# predict the next token, $p(x) = \prod_t p(x_t \mid x_{<t})$. Its self-attention is
+# causally masked, so one forward pass over a training text yields every conditional at
+# once: training is parallel. Each prediction can attend to the whole context window, not
+# just the last few tokens; for example, a small character model trained for a few minutes
+# reaches a far lower validation perplexity than a bigram model scored on the same
+# characters, and its loss falls as more context is available. Writing is sequential, one
+# forward pass per token; a key/value cache stores past keys and values so that each step
+# processes only the new token, at the price of memory that grows with length (reduced by
+# multi-query or grouped-query attention). Coherence also depends on decoding: greedy
+# decoding loops, high temperatures produce non-words, and top-k or top-p sampling trims
+# the unreliable tail. The limits are the quadratic cost of attention and the fixed context
+# window.
+# ```
