@@ -258,7 +258,8 @@ print(f"uniform over the {V} ids: perplexity {V} | {math.log2(V):.3f} bits/char"
 #
 # ### The model
 #
-# `ak.TransformerLM` is the GPT-2-style decoder-only model of chapter 3: token embeddings
+# `ak.TransformerLM` is a GPT-2-style decoder-only model: chapter 3's decoder without the
+# cross-attention (there is no encoder to attend to). It has token embeddings
 # plus learned position embeddings, a stack of pre-LN blocks (causal multi-head
 # self-attention, then a GELU feed-forward network, each in a residual branch), a final
 # layer norm and a linear read-out to $V$ logits, whose matrix is tied to the token
