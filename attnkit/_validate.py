@@ -131,6 +131,27 @@ def check_module_dtype(x: torch.Tensor, name: str, module: torch.nn.Module) -> N
         )
 
 
+def check_sequence(
+    x: object,
+    name: str,
+    module: torch.nn.Module,
+    width: int,
+    width_name: str = "d_model",
+    *,
+    min_dim: int = 0,
+) -> torch.Tensor:
+    """Check a batch-first sequence of vectors ``(B, T, width)`` fed to ``module``."""
+    check_floating(check_tensor(x, name, min_dim=min_dim), name)
+    assert isinstance(x, torch.Tensor)
+    if x.dim() != 3 or x.shape[-1] != width:
+        raise ValueError(
+            f"{name} must have shape (B, T, {width_name}) = (B, T, {width}) (batch first), "
+            f"got {fmt_shape(x.shape)}."
+        )
+    check_module_dtype(x, name, module)
+    return x
+
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype in which softmax is evaluated: float32 for 16-bit inputs, else the input's."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype

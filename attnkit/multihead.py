@@ -24,11 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import (
-    check_floating,
     check_mask,
-    check_module_dtype,
     check_positive_int,
     check_probability,
+    check_sequence,
     check_tensor,
     fmt_shape,
 )
@@ -148,16 +147,6 @@ class MultiHeadAttention(nn.Module):
             if proj.bias is not None:
                 nn.init.zeros_(proj.bias)
 
-    def _check_input(self, x: object, name: str, width: int) -> torch.Tensor:
-        check_floating(check_tensor(x, name, min_dim=3), name)
-        assert isinstance(x, torch.Tensor)
-        if x.dim() != 3 or x.shape[-1] != width:
-            raise ValueError(
-                f"{name} must have shape (B, T, {width}) (batch first), got {fmt_shape(x.shape)}."
-            )
-        check_module_dtype(x, name, self)
-        return x
-
     def _keys_values(
         self, key: torch.Tensor, value: torch.Tensor, cache: KVCache | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,9 +188,15 @@ class MultiHeadAttention(nn.Module):
         Returns:
             ``(output, weights)``: output ``(B, T_q, d_model)``; weights or ``None``.
         """
-        query = self._check_input(query, "query", self.d_model)
-        key = query if key is None else self._check_input(key, "key", self.kdim)
-        value = key if value is None else self._check_input(value, "value", self.vdim)
+        query = check_sequence(query, "query", self, self.d_model, min_dim=3)
+        key = (
+            query if key is None else check_sequence(key, "key", self, self.kdim, "kdim", min_dim=3)
+        )
+        value = (
+            key
+            if value is None
+            else check_sequence(value, "value", self, self.vdim, "vdim", min_dim=3)
+        )
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise ValueError(
                 f"query {fmt_shape(query.shape)}, key {fmt_shape(key.shape)} and value "

@@ -39,10 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import (
-    check_floating,
-    check_module_dtype,
     check_positive_int,
     check_probability,
+    check_sequence,
     check_tensor,
     compute_dtype,
     fmt_shape,
@@ -80,19 +79,6 @@ def _check_eps(eps: object) -> float:
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
         raise ValueError(f"layer_norm_eps must be a positive finite number, got {eps!r}.")
     return float(eps)
-
-
-def _check_sequence(x: object, name: str, module: nn.Module, d_model: int) -> torch.Tensor:
-    """Check a batch-first sequence of vectors ``(B, T, d_model)`` fed to ``module``."""
-    check_floating(check_tensor(x, name), name)
-    assert isinstance(x, torch.Tensor)
-    if x.dim() != 3 or x.shape[-1] != d_model:
-        raise ValueError(
-            f"{name} must have shape (B, T, d_model) = (B, T, {d_model}) (batch first), "
-            f"got {fmt_shape(x.shape)}."
-        )
-    check_module_dtype(x, name, module)
-    return x
 
 
 def _check_tokens(idx: object, name: str, vocab_size: int) -> torch.Tensor:
@@ -313,7 +299,7 @@ class TransformerEncoderLayer(nn.Module):
         Returns:
             ``(x, weights)``: ``(B, T, d_model)`` and the weights or ``None``.
         """
-        x = _check_sequence(x, "x", self, self.d_model)
+        x = check_sequence(x, "x", self, self.d_model)
         masks = dict(attn_mask=attn_mask, key_padding_mask=key_padding_mask, is_causal=is_causal)
         if self.norm_first:
             a, weights = self._sa_block(self.norm1(x), cache, need_weights, **masks)
@@ -466,8 +452,8 @@ class TransformerDecoderLayer(nn.Module):
         Returns:
             ``(x, cross_weights)``: ``(B, T, d_model)`` and the weights or ``None``.
         """
-        x = _check_sequence(x, "x", self, self.d_model)
-        memory = _check_sequence(memory, "memory", self, self.d_model)
+        x = check_sequence(x, "x", self, self.d_model)
+        memory = check_sequence(memory, "memory", self, self.d_model)
         if memory.shape[0] != x.shape[0]:
             raise ValueError(
                 f"x {fmt_shape(x.shape)} and memory {fmt_shape(memory.shape)} must have the "
