@@ -1,0 +1,937 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The quadratic wall
+#
+# Chapters 1 to 4 used attention on sequences of at most a few hundred tokens, where its
+# cost never showed. This chapter is about what happens when the sequence gets long.
+# Every query is compared with every key, so self-attention over $n$ tokens builds an
+# $n \times n$ matrix of scores in every head of every layer: double the length and that
+# matrix, and the work to fill it, grow four times. This is the **quadratic wall**, and
+# it is the reason a whole family of "efficient attention" methods exists (chapter 6).
+#
+# The same all-pairs structure is also attention's great strength: every position reaches
+# every other in one step, and all positions are computed at once, which a recurrent
+# network cannot do. By the end of this chapter you should be able to
+#
+# - count the floating-point operations and bytes of attention exactly, for one head and
+#   for a whole layer, and say when the $n^2$ term dominates;
+# - explain why the memory that grows with $n$ is **activations**, not parameters, and
+#   show it;
+# - measure time and peak memory against $n$, fit the exponent, and predict the memory of
+#   naive attention from a formula;
+# - reproduce Table 1 of the Transformer paper {cite:p}`vaswani2017attention` (cost per
+#   layer, sequential operations, maximum path length) and check its claims about
+#   recurrent networks by measurement.
+#
+# The seed text treats these questions in two sections, on the strengths and limits of
+# self-attention (自注意力机制的优势和局限性) and on its core problems and challenges
+# (自注意力机制的核心问题和挑战). Its headline, quadratic cost, is right; its account of
+# the memory is wrong, and several other claims are half right. We check each one.
+#
+# All code uses the companion package `attnkit` (imported as `ak`) and its benchmark module
+# `attnkit.bench`; plain `torch` appears only to *check* what the library does.
+
+# %%
+import functools
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+import attnkit as ak
+from attnkit import bench
+
+torch.manual_seed(0)
+torch.set_num_threads(2)  # the book is built on 2 CPU cores
+torch.set_printoptions(precision=4, sci_mode=False)
+plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
+print("torch", torch.__version__, "| attnkit", ak.__version__)
+
+# %% [markdown]
+# (ch05-cost)=
+# ## Where the cost is
+#
+# ### One head, counted
+#
+# Take one head with $n$ queries, $n$ keys and $n$ values, each of width $d$ (the head
+# dimension $d_k = d_v = d$). Chapter 1's three steps cost:
+#
+# | step | result | multiply-adds | other operations |
+# |---|---|---|---|
+# | $S = QK^\top / \sqrt{d}$ | $n \times n$ scores | $n \cdot n \cdot d$ | $n^2$ scalings |
+# | $A = \mathrm{softmax}(S)$ | $n \times n$ weights | none | about $5 n^2$: max, subtract, exp, sum, divide |
+# | $O = AV$ | $n \times d$ outputs | $n \cdot n \cdot d$ | none |
+#
+# We count **one multiply-add as two floating-point operations (FLOPs)**, a multiply and
+# an add. This is the convention of `torch.utils.flop_counter` and of most hardware peak
+# figures; some papers count multiply-adds instead, which halves every number. Counting
+# only the two matrix products, one head costs
+#
+# $$
+# \text{FLOPs}_{\text{head}} = 2 \cdot n^2 d + 2 \cdot n^2 d = 4 n^2 d ,
+# $$
+#
+# and the softmax adds a few times $n^2$ more, a small fraction when $d \ge 64$. Time is
+# therefore $O(n^2 d)$. Memory: the inputs and the output hold $4nd$ numbers, but $S$ and
+# $A$ hold $n^2$ each, and for $n > 4d$ they are the largest things in the computation.
+#
+# PyTorch can count the FLOPs of what actually runs. `FlopCounterMode` records every
+# matrix product executed inside it; here it watches `bench.naive_attention`, the textbook
+# `softmax(q k^T / sqrt(d)) v` of the benchmark module, on a single head.
+
+
+# %%
+def matmul_flops(fn, *args, **kwargs):
+    """FLOPs of the matrix products run by fn(*args, **kwargs), counted by PyTorch."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*args, **kwargs)
+    return counter.get_total_flops()
+
+
+print("    n |   d | counted by torch | formula 4 n^2 d")
+for n, d in ((128, 64), (256, 64), (256, 128), (1024, 64)):
+    q, k, v = bench.make_inputs(n, d=d, batch=1, heads=1)  # (1, 1, n, d) each
+    counted = matmul_flops(bench.naive_attention, q, k, v)
+    assert counted == 4 * n * n * d
+    print(f"{n:5d} | {d:3d} | {counted:16,d} | {4 * n * n * d:15,d}")
+
+# %% [markdown]
+# Doubling $n$ multiplies the count by 4; doubling $d$ multiplies it by 2.
+#
+# ### A whole layer: when does $n^2$ win?
+#
+# Multi-head attention (chapter 2) with $H$ heads of width $d = d_{\text{model}} / H$ runs
+# the head above $H$ times, and adds four projections $W_Q, W_K, W_V, W_O$ of size
+# $d_{\text{model}} \times d_{\text{model}}$, each applied to $n$ tokens:
+#
+# $$
+# \text{FLOPs}_{\text{layer}}
+# = \underbrace{4 \cdot 2\, n\, d_{\text{model}}^2}_{\text{projections}}
+# + \underbrace{H \cdot 4 n^2 d}_{QK^\top \text{ and } AV}
+# = 8\, n\, d_{\text{model}}^2 + 4\, n^2 d_{\text{model}} .
+# $$
+#
+# The projections are linear in $n$ and the attention core is quadratic; the two are equal
+# at $n = 2 d_{\text{model}}$. Below that length most of the arithmetic of an attention
+# layer is in its projections, not in the all-pairs part. `ak.MultiHeadAttention` with the
+# base Transformer's sizes ($d_{\text{model}} = 512$, $H = 8$), counted by PyTorch:
+
+# %%
+torch.manual_seed(0)
+d_model, H = 512, 8
+mha = ak.MultiHeadAttention(d_model, H)
+print("    n | counted by torch | 8 n d^2 + 4 n^2 d | share of QK^T and AV")
+for n in (128, 512, 1024, 2048):
+    counted = matmul_flops(mha, torch.randn(1, n, d_model))
+    projections, core = 8 * n * d_model**2, 4 * n * n * d_model
+    assert counted == projections + core
+    print(f"{n:5d} | {counted:16,d} | {projections + core:17,d} | {core / counted:8.0%}")
+
+# %% [markdown]
+# At $n = 1024 = 2 d_{\text{model}}$ the two parts are equal, as predicted. The quadratic
+# part takes over from there: its share is $n / (n + 2 d_{\text{model}})$, so at
+# $n = 8192$ it would be $8/9$ of the layer's arithmetic.
+#
+# (ch05-memory)=
+# ### Parameters stay, activations grow
+#
+# The weight matrices of an attention layer are $W_Q, W_K, W_V, W_O$ and their biases:
+# $4 d_{\text{model}}^2 + 4 d_{\text{model}}$ numbers. **None of their shapes involves
+# $n$.** The $n \times n$ matrices $S$ and $A$ are *activations*: they are computed from
+# each input, used, and thrown away, and a new input of another length gets new ones.
+# We run the same module on four lengths, asking for the attention weights each time:
+
+# %%
+n_params = ak.count_parameters(mha)
+print("parameter shapes:", {name: tuple(p.shape) for name, p in mha.named_parameters()})
+print(f"4 d^2 + 4 d = {4 * d_model**2 + 4 * d_model:,} | count_parameters: {n_params:,}")
+print("\n    n | parameters | attention weights (B, H, n, n) | their size | size / parameters")
+lengths = (64, 256, 1024, 2048)
+weight_bytes = []
+with torch.no_grad():
+    for n in lengths:
+        _, w = mha(torch.randn(1, n, d_model), need_weights=True)  # w: (1, 8, n, n)
+        assert ak.count_parameters(mha) == n_params  # running it changed nothing
+        weight_bytes.append(w.numel() * w.element_size())
+        print(
+            f"{n:5d} | {ak.count_parameters(mha):10,d} | {tuple(w.shape)!s:>30} |"
+            f" {weight_bytes[-1] / 2**20:7.1f} MiB | {weight_bytes[-1] / (4 * n_params):7.2f}"
+        )
+
+# %%
+n_grid = np.logspace(np.log10(32), np.log10(8192), 100)
+n_equal = math.sqrt(n_params / H)  # H n^2 = number of parameters
+fig, ax = plt.subplots(figsize=(7, 4.2))
+ax.loglog(n_grid, np.full_like(n_grid, 4 * n_params / 2**20), label="parameters (float32)")
+ax.loglog(n_grid, H * n_grid**2 * 4 / 2**20, "--", label="attention weights $B H n^2$ (float32)")
+ax.loglog(lengths, np.array(weight_bytes) / 2**20, "o", label="measured: the tensors returned")
+ax.axvline(n_equal, color="gray", lw=0.8, ls=":")
+ax.text(n_equal * 1.08, 0.05, f"equal at n = {n_equal:.0f}", color="gray")
+ax.set_xlabel("sequence length $n$")
+ax.set_ylabel("MiB, one layer, batch of one")
+ax.set_title("MultiHeadAttention(512, 8): parameters vs attention weights")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: the parameters of the layer are a flat line; its attention weights grow with
+# slope 2 on a log-log plot and pass the parameters at $n \approx 362$ tokens, for a
+# single sequence.*
+#
+# ### In training, the $n \times n$ tensors wait for the backward pass
+#
+# At inference each layer's $n \times n$ tensors can be freed as soon as the layer is done.
+# In training they cannot: to compute gradients, autograd keeps the tensors that the
+# backward pass needs, for every layer, until the backward pass reaches it. PyTorch lets us
+# watch what it keeps with `torch.autograd.graph.saved_tensors_hooks`. We count the saved
+# tensors of size $B H n^2$ for three implementations of the same function.
+
+
+# %%
+def saved_for_backward(fn):
+    """Sizes in bytes of the distinct storages that autograd keeps while fn() runs."""
+    storages = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return list(storages.values())
+
+
+n = 512
+q, k, v = (t.requires_grad_() for t in bench.make_inputs(n))  # (1, 4, 512, 64) each
+nn_bytes = q.shape[0] * q.shape[1] * n * n * 4  # one (B, H, n, n) float32 tensor
+print(f"one (B, H, n, n) tensor: {nn_bytes / 2**20:.0f} MiB")
+for name, fn in (
+    ("attnkit reference (ak.scaled_dot_product_attention)", ak.scaled_dot_product_attention),
+    ("naive with torch.softmax (bench.naive_attention)", bench.naive_attention),
+    ("torch fused kernel (F.scaled_dot_product_attention)", F.scaled_dot_product_attention),
+):
+    sizes = saved_for_backward(lambda fn=fn: fn(q, k, v))
+    n_by_n = sum(s >= nn_bytes for s in sizes)
+    print(f"{name:<53}: keeps {n_by_n} n x n tensors, {sum(sizes) / 2**20:5.1f} MiB in all")
+
+# %% [markdown]
+# attnkit's reference implementation, written for clarity and for safe masking, keeps
+# three (the scores, their exponentials and the weights); the naive version with
+# `torch.softmax` keeps one, the weights $A$, which both the softmax and the product $AV$
+# need for their gradients; PyTorch's fused kernel keeps none (only its inputs, its
+# output and one number per query row, the logarithm of the softmax denominator) and
+# recomputes what it needs during the backward pass. That
+# recomputation is the idea of FlashAttention {cite:p}`dao2022flashattention`, which
+# chapter 6 builds.
+#
+# ### What the seed says about memory, and why it is wrong
+#
+# The seed gives the memory cost of attention four times, each time as *weight matrices*:
+#
+# > 2. **存储需求：** 由于需要存储大量的权重矩阵，自注意力机制可能需要更多的存储资源。
+# > (line 85: "storage: because a large number of weight matrices must be stored,
+# > self-attention may need more storage")
+#
+# > 存储需求 $= O(5 \times 5) = O(25)$ 权重矩阵 (lines 101 to 103, for the input
+# > `[a, b, c, d, e]`: "storage $= O(25)$ weight matrices"), and the same with
+# > $O(1000^2) = 10^6$ 权重矩阵 for $n = 1000$ (lines 176 to 178); line 161 repeats the
+# > claim among the "core challenges".
+#
+# **This is wrong.** The weight matrices of attention are $W_Q, W_K, W_V, W_O$; there
+# are four per layer whatever $n$ is, and we counted their parameters above: the same
+# 1,050,624 at every length. What grows like $n^2$ is the tensor of attention *weights*
+# $A$ (and the scores $S$): activations, $H$ matrices of $n \times n$ numbers per layer,
+# recomputed for every input and, in training, kept until the backward pass. The two
+# meanings of "weights" (learned parameters versus attention probabilities) are exactly
+# what the seed confuses. The distinction matters in practice: the parameters are paid
+# for once, while the activations are paid again for every sequence in a batch, and
+# they are what limits the context length.
+#
+# The example also misuses $O$-notation. $O(\cdot)$ describes how a cost *grows* with
+# $n$; $O(25)$ is the same as $O(1)$ and says nothing. The statement the example is
+# after is concrete: for five tokens, each head of each layer computes $5 \times 5 = 25$
+# scores, and 25 attention weights, one per (query, key) pair. One 25-entry matrix
+# per head, not 25 matrices.
+#
+# ### The seed's $n = 1000$ example, counted
+#
+# The seed's second example is "复杂度 $= O(1000^2) = 10^6$" for $n = 1000$. As an order of
+# magnitude of the number of *pairs* that is fine, but the real cost has factors the
+# example drops: the width $d$ of each head, the number of heads $H$, the 2 FLOPs per
+# multiply-add, and the two matrix products. With $d = 64$ and $H = 8$
+# ($d_{\text{model}} = 512$), per layer and per sequence:
+
+# %%
+n, d, H = 1000, 64, 8
+d_model = d * H
+core_flops = 4 * H * n * n * d  # QK^T and AV, 2 FLOPs per multiply-add
+projection_flops = 8 * n * d_model**2  # W_Q, W_K, W_V, W_O
+score_bytes = H * n * n * 4  # one (H, n, n) float32 tensor
+layer_param_bytes = (4 * d_model**2 + 4 * d_model) * 4
+torch.manual_seed(0)
+layer = ak.MultiHeadAttention(d_model, H)
+x = torch.randn(1, n, d_model)
+assert matmul_flops(layer, x) == core_flops + projection_flops
+with torch.no_grad():
+    _, w = layer(x, need_weights=True)
+assert w.numel() * w.element_size() == score_bytes
+
+print(f"pairs (query, key) per head     : {n * n:>13,d}   (the seed's 10^6)")
+print(f"softmax entries, all heads      : {H * n * n:>13,d}")
+print(f"FLOPs of QK^T and AV            : {core_flops:>13,d}   = {core_flops / 1e6:,.0f} x 10^6")
+print(f"FLOPs of the four projections   : {projection_flops:>13,d}")
+print(f"FLOPs of the layer (checked)    : {core_flops + projection_flops:>13,d}")
+print(
+    f"one score tensor (H, n, n) fp32 : {score_bytes:>13,d} bytes = {score_bytes / 2**20:.1f} MiB"
+)
+print(f"naive peak: scores + weights    : {2 * score_bytes:>13,d} bytes")
+print(f"the layer's parameters, fp32    : {layer_param_bytes:>13,d} bytes")
+batch, layers = 32, 6
+print(
+    f"kept for backward, batch {batch}, {layers} layers, one n x n tensor per head: "
+    f"{batch * layers * score_bytes / 2**30:.1f} GiB"
+)
+
+# %% [markdown]
+# So the work per layer is about $4 \times 10^9$ FLOPs, not $10^6$: the $10^6$ pairs are
+# multiplied by $2 \times 2 \times d \times H = 2048$ for the attention core alone, and the
+# projections add as much again at this length ($n \approx 2 d_{\text{model}}$). The
+# memory is one 30.5 MiB tensor of scores per layer and per sequence (61 MiB at the peak
+# of the naive computation, which holds scores and weights at once), about 7.6 times the
+# layer's 4 MiB of parameters. Training a 6-layer encoder on batches of 32 such sequences
+# keeps at least 5.7 GiB of attention weights alone for the backward pass.
+
+# %% [markdown]
+# (ch05-measured)=
+# ## Measured: the wall on this machine
+#
+# Formulas predict exponents; a benchmark shows whether they hold on real hardware, where
+# memory traffic, caches and thread start-up also cost time. `attnkit.bench` measures one
+# attention call on inputs of shape $(B, H, n, d)$ in float32:
+#
+# - `bench.time_call(fn)` returns the **minimum** wall-clock time over several runs after
+#   a warm-up; the minimum is the least noisy estimate on a shared machine.
+# - `bench.peak_extra_memory(method, n)` starts a **fresh Python process**, warms the
+#   method up on a short input, runs the call once, and reports how far the process's
+#   resident memory rose above where it started (the kernel's high-water mark). A fresh
+#   process means that memory left over from earlier cells cannot hide or inflate the
+#   result.
+#
+# We compare two methods: `"naive"`, the textbook formula that forms $S$ and $A$, and
+# `"torch_sdpa"`, PyTorch's fused `F.scaled_dot_product_attention`, which computes the same
+# function. Sizes: $B = 1$, $H = 4$, $d = 64$, $n$ from 256 to 4096. The timings depend on
+# the machine and on what else runs on it; only their shape is meant to carry over.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ns = [256, 512, 1024, 2048, 4096]
+B, H, D = 1, 4, 64  # attnkit.bench's default sizes
+methods = ("naive", "torch_sdpa")
+seconds = {m: [] for m in methods}
+peak = {m: [] for m in methods}
+start = time.perf_counter()
+for n in ns:
+    q, k, v = bench.make_inputs(n, d=D, batch=B, heads=H)  # (B, H, n, D) each
+    for m in methods:
+        fn = bench.METHODS[m].build(n, D, torch.Generator().manual_seed(0))
+        repeats = 5 if n <= 1024 else 3
+        seconds[m].append(bench.time_call(functools.partial(fn, q, k, v), repeats=repeats))
+        peak[m].append(bench.peak_extra_memory(m, n, d=D, batch=B, heads=H, threads=2))
+del q, k, v
+
+print("    n | naive: ms | peak MiB | formula 2 B H n^2 4 | torch SDPA: ms | peak MiB")
+for i, n in enumerate(ns):
+    formula = 2 * B * H * n * n * 4
+    print(
+        f"{n:5d} | {1e3 * seconds['naive'][i]:9.1f} | {peak['naive'][i] / 2**20:8.1f} |"
+        f" {formula / 2**20:15.1f} MiB | {1e3 * seconds['torch_sdpa'][i]:14.1f} |"
+        f" {peak['torch_sdpa'][i] / 2**20:8.1f}"
+    )
+print(f"(measured in {time.perf_counter() - start:.0f} s)")
+
+# %% [markdown]
+# The formula column is the memory that the naive computation must hold at its peak: two
+# $(B, H, n, n)$ float32 tensors, the scores and the output of the softmax, which exist at
+# the same time. Each takes $B H n^2 \times 4$ bytes.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+time_slope = bench.loglog_slope(ns, seconds["naive"])
+time_slope_long = bench.loglog_slope(ns[2:], seconds["naive"][2:])
+sdpa_time_slope = bench.loglog_slope(ns, seconds["torch_sdpa"])
+print(f"naive time slope, n = 256..4096  : {time_slope:.1f}")
+print(f"naive time slope, n = 1024..4096 : {time_slope_long:.1f}")
+print(f"torch SDPA time slope            : {sdpa_time_slope:.1f}")
+flops_4096 = 4 * B * H * ns[-1] ** 2 * D
+for m in methods:
+    rate = flops_4096 / seconds[m][-1] / 1e9
+    print(
+        f"{m:>10} at n = 4096: {flops_4096 / 1e9:.1f} GFLOP in matrix products, {rate:.0f} GFLOP/s"
+    )
+
+# %% [markdown]
+# Expect the naive time slope to approach 2 over the long lengths; over the whole range it
+# is usually lower, because short sequences finish too fast for the $n^2$ term to dominate
+# (fixed costs per call, cache effects), and any timing on a shared machine is noisy. The
+# memory is much cleaner. These checks hold on any machine, so the book's build asserts
+# them:
+
+# %%
+mem_slope = bench.loglog_slope(ns, peak["naive"])
+ratio_4096 = peak["naive"][-1] / (2 * B * H * ns[-1] ** 2 * 4)
+assert 1.8 <= mem_slope <= 2.2, mem_slope
+assert 0.9 <= ratio_4096 <= 1.25, ratio_4096
+assert peak["torch_sdpa"][-1] < peak["naive"][-1] / 20
+print("naive memory slope between 1.8 and 2.2:", 1.8 <= mem_slope <= 2.2)
+print("naive peak at n = 4096 between 0.9 and 1.25 times the formula:", 0.9 <= ratio_4096 <= 1.25)
+print(
+    "torch SDPA peak at n = 4096 below 1/20 of naive:",
+    peak["torch_sdpa"][-1] < peak["naive"][-1] / 20,
+)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"naive memory slope: {mem_slope:.2f} | measured / formula at n = 4096: {ratio_4096:.3f}")
+print(f"torch SDPA memory slope: {bench.loglog_slope(ns, peak['torch_sdpa']):.2f}")
+out_bytes = B * H * ns[-1] * D * 4
+print(
+    f"torch SDPA at n = 4096: {peak['torch_sdpa'][-1] / 2**20:.1f} MiB; the output alone: {out_bytes / 2**20:.1f} MiB"
+)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ns_arr = np.array(ns, dtype=float)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+for m, label in (("naive", "naive softmax(QK^T)V"), ("torch_sdpa", "torch SDPA (fused)")):
+    ax1.loglog(ns, 1e3 * np.array(seconds[m]), "o-", base=2, label=label)
+    ax2.loglog(ns, np.array(peak[m]) / 2**20, "o-", base=2, label=label)
+ref = 1e3 * seconds["naive"][-1] * (ns_arr / ns[-1]) ** 2
+ax1.loglog(ns, ref, "k:", base=2, label="slope 2")
+ax2.loglog(
+    ns, 2 * B * H * ns_arr**2 * 4 / 2**20, "k--", base=2, label="formula: 2 B H n² × 4 bytes"
+)
+ax1.set(xlabel="sequence length $n$", ylabel="forward time (ms, min of repeats)")
+ax1.set_title(f"Time, (B, H, d) = ({B}, {H}, {D}), float32, 2 threads")
+ax2.set(xlabel="sequence length $n$", ylabel="peak extra memory (MiB)")
+ax2.set_title("Peak extra memory (fresh process per point)")
+for ax in (ax1, ax2):
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: left, the naive forward time grows about as $n^2$ at long lengths; right, its
+# peak memory sits on the formula for two $n \times n$ float32 tensors, while the fused
+# kernel's memory stays orders of magnitude lower and grows far more slowly.*
+#
+# ### The fused kernel already climbs the wall
+#
+# PyTorch's `F.scaled_dot_product_attention` gives the same output as the naive formula
+# (chapter 1 checked it), yet its peak memory at $n = 4096$ is a few MiB, close to the size
+# of its output, instead of 512 MiB. On CPU it dispatches to a *flash-attention* kernel:
+# we can allow only that back-end and check that it runs and agrees with the naive formula.
+
+# %%
+q, k, v = bench.make_inputs(1024)
+with sdpa_kernel(SDPBackend.FLASH_ATTENTION):  # raises if no flash kernel can run
+    flash_out = F.scaled_dot_product_attention(q, k, v)
+print(
+    "flash back-end == naive formula (float32, atol 1e-5):",
+    torch.allclose(flash_out, bench.naive_attention(q, k, v), atol=1e-5),
+)
+
+# %% [markdown]
+# Such a kernel never forms $S$ or $A$: it walks over the keys in blocks, keeps for every
+# query a running maximum, a running sum of exponentials and a running weighted sum of
+# values, and rescales them as each block arrives (the *online softmax*). The arithmetic is
+# the same $4 n^2 d$ FLOPs per head, so the time is still quadratic, but the memory is
+# linear in $n$, and the time drops too, because the scores never make the round trip
+# through main memory. Chapter 6 derives this algorithm and builds it.
+
+# %% [markdown]
+# (ch05-parallel)=
+# ## Why attention parallelises and a recurrent network does not
+#
+# ### Sequential operations and path length
+#
+# A recurrent network (RNN) reads a sequence one token at a time,
+#
+# $$
+# h_t = f(h_{t-1}, x_t), \qquad t = 1, \dots, n ,
+# $$
+#
+# so $h_t$ cannot start before $h_{t-1}$ is finished: **$n$ sequential steps**, however
+# many processors are available. Information from $x_1$ reaches $h_n$ only through
+# $n - 1$ applications of $f$: the **path length** between the two positions is $O(n)$.
+# Self-attention computes all $n$ outputs with a fixed number of matrix products, none of
+# which waits for another position: $O(1)$ sequential operations, and every pair of
+# positions is one step apart, path length $O(1)$. What attention pays instead is the
+# $n^2$ of the previous sections.
+#
+# Vaswani et al. compare the layer types in their Table 1 {cite:p}`vaswani2017attention`
+# (section 4, "Why Self-Attention"), with $n$ the length, $d$ the representation size, $k$
+# the kernel width of a convolution and $r$ the size of the neighbourhood in restricted
+# (local) self-attention:
+#
+# | layer type | complexity per layer | sequential operations | maximum path length |
+# |---|---|---|---|
+# | self-attention | $O(n^2 \cdot d)$ | $O(1)$ | $O(1)$ |
+# | recurrent | $O(n \cdot d^2)$ | $O(n)$ | $O(n)$ |
+# | convolutional | $O(k \cdot n \cdot d^2)$ | $O(1)$ | $O(\log_k n)$ |
+# | self-attention (restricted) | $O(r \cdot n \cdot d)$ | $O(1)$ | $O(n / r)$ |
+#
+# The convolutional path length assumes dilated convolutions; with contiguous kernels a
+# stack needs $O(n/k)$ layers to connect all positions. The paper's conclusion: self-attention
+# is cheaper per layer than a recurrent layer when $n < d$, which was the usual case for
+# sentence-level translation, and it wins on the other two columns at every length. Putting
+# numbers into the $O(\cdot)$ expressions as they stand (constants set to 1, so only
+# comparisons within a column mean anything), with $d = 512$, $k = 3$, $r = 64$:
+
+# %%
+d, kernel, r = 512, 3, 64
+rows = {
+    "self-attention": (lambda n: n * n * d, lambda n: 1, lambda n: 1),
+    "recurrent": (lambda n: n * d * d, lambda n: n, lambda n: n),
+    "convolutional (dilated)": (
+        lambda n: kernel * n * d * d,
+        lambda n: 1,
+        lambda n: math.log(n, kernel),
+    ),
+    "self-attention (restricted)": (lambda n: r * n * d, lambda n: 1, lambda n: n / r),
+}
+print(f"{'layer type':<28} | {'n':>6} | {'ops per layer':>15} | {'sequential':>10} | {'path':>7}")
+for n in (100, 1000, 10000):
+    for name, (ops, seq, path) in rows.items():
+        print(f"{name:<28} | {n:6d} | {ops(n):15.3g} | {seq(n):10d} | {path(n):7.1f}")
+    print()
+
+# %% [markdown]
+# At $n = 100$ self-attention does a fifth of the recurrent layer's work; at $n = 1000$
+# twice as much; at $n = 10\,000$ twenty times as much, while still needing one
+# sequential step instead of $10\,000$.
+#
+# ### The sequential depth, counted
+#
+# "Sequential operations" can be measured. When PyTorch runs a computation with gradients
+# enabled, it records a graph of the operations it will have to differentiate and of what
+# each one depends on. The
+# longest chain of dependent operations in that graph, from the output back to the input,
+# is the number of steps that must run one after another, however many processors there
+# are (the *critical path*). We measure it for a GRU, a gated RNN (`torch.nn.GRU`), and for
+# `ak.MultiHeadAttention`, both mapping $(B, n, d_{\text{model}})$ to
+# $(B, n, d_{\text{model}})$.
+
+
+# %%
+def critical_path(out: torch.Tensor) -> int:
+    """Longest chain of dependent operations in the autograd graph that produced out."""
+    order, seen, stack = [], set(), [(out.grad_fn, False)]
+    while stack:  # iterative depth-first search; children are finished before parents
+        node, finished = stack.pop()
+        if finished:
+            order.append(node)
+        elif node is not None and node not in seen:
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((child, False) for child, _ in node.next_functions if child is not None)
+    depth = {}
+    for node in order:
+        children = [depth[c] for c, _ in node.next_functions if c is not None]
+        depth[node] = 1 + max(children, default=0)
+    return depth[out.grad_fn]
+
+
+torch.manual_seed(0)
+d_model = 64
+gru = torch.nn.GRU(d_model, d_model, batch_first=True)
+attn = ak.MultiHeadAttention(d_model, 4)
+print("    n | GRU: dependent operations | attention: dependent operations")
+depth_ns = (16, 64, 256, 1024)
+depths = {"gru": [], "attn": []}
+for n in depth_ns:
+    x = torch.randn(1, n, d_model, requires_grad=True)
+    depths["gru"].append(critical_path(gru(x)[0]))
+    depths["attn"].append(critical_path(attn(x)[0]))
+    print(f"{n:5d} | {depths['gru'][-1]:25d} | {depths['attn'][-1]:31d}")
+per_token = np.diff(depths["gru"]) / np.diff(depth_ns)
+print("GRU: extra dependent operations per extra token:", per_token)
+assert set(per_token) == {10.0} and len(set(depths["attn"])) == 1
+
+# %% [markdown]
+# The GRU's chain grows by exactly 10 operations per token: each step's gates wait for the
+# previous hidden state. The attention layer's chain has the same length at every $n$:
+# a longer sequence makes its operations *bigger* (more rows in each matrix product),
+# never *longer*. Bigger operations are what parallel hardware is built for.
+#
+# ### Path length, seen through gradients
+#
+# The path length column is about how directly one position can influence another. The
+# gradient $\partial y_n / \partial x_{n-k}$ of the last output with respect to the input
+# $k$ positions earlier measures that influence. In the GRU it must pass through $k$
+# recurrent steps; in attention, through one softmax, whatever $k$ is. Both modules are
+# untrained (PyTorch's default initialisation), in float64, averaged over 16 random
+# sequences of length 64.
+
+# %%
+torch.manual_seed(0)
+n, d_model, batch = 64, 64, 16
+x = torch.randn(batch, n, d_model, dtype=torch.float64, requires_grad=True)
+gru = torch.nn.GRU(d_model, d_model, batch_first=True).double()
+attn = ak.MultiHeadAttention(d_model, 4).double()
+influence = {}
+for name, module in (("GRU", gru), ("attention", attn)):
+    (grad,) = torch.autograd.grad(module(x)[0][:, -1].sum(), x)  # d y_last / d x
+    influence[name] = grad.norm(dim=-1).mean(0).flip(0)  # (n,) indexed by distance k
+
+fig, ax = plt.subplots(figsize=(7, 4))
+for name, values in influence.items():
+    ax.semilogy(range(n), values.numpy(), label=name)
+ax.set_xlabel("distance $k$ between the output and the input position")
+ax.set_ylabel(r"mean $\| \partial y_n / \partial x_{n-k} \|$")
+ax.set_title("Influence of an input on the last output (untrained, d = 64)")
+ax.legend()
+fig.tight_layout()
+plt.show()
+for name, values in influence.items():
+    print(
+        f"{name:>9}: k = 1: {values[1]:.2e} | k = 16: {values[16]:.2e} | k = 63: {values[63]:.2e}"
+    )
+gru_decay = (influence["GRU"][63] / influence["GRU"][1]).item()
+attn_far_near = (influence["attention"][32:].mean() / influence["attention"][1:32].mean()).item()
+assert gru_decay < 1e-9 and 0.5 < attn_far_near < 2
+print("GRU: influence at k = 63 below 1e-9 of k = 1:", gru_decay < 1e-9)
+print("attention: far (k >= 32) and near (1 <= k < 32) within a factor 2:", 0.5 < attn_far_near < 2)
+
+# %% [markdown]
+# *Figure: through the GRU the influence of an input shrinks geometrically with its
+# distance, by thirteen orders of magnitude across 63 steps; through attention it does
+# not depend on the distance at all (the peak at $k = 0$ is the last position itself,
+# which is also the query).*
+#
+# Training can teach a gated RNN to carry information further than this, which is what the
+# gates are for; but the signal still has to survive $k$ steps. In attention it does not
+# have to survive anything. (Attention also has no *notion* of distance: without
+# positional information it cannot tell near from far at all, chapter 2.)
+#
+# ### Wall-clock: a GRU against attention
+#
+# Fewer sequential steps do not automatically mean less time: attention does more
+# arithmetic. For $B$ sequences of width $d_{\text{model}}$, a GRU layer performs
+# $3 \times 2$ products of a $d_{\text{model}}$-vector with a
+# $d_{\text{model}} \times d_{\text{model}}$ matrix per token, $12\, B\, n\, d_{\text{model}}^2$
+# FLOPs; attention performs $8\, B\, n\, d_{\text{model}}^2 + 4\, B\, n^2 d_{\text{model}}$.
+# They do equal work at $n = d_{\text{model}}$. Below that, attention does less arithmetic
+# *and* has fewer sequential steps; above it, attention does more arithmetic, but in large
+# products that use the hardware better than the GRU's $n$ small steps. Somewhere the
+# growing $n^2$ must win. We time one forward pass of `torch.nn.GRU` and of
+# `ak.MultiHeadAttention` (attnkit's reference attention, and with `fused=True`, PyTorch's
+# fused kernel) on the same input, one sequence of width 256 with 8 heads.
+#
+# These timings use **one thread**, for two reasons. On a small machine shared with other
+# work, two threads make the GRU's many tiny operations erratic (each one waits for both
+# threads to be scheduled), and the table would measure the machine's load rather than the
+# layers. And one core executes everything in sequence anyway, so what is compared is the
+# arithmetic of each layer and how fast it runs, not how well it spreads over cores. That
+# is the other half of the story, and the critical path above already settled it: on
+# parallel hardware attention's work can be spread out, the GRU's chain of $10 n$
+# dependent operations cannot.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+torch.manual_seed(0)
+B, d_model, H = 1, 256, 8
+modules = {
+    "GRU (torch.nn.GRU)": torch.nn.GRU(d_model, d_model, batch_first=True),
+    "attention (attnkit)": ak.MultiHeadAttention(d_model, H),
+    "attention (fused=True)": ak.MultiHeadAttention(d_model, H, fused=True),
+}
+rnn_ns = [64, 128, 256, 512, 1024, 2048, 4096]
+# attnkit's reference attention stops at 2048: at 4096 its (H, n, n) temporaries need GiBs.
+longest = {"GRU (torch.nn.GRU)": 4096, "attention (attnkit)": 2048, "attention (fused=True)": 4096}
+rnn_seconds = {name: [] for name in modules}
+start = time.perf_counter()
+torch.set_num_threads(1)
+for n in rnn_ns:
+    x = torch.randn(B, n, d_model)
+    for name, module in modules.items():
+        if n <= longest[name]:
+            repeats = 5 if n <= 512 else 3
+            seconds_n = bench.time_call(functools.partial(module, x), repeats=repeats)
+            rnn_seconds[name].append(seconds_n)
+torch.set_num_threads(2)
+print(f"(measured in {time.perf_counter() - start:.0f} s, one thread)")
+
+flops = {
+    "GRU (torch.nn.GRU)": lambda n: 12 * B * n * d_model**2,
+    "attention (attnkit)": lambda n: 8 * B * n * d_model**2 + 4 * B * n * n * d_model,
+}
+flops["attention (fused=True)"] = flops["attention (attnkit)"]
+print("    n | " + " | ".join(f"{name:>22}" for name in modules) + "   (ms, and GFLOP/s)")
+for i, n in enumerate(rnn_ns):
+    cells = []
+    for name in modules:
+        if i < len(rnn_seconds[name]):
+            t = rnn_seconds[name][i]
+            cells.append(f"{1e3 * t:8.2f} ms {flops[name](n) / t / 1e9:5.1f}/s")
+        else:
+            cells.append("-")
+    print(f"{n:5d} | " + " | ".join(f"{c:>22}" for c in cells))
+
+
+def crossing(ns, t_attention, t_rnn):
+    """Where attention becomes slower than the RNN for good: the first measured n from which
+    it is slower at every larger n, and an estimate between that n and the one before it,
+    interpolating log(time ratio) linearly in log(n). (None, None) if it never is; the
+    estimate is None if attention is slower from the first n on."""
+    m = len(t_attention)  # lengths measured for this attention
+    log_ratio = np.log(np.array(t_attention) / np.array(t_rnn[:m]))  # > 0: attention slower
+    i = m
+    while i > 0 and log_ratio[i - 1] > 0:
+        i -= 1
+    if i == m:
+        return None, None
+    if i == 0:
+        return ns[0], None
+    lo, hi = log_ratio[i - 1], log_ratio[i]
+    frac = lo / (lo - hi)  # where the interpolated log ratio is zero
+    return ns[i], float(np.exp(np.log(ns[i - 1]) + frac * np.log(ns[i] / ns[i - 1])))
+
+
+gru_seconds = rnn_seconds["GRU (torch.nn.GRU)"]
+for name in ("attention (attnkit)", "attention (fused=True)"):
+    first, estimate = crossing(rnn_ns, rnn_seconds[name], gru_seconds)
+    if first is None:
+        n_max = rnn_ns[len(rnn_seconds[name]) - 1]
+        print(f"{name}: faster than the GRU at the longest length measured, n = {n_max}")
+    else:
+        where = "" if estimate is None else f" (the curves cross near n = {estimate:.0f})"
+        print(f"{name}: slower than the GRU from n = {first} on{where}")
+for name, times in rnn_seconds.items():
+    m = len(times)
+    slope = bench.loglog_slope(rnn_ns[2:m], times[2:])
+    print(f"{name:>22}: time slope over n = 256..{rnn_ns[m - 1]}: {slope:.1f}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, ax = plt.subplots(figsize=(7.5, 4.5))
+for (name, times), marker in zip(rnn_seconds.items(), "os^"):
+    ax.loglog(rnn_ns[: len(times)], 1e3 * np.array(times), marker=marker, base=2, label=name)
+for name, color in (("attention (attnkit)", "C1"), ("attention (fused=True)", "C2")):
+    _, estimate = crossing(rnn_ns, rnn_seconds[name], gru_seconds)
+    if estimate is not None:
+        ax.axvline(estimate, color=color, ls=":", lw=1)
+ax.set_xlabel("sequence length $n$")
+ax.set_ylabel("forward time (ms, min of repeats)")
+ax.set_title(f"GRU vs multi-head attention, B = {B}, $d_{{model}}$ = {d_model}, 1 thread")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: the GRU's time grows linearly with $n$ (slope 1), the attention layers' faster,
+# approaching slope 2 at long lengths; a dotted line marks where an attention curve
+# crosses the GRU's on this machine, if it does within the lengths measured.*
+#
+# What the table shows:
+#
+# - **The GRU pays a constant per token.** Its time per token hardly changes with $n$: each
+#   of the $n$ steps is the same small product of a vector with a matrix, and each must wait
+#   for the one before. (PyTorch already computes the input half of the GRU, $W_{ih} x_t$,
+#   for all tokens in one product; only the recurrent half is sequential.)
+# - **Attention is faster at short lengths**, where it does less arithmetic than the GRU
+#   ($n < d_{\text{model}}$) in a few large products, and it stays faster beyond that
+#   point while the large products run at a higher rate than the GRU's small ones.
+# - **The quadratic term wins in the end.** Attention's time grows about four-fold per
+#   doubling and the GRU's two-fold, so past some length the GRU is faster. The fused kernel
+#   moves the crossing further out, because it avoids the memory traffic of the $n \times n$
+#   matrices (its FLOP rate stays high, while that of attnkit's reference attention falls at
+#   long lengths, as the naive one did in the previous section); it does not remove it.
+# - **The crossing is not a constant of nature.** It moves with the machine, with
+#   $d_{\text{model}}$ and with the batch: a larger batch gives each of the GRU's steps
+#   more rows to work on, so parallelism across sequences stands in for the parallelism
+#   across positions that the RNN lacks (chapter 3 saw the same for generation). On a GPU,
+#   with thousands of arithmetic units that only attention can keep busy, attention's
+#   advantage is much larger; that is what made the Transformer fast to train
+#   {cite:p}`vaswani2017attention`.
+#
+# (ch05-seed)=
+# ## What the seed gets right and wrong
+#
+# Beyond the memory (corrected {ref}`above <ch05-memory>`), the two seed sections make
+# these claims.
+#
+# **Quadratic cost (计算复杂度, lines 83 and 159).** *Right*, with a missing factor: the cost
+# per layer is $O(n^2 d)$, not $O(n^2)$, and a layer also pays $O(n\, d_{\text{model}}^2)$
+# for its projections, which is the larger part for $n < 2 d_{\text{model}}$. The growth is
+# real: the measured memory of naive attention grows four-fold per doubling of $n$, and
+# its time approaches the same rate at long lengths.
+#
+# **Long-range dependencies, "however far apart" (捕捉长距离依赖关系，无论它们之间的距离有多远,
+# line 75).** *Right within the context window*: any two positions are one step apart, and
+# the gradient experiment shows an input's influence not decaying with distance. But the
+# window itself is finite, and the quadratic wall is what keeps it short (exercise 4
+# computes the longest sequence a memory budget allows). Being *able* to attend far is not the
+# same as *learning* to, which the seed itself concedes at line 165 (长距离依赖 among the
+# challenges), and attention needs positional information to know what "far" is at all.
+#
+# **Parallel computation as a strength (并行计算, line 77).** *Right* for training and for
+# encoding a given text: all positions at once, a constant-length chain of dependent
+# operations (measured above). *Wrong* in its conclusion that this makes the model "more
+# efficient on large-scale input sequences" (在处理大规模输入序列时更加高效): long inputs are
+# exactly where the $n^2$ term dominates, as the seed's own limitation 1 says two
+# paragraphs later. And generating text is sequential whatever the attention, one forward
+# pass per token (chapter 4).
+#
+# **Parallel computation as a challenge (并行计算效率有待提高, line 167).** This contradicts
+# the strength above, and misplaces the problem. The arithmetic of attention parallelises
+# perfectly; what limits the naive computation is **memory traffic**: it writes the
+# $n \times n$ scores to main memory and reads them back, several times. The measurement
+# above shows it: PyTorch's fused kernel does the same FLOPs in less time and with a
+# fraction of the memory, because it never stores the scores. Making attention
+# *IO-aware* in this sense is what FlashAttention did {cite:p}`dao2022flashattention`.
+#
+# **Interpretability (解释性, lines 87, 163 and 181).** The seed says attention weights are
+# hard to interpret "because they are learned automatically during training"
+# (因为它们是在训练过程中自动学习的). The reason is wrong: attention weights are *not* learned;
+# they are computed afresh from every input by the learned projections, as the check below
+# shows, and every parameter of every network is learned automatically. If anything,
+# attention weights are unusually easy to *read*: each row is a probability distribution
+# over input positions (the heat maps of chapters 1 to 3). What is contested is whether
+# they *explain* a prediction: Jain and Wallace found that very different attention
+# distributions can give the same predictions {cite:p}`jain2019attention`, and Wiegreffe
+# and Pinter that this depends on how "explanation" is tested
+# {cite:p}`wiegreffe2019attention`. Chapter 12 takes up the question.
+
+# %%
+torch.manual_seed(0)
+layer = ak.MultiHeadAttention(64, 4)
+with torch.no_grad():
+    _, w1 = layer(torch.randn(1, 6, 64), need_weights=True)
+    _, w2 = layer(torch.randn(1, 6, 64), need_weights=True)
+print("same parameters, two inputs -> different attention weights:", not torch.allclose(w1, w2))
+print("a parameter of shape (n, n) exists:", any(p.shape == (6, 6) for p in layer.parameters()))
+
+# %% [markdown]
+# **Flexibility (灵活性, line 79).** Vague, and true in the sense that the same layer serves
+# encoders, decoders, cross-attention and other data types (chapters 3, 4, 8, 9).
+
+# %% [markdown]
+# ## Where next: efficient attention
+#
+# This chapter located the wall precisely: the $n \times n$ matrix, $4 n^2 d$ FLOPs and
+# $n^2$ numbers per head and layer. Chapter 6 goes around it in two different ways.
+#
+# - **Same function, less memory.** Tiled attention with an online softmax (the
+#   FlashAttention idea) computes exactly $\mathrm{softmax}(QK^\top / \sqrt{d})V$ without
+#   storing the scores: memory $O(n d)$, time still $O(n^2 d)$. We saw PyTorch's fused
+#   kernel do this; chapter 6 builds it.
+# - **A different function, less work.** Compute only some of the $n^2$ scores, or
+#   approximate the matrix: *local* (sliding-window) attention, the "restricted"
+#   row of Table 1; *sparse* patterns that add strided or global positions to a window
+#   (Sparse Transformer, Longformer, BigBird); *low-rank* projections of the keys and values
+#   along the sequence (Linformer); and *kernel* feature maps that remove the softmax's
+#   all-pairs structure altogether (linear attention, Performer).
+#
+# Each of the second group trades some of what this chapter praised (every pair one step
+# apart, exact softmax weights) for cost that grows more slowly than $n^2$. Chapter 6
+# measures both sides of each trade with the same benchmark module used here.
+
+# %% [markdown]
+# ## Key takeaways
+#
+# - One head of attention over $n$ tokens costs $4 n^2 d$ FLOPs in its two matrix products
+#   (a multiply-add counted as 2 FLOPs) plus a few $n^2$ for the softmax; a layer costs
+#   $8 n d_{\text{model}}^2 + 4 n^2 d_{\text{model}}$, and the quadratic part dominates from
+#   $n = 2 d_{\text{model}}$.
+# - The memory that grows with $n$ is **activations**: $H$ score and weight matrices of
+#   $n \times n$ per layer and per sequence, kept until the backward pass in training.
+#   The parameters, $4 d_{\text{model}}^2 + 4 d_{\text{model}}$ per layer, do not depend on
+#   $n$. The seed's "large weight matrices" confuses attention weights with parameters.
+# - Measured: the naive forward's peak memory has log-log slope 2 and matches
+#   $2 \times B H n^2 \times 4$ bytes; its time approaches slope 2 at long lengths.
+#   PyTorch's fused (flash) kernel computes the same function with memory close to the
+#   size of its output.
+# - Attention has $O(1)$ sequential operations and path length, an RNN $O(n)$ (Table 1 of
+#   the Transformer paper {cite:p}`vaswani2017attention`). Measured: the GRU's chain of
+#   dependent operations grows by 10 per token, attention's is constant; an input's
+#   influence through the GRU decays geometrically with distance, through attention not
+#   at all.
+# - In wall-clock time attention beats a GRU at short lengths, but its slope-2 growth
+#   overtakes the GRU's slope 1 eventually; where, depends on the machine, the width and
+#   the batch, and a fused kernel pushes the crossing further out.
+# - The parallelism "challenge" the seed names is really memory traffic, which fused
+#   kernels remove; the quadratic arithmetic only changes if the function changes
+#   (chapter 6).
+
+# %% [markdown]
+# ## Exercises
+#
+# The exercises for this chapter are in `exercises/05_quadratic_wall.ipynb`. With a few
+# lines of Python each, you will write
+#
+# 1. `attention_flops`: the FLOPs of $QK^\top$ and $AV$ for $H$ heads, checked against
+#    PyTorch's own counter;
+# 2. `score_memory_bytes`: the size of one $(B, H, n, n)$ score tensor in any dtype;
+# 3. `mha_parameter_count`: the parameters of multi-head attention with grouped key/value
+#    heads, independent of $n$;
+# 4. `max_length_for_budget`: the longest sequence whose score tensor fits in a memory
+#    budget, exactly.
+#
+# Grade your work with `python -m attnkit.grade 05`.
+
+# %% [markdown]
+# ## Interview question
+#
+# ```{admonition} Interview question
+# :class: tip
+#
+# **题目:** 请阐述自注意力机制在自然语言处理中的优势及其局限性。
+#
+# **题目:** 请探讨自注意力机制在实现和应用中面临的核心问题和挑战。
+#
+# **Question:** Describe the strengths and limitations of self-attention in NLP. What are
+# the core problems and challenges in implementing and applying it?
+#
+# **Model answer.** The strengths come from comparing every position with every other in
+# one step. Any two positions are connected by a path of length one, so long-range
+# dependencies need not survive many recurrent steps, and all positions are computed at
+# once by large matrix products: a constant number of sequential operations instead of
+# an RNN's $n$ ({ref}`ch05-parallel`). That is why Transformers train fast on parallel
+# hardware. The main limitation is the price of all pairs: per head, the scores $QK^\top$
+# and the product $AV$ cost $4 n^2 d$ FLOPs, and the $n \times n$ score and weight matrices
+# take $O(n^2)$ memory per head and layer ({ref}`ch05-cost`). That memory is activations,
+# not parameters: the projection matrices, $4 d_{\text{model}}^2$ numbers per layer, do not
+# depend on $n$, but the float32 attention weights of one 1000-token sequence with 8 heads
+# already take 30 MiB per layer, and in training they are kept for the backward pass. Measured,
+# naive attention's memory grows with slope 2 and matches $2 B H n^2 \times 4$ bytes
+# ({ref}`ch05-measured`). The practical challenges follow: a fixed, limited context window;
+# memory traffic rather than arithmetic as the bottleneck, which fused kernels such as
+# FlashAttention solve by never storing the scores (exact, linear memory, still quadratic
+# time); sequential decoding at generation time; and the need for sparse, local,
+# low-rank or kernel approximations to go below $n^2$ work, at some cost in what attention
+# can express. Attention weights are easy to read but are not guaranteed to explain a
+# prediction.
+# ```
