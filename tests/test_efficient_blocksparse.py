@@ -848,3 +848,28 @@ def test_longformer_bad_inputs():
         module(torch.randn(1, 5, 8))
     with pytest.raises(TypeError, match="global_index must be"):
         LongformerSelfAttention(8, 2, 1, global_index="0")
+
+
+@pytest.mark.parametrize(
+    ("window", "dilation", "causal"), [(5, 1, False), (7, 2, True), (40, 1, True)]
+)
+def test_local_attention_in_chunks_equals_dense(window, dilation, causal):
+    # Long enough that local_attention processes its blocks in several chunks
+    # (local.CHUNK_BLOCKS query blocks at a time), including a ragged last chunk.
+    import attnkit.efficient.local as local
+
+    n = 37 * 32 * (local.CHUNK_BLOCKS // 4) + 5
+    g = torch.Generator().manual_seed(7)
+    q, k, v = (torch.randn(2, n, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    for t in (q, k, v):
+        t.requires_grad_(True)
+    lengths = torch.tensor([n, n - 300])
+    pad = (torch.arange(n) < lengths[:, None])[:, None, :]  # (B, 1, n)
+    got = local_attention(q, k, v, window, dilation=dilation, causal=causal, mask=pad)
+    dense = sliding_window_mask(n, window, dilation=dilation, causal=causal) & pad
+    want = scaled_dot_product_attention(q, k, v, dense)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    grads = torch.autograd.grad((got * want.detach()).sum(), (q, k, v))
+    wants = torch.autograd.grad((want * want.detach()).sum(), (q, k, v))
+    for a, b in zip(grads, wants):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)

@@ -76,6 +76,38 @@ def _deinterleave(x: torch.Tensor, n: int) -> torch.Tensor:
     return x.transpose(-3, -2).flatten(-3, -2)[..., :n, :]
 
 
+CHUNK_BLOCKS = 8
+"""Query blocks processed together: bounds the working set (scores of ``8 * block`` queries)
+so that it stays in cache and the time grows linearly with ``n``."""
+
+
+def _band(q, k, v, pos, band, *, lo, hi, scale, mask):
+    """One banded attention over ``(..., M, d)`` rows: scores, softmax, weighted values."""
+    logits, _ = band_logits(q, k, pos, **band, lo=lo, hi=hi, scale=scale, mask=mask)
+    (weights,) = softmax_parts(logits)  # (..., nb, block, L)
+    return band_output(weights, v, **band)  # (..., M, d_v)
+
+
+def _chunked_band(q, k, v, pos, band, **kw):
+    """:func:`_band` over chunks of ``CHUNK_BLOCKS`` query blocks plus their neighbours.
+
+    Each chunk also takes one block on each side (the keys its edge blocks need); the
+    outputs of those extra blocks are computed with missing neighbours and dropped.
+    """
+    block = band["block"]
+    nb = q.shape[-2] // block
+    if nb <= CHUNK_BLOCKS + 2:
+        return _band(q, k, v, pos, band, **kw)
+    outs = []
+    for b0 in range(0, nb, CHUNK_BLOCKS):
+        b1 = min(nb, b0 + CHUNK_BLOCKS)
+        s0, s1 = max(0, b0 - 1), min(nb, b1 + 1)  # with one neighbour block each side
+        rows = slice(s0 * block, s1 * block)
+        out = _band(q[..., rows, :], k[..., rows, :], v[..., rows, :], pos[..., rows], band, **kw)
+        outs.append(out[..., (b0 - s0) * block : (b1 - s0) * block, :])  # (..., chunk, d_v)
+    return torch.cat(outs, dim=-2)  # (..., M, d_v)
+
+
 def local_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -109,7 +141,9 @@ def local_attention(
         gets zeros (the convention of :func:`attnkit.softmax.masked_softmax`).
 
     Complexity: ``O(n * window * d)`` time and memory: each block of ``max(window, 32)``
-    queries is scored against 3 key blocks of that size (2 when causal).
+    queries is scored against 3 key blocks of that size (2 when causal). Blocks are
+    processed ``CHUNK_BLOCKS`` at a time, so without autograd the extra memory is that of
+    one chunk, whatever ``n``.
     """
     batch, n, scale = check_self_attention_inputs(q, k, v, mask, scale)
     window = check_positive_int(window, "window", allow_zero=True)
@@ -136,9 +170,7 @@ def local_attention(
         q, k, v = (_interleave(x, dilation, length) for x in (q, k, v))  # (..., dil, M, d)
 
     hi = 0 if causal else window
-    logits, _ = band_logits(q, k, pos, **band, lo=-window, hi=hi, scale=scale, mask=mask)
-    (weights,) = softmax_parts(logits)  # (..., [dil,] nb, block, L)
-    out = band_output(weights, v, **band)  # (..., [dil,] M, d_v)
+    out = _chunked_band(q, k, v, pos, band, lo=-window, hi=hi, scale=scale, mask=mask)
     out = out[..., :n, :] if dilation == 1 else _deinterleave(out, n)  # (..., n, d_v)
     return out.to(dtype)
 
