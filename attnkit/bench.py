@@ -516,7 +516,8 @@ def plot(res: Results, what: str = "seconds", ax=None, methods: Sequence[str] | 
         if not ns:
             continue
         style = "-" if METHODS[name].exact else "--"
-        ax.loglog(ns, vals, style, marker="o", ms=3, label=METHODS[name].label, base=2)
+        ax.loglog(ns, vals, style, marker="o", ms=3, label=METHODS[name].label)
+    ax.set_xscale("log", base=2)
     ax.set_xlabel("sequence length n")
     kind = "forward time" if what == "seconds" else "peak extra memory"
     ax.set_ylabel(f"{kind} ({unit})")
