@@ -66,6 +66,50 @@ def broadcast_batch(what: str, **shapes: Sequence[int]) -> torch.Size:
         ) from None
 
 
+def broadcasts_to(shape: Sequence[int], target: Sequence[int]) -> bool:
+    """True if a tensor of ``shape`` broadcasts to ``target`` without enlarging it."""
+    target = torch.Size(target)
+    try:
+        return torch.broadcast_shapes(torch.Size(shape), target) == target
+    except RuntimeError:
+        return False
+
+
+def check_qkv(
+    q: object,
+    k: object,
+    v: object,
+    *,
+    names: tuple[str, str, str] = ("q", "k", "v"),
+    last: str = "last dimension d_k",
+) -> torch.Size:
+    """Validate queries ``(..., n_q, f)``, keys ``(..., n_k, f)`` and values ``(..., n_k, d_v)``.
+
+    One floating dtype, matching last dimensions of the first two (described by ``last``),
+    as many values as keys; returns the broadcast batch shape. ``names`` are used in the
+    messages (e.g. ``("phi_q", "phi_k", "v")`` for feature maps).
+    """
+    nq, nk, nv = names
+    for name, t in zip(names, (q, k, v)):
+        check_floating(check_tensor(t, name, min_dim=2), name)
+    assert isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor)
+    assert isinstance(v, torch.Tensor)
+    check_same_dtype(**{nq: q, nk: k, nv: v})
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"{nq} and {nk} must have the same {last}; got {nq} {fmt_shape(q.shape)} and "
+            f"{nk} {fmt_shape(k.shape)}, i.e. {q.shape[-1]} vs {k.shape[-1]}."
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"{nk} and {nv} must have the same number of keys n_k (second-to-last dimension); "
+            f"got {nk} {fmt_shape(k.shape)} and {nv} {fmt_shape(v.shape)}."
+        )
+    return broadcast_batch(
+        f"{nq}, {nk} and {nv}", **{nq: q.shape[:-2], nk: k.shape[:-2], nv: v.shape[:-2]}
+    )
+
+
 def check_mask(mask: object, scores_shape: Sequence[int], name: str = "mask") -> torch.Tensor:
     """Check an attention mask against the shape of the scores ``(..., n_q, n_k)``.
 
@@ -80,11 +124,7 @@ def check_mask(mask: object, scores_shape: Sequence[int], name: str = "mask") ->
             f"got {mask.dtype}. If it holds 0/1 flags, pass {name}.bool()."
         )
     target = torch.Size(scores_shape)
-    try:
-        ok = torch.broadcast_shapes(mask.shape, target) == target
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if not broadcasts_to(mask.shape, target):
         raise ValueError(
             f"{name} of shape {fmt_shape(mask.shape)} cannot broadcast to the attention scores "
             f"of shape {fmt_shape(target)} = (..., n_q, n_k)."

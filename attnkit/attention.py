@@ -15,15 +15,11 @@ import torch
 from torch import nn
 
 from ._validate import (
-    broadcast_batch,
-    check_floating,
     check_mask,
     check_probability,
-    check_same_dtype,
+    check_qkv,
     check_scale,
-    check_tensor,
     compute_dtype,
-    fmt_shape,
 )
 from .softmax import masked_softmax
 
@@ -60,26 +56,6 @@ def attend(
         dropped = weights * keep / (1.0 - dropout_p)
     output = dropped.to(v.dtype) @ v  # (..., n_q, d_v)
     return output, weights
-
-
-def _check_qkv(q: object, k: object, v: object) -> torch.Size:
-    """Validate q, k, v and return their broadcast batch shape."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        check_floating(check_tensor(t, name, min_dim=2), name)
-    assert isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor)
-    assert isinstance(v, torch.Tensor)
-    check_same_dtype(q=q, k=k, v=v)
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must have the same last dimension d_k; got q {fmt_shape(q.shape)} and "
-            f"k {fmt_shape(k.shape)}, i.e. d_k = {q.shape[-1]} vs {k.shape[-1]}."
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must have the same number of keys n_k (second-to-last dimension); got "
-            f"k {fmt_shape(k.shape)} and v {fmt_shape(v.shape)}."
-        )
-    return broadcast_batch("q, k and v", q=q.shape[:-2], k=k.shape[:-2], v=v.shape[:-2])
 
 
 def scaled_dot_product_attention(
@@ -120,7 +96,7 @@ def scaled_dot_product_attention(
         >>> scaled_dot_product_attention(q, k, v).shape
         torch.Size([2, 5, 8])
     """
-    batch = _check_qkv(q, k, v)
+    batch = check_qkv(q, k, v)
     scale = check_scale(scale)
     dropout_p = check_probability(dropout_p, "dropout_p")
     n_q, d_k, n_k = q.shape[-2], q.shape[-1], k.shape[-2]

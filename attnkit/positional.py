@@ -28,6 +28,7 @@ from torch import nn
 
 from ._validate import (
     FLOAT_DTYPES,
+    broadcasts_to,
     check_floating,
     check_module_dtype,
     check_positive_int,
@@ -309,11 +310,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
             f"cos and sin must have the same shape, got {fmt_shape(cos.shape)} and "
             f"{fmt_shape(sin.shape)}."
         )
-    try:
-        ok = torch.broadcast_shapes(cos.shape, x.shape) == x.shape
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if not broadcasts_to(cos.shape, x.shape):
         T, head_dim = x.shape[-2:]
         raise ValueError(
             f"cos and sin of shape {fmt_shape(cos.shape)} cannot broadcast to x of shape "

@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from .._validate import (
     check_mask,
     check_positive_int,
+    check_qkv,
     check_scale,
     check_tensor,
     compute_dtype,
     fmt_shape,
 )
-from ..attention import _check_qkv
 from ..masks import causal_mask
 
 __all__ = ["block_sparse_attention", "layout_to_mask"]
@@ -60,7 +60,7 @@ def check_self_attention_inputs(
 
     Returns ``(batch, n, scale)`` with ``batch`` the broadcast leading shape.
     """
-    batch = _check_qkv(q, k, v)
+    batch = check_qkv(q, k, v)
     assert isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor)
     if q.shape[-2] != k.shape[-2]:
         raise ValueError(
@@ -413,7 +413,7 @@ def block_sparse_attention(
     all ``True``, ``O(n_q * K * block_size * d)`` time and memory; rows that are all
     ``True`` (global rows) are computed densely, ``O(block_size * n_k * d)`` each.
     """
-    batch = _check_qkv(q, k, v)
+    batch = check_qkv(q, k, v)
     block_size = check_positive_int(block_size, "block_size")
     scale = check_scale(scale)
     check_bool(causal, "causal")

@@ -36,16 +36,15 @@ import torch
 import torch.nn.functional as F
 
 from .._validate import (
-    broadcast_batch,
+    broadcasts_to,
     check_floating,
     check_positive_int,
-    check_same_dtype,
+    check_qkv,
     check_scale,
     check_tensor,
     compute_dtype,
     fmt_shape,
 )
-from ..attention import _check_qkv
 from ._base import EfficientSelfAttention
 
 _BLOCK = 1024  # positions per step of the loops (causal: rounded to whole chunks)
@@ -60,11 +59,7 @@ def check_kernel_padding_mask(mask: object, batch: torch.Size, n_k: int) -> torc
     check_tensor(mask, "key_padding_mask", min_dim=1)
     assert isinstance(mask, torch.Tensor)
     target = torch.Size((*batch, n_k))
-    try:
-        ok = torch.broadcast_shapes(mask.shape, target) == target
-    except RuntimeError:
-        ok = False
-    if mask.dtype != torch.bool or not ok:
+    if mask.dtype != torch.bool or not broadcasts_to(mask.shape, target):
         raise ValueError(
             f"key_padding_mask must be a bool tensor (True = real key) that broadcasts to "
             f"(..., n_k) = {fmt_shape(target)}; got {mask.dtype} {fmt_shape(mask.shape)}. "
@@ -90,28 +85,6 @@ def check_kernel_options(
         )
     assert eps is not None
     return eps, chunk_size
-
-
-def _check_features(phi_q: object, phi_k: object, v: object) -> torch.Size:
-    """Validate the feature maps and the values; return their broadcast batch shape."""
-    for name, t in (("phi_q", phi_q), ("phi_k", phi_k), ("v", v)):
-        check_floating(check_tensor(t, name, min_dim=2), name)
-    assert isinstance(phi_q, torch.Tensor) and isinstance(phi_k, torch.Tensor)
-    assert isinstance(v, torch.Tensor)
-    check_same_dtype(phi_q=phi_q, phi_k=phi_k, v=v)
-    if phi_q.shape[-1] != phi_k.shape[-1]:
-        raise ValueError(
-            f"phi_q and phi_k must have the same number of features m (last dimension); got "
-            f"phi_q {fmt_shape(phi_q.shape)} and phi_k {fmt_shape(phi_k.shape)}."
-        )
-    if phi_k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"phi_k and v must have the same number of keys n_k (second-to-last dimension); "
-            f"got phi_k {fmt_shape(phi_k.shape)} and v {fmt_shape(v.shape)}."
-        )
-    return broadcast_batch(
-        "phi_q, phi_k and v", phi_q=phi_q.shape[:-2], phi_k=phi_k.shape[:-2], v=v.shape[:-2]
-    )
 
 
 QueryFeatures = Callable[[slice], torch.Tensor]
@@ -273,7 +246,9 @@ def kernel_attention(
         ``O(n d_v + m d_v)`` non-causal, ``O(n c + n d_v + (n / c) m d_v)`` causal (plus
         ``O(n m)`` for masked features when ``key_padding_mask`` is given).
     """
-    batch = _check_features(phi_q, phi_k, v)
+    batch = check_qkv(
+        phi_q, phi_k, v, names=("phi_q", "phi_k", "v"), last="number of features m (last dimension)"
+    )
     n_q, n_k = phi_q.shape[-2], phi_k.shape[-2]
     eps, chunk_size = check_kernel_options(causal, eps, chunk_size, n_q, n_k)
 
@@ -343,7 +318,7 @@ def linear_attention(
     Returns:
         ``(..., n_q, d_v)`` in the dtype of ``v``. Time ``O(n d d_v)``, no ``n x n`` matrix.
     """
-    batch = _check_qkv(q, k, v)
+    batch = check_qkv(q, k, v)
     n_q, n_k = q.shape[-2], k.shape[-2]
     eps, chunk_size = check_kernel_options(causal, eps, chunk_size, n_q, n_k)
     if key_padding_mask is not None:

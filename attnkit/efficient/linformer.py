@@ -24,14 +24,16 @@ from torch import nn
 
 from .._validate import (
     broadcast_batch,
+    broadcasts_to,
     check_floating,
     check_positive_int,
+    check_qkv,
     check_scale,
     check_tensor,
     compute_dtype,
     fmt_shape,
 )
-from ..attention import _check_qkv, scaled_dot_product_attention
+from ..attention import scaled_dot_product_attention
 from ._base import EfficientSelfAttention
 
 
@@ -60,11 +62,7 @@ def _check_key_mask(mask: object, batch: torch.Size, n: int) -> torch.Tensor:
     check_tensor(mask, "mask", min_dim=1)
     assert isinstance(mask, torch.Tensor)
     target = torch.Size((*batch, 1, n))
-    try:
-        ok = torch.broadcast_shapes(mask.shape, target) == target
-    except RuntimeError:
-        ok = False
-    if mask.dtype != torch.bool or not ok:
+    if mask.dtype != torch.bool or not broadcasts_to(mask.shape, target):
         raise ValueError(
             f"mask must be a bool key padding mask (True = real key) that broadcasts to "
             f"(..., 1, n) = {fmt_shape(target)}; got {mask.dtype} {fmt_shape(mask.shape)}. "
@@ -111,7 +109,7 @@ def linformer_attention(
         time O(n proj_len (d + d_v) + n_q proj_len (d + d_v)), memory O(n_q proj_len);
         no ``n x n`` matrix.
     """
-    batch = _check_qkv(q, k, v)
+    batch = check_qkv(q, k, v)
     n = k.shape[-2]
     proj_batch = _check_projections(e_proj, f_proj, n)
     batch = broadcast_batch("q, k, v and e_proj, f_proj", qkv=batch, projections=proj_batch)

@@ -30,12 +30,12 @@ import torch
 from .._validate import (
     check_floating,
     check_positive_int,
+    check_qkv,
     check_scale,
     check_tensor,
     compute_dtype,
     fmt_shape,
 )
-from ..attention import _check_qkv
 from ._base import EfficientSelfAttention
 from .kernel import _attend_blockwise, check_kernel_options, check_kernel_padding_mask
 
@@ -220,7 +220,7 @@ def favor_attention(
         O(n c (m + d_v))); no ``n x n`` matrix. Memory for the forward pass O(n d + b m)
         with blocks of ``b`` positions (plus what autograd keeps for the backward pass).
     """
-    batch = _check_qkv(q, k, v)
+    batch = check_qkv(q, k, v)
     scale = check_scale(scale)
     d = q.shape[-1]
     check_floating(check_tensor(projection, "projection", min_dim=2), "projection")

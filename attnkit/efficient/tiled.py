@@ -38,8 +38,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._validate import check_mask, check_positive_int, check_scale, compute_dtype
-from ..attention import _check_qkv
+from .._validate import check_mask, check_positive_int, check_qkv, check_scale, compute_dtype
 from ._base import EfficientSelfAttention, padding_to_mask
 
 NEG_INF = float("-inf")
@@ -78,7 +77,7 @@ def attention_with_lse(
         attend to no key gets ``out = 0`` and ``lse = -inf`` (and zero gradients).
         O(n_q n_k) memory: this is the dense building block, not the tiled algorithm.
     """
-    batch = _check_qkv(q, k, v)
+    batch = check_qkv(q, k, v)
     scale = check_scale(scale)
     n_q, n_k = q.shape[-2], k.shape[-2]
     if mask is not None:
@@ -349,7 +348,7 @@ def tiled_attention(
     and ``k^T``, and O(N n_q) statistics, with ``N`` the product of the batch dimensions;
     never ``(N, n_q, n_k)``.
     """
-    batch = _check_qkv(q, k, v)
+    batch = check_qkv(q, k, v)
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be True or False, got {causal!r}.")
     scale = check_scale(scale)
