@@ -285,23 +285,43 @@ def greedy_translate(
     src, mask = _source_and_mask(model, src, src_key_padding_mask)
     max_len = check_positive_int(max_len, "max_len")
     bos_id, eos_id = _check_id(bos_id, "bos_id"), _check_id(eos_id, "eos_id")
-    filler = _filler(model, eos_id)
-    B = src.shape[0]
-    ys = torch.full((B, 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
-    finished = torch.zeros(B, dtype=torch.bool, device=src.device)
     with _inference(model):
         memory = model.encode(src, mask)  # (B, S, d_model)
-        caches = model.new_caches() if use_cache else None
-        for t in range(max_len):
-            if use_cache:
-                logits = model.decode(ys[:, -1:], memory, mask, caches=caches, offset=t)
-            else:
-                logits = model.decode(ys, memory, mask)  # (B, t + 1, V)
-            nxt = logits[:, -1].argmax(dim=-1).masked_fill(finished, filler)  # (B,)
-            finished = finished | (nxt == eos_id)
-            ys = torch.cat([ys, nxt[:, None]], dim=1)  # (B, t + 2)
-            if bool(finished.all()):
-                break
+        return _greedy_from_memory(model, memory, mask, bos_id, eos_id, max_len, use_cache)
+
+
+def _greedy_from_memory(
+    model: nn.Module,
+    memory: torch.Tensor,
+    memory_key_padding_mask: torch.Tensor | None,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    use_cache: bool,
+) -> torch.Tensor:
+    """The greedy loop of any encoder-decoder model, from the encoder's output on.
+
+    ``model`` has ``decode(tgt, memory, memory_key_padding_mask, caches=, offset=)`` ->
+    logits ``(B, T, V)``, ``new_caches()`` and optionally ``pad_id``. ``memory`` is
+    ``(B, S, d_model)``. The caller has checked the arguments and entered
+    :func:`_inference`. Returns ``(B, L)`` ids without the BOS, as :func:`greedy_translate`.
+    """
+    filler = _filler(model, eos_id)
+    B = memory.shape[0]
+    ys = torch.full((B, 1), bos_id, dtype=torch.long, device=memory.device)  # (B, 1)
+    finished = torch.zeros(B, dtype=torch.bool, device=memory.device)
+    mask = memory_key_padding_mask
+    caches = model.new_caches() if use_cache else None
+    for t in range(max_len):
+        if use_cache:
+            logits = model.decode(ys[:, -1:], memory, mask, caches=caches, offset=t)
+        else:
+            logits = model.decode(ys, memory, mask)  # (B, t + 1, V)
+        nxt = logits[:, -1].argmax(dim=-1).masked_fill(finished, filler)  # (B,)
+        finished = finished | (nxt == eos_id)
+        ys = torch.cat([ys, nxt[:, None]], dim=1)  # (B, t + 2)
+        if bool(finished.all()):
+            break
     return ys[:, 1:]
 
 

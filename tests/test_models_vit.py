@@ -370,3 +370,68 @@ def test_hf_loading_errors():
         assert torch.equal(v, before[k])
     with pytest.raises(TypeError, match="attnkit ViT"):
         load_hf_vit_state_dict(nn.Linear(2, 2), sd)
+
+
+# ------------------------------------------------------------------- rectangular images
+
+RECT = dataclasses.replace(SMALL, image_size=(8, 24))  # a 2 x 6 grid of 4 x 4 patches
+
+
+def test_rectangular_config():
+    assert RECT.image_hw == (8, 24) and RECT.grid == (2, 6) and RECT.num_patches == 12
+    assert SMALL.image_hw == (16, 16) and SMALL.image_size == 16  # ints stay ints
+    listed = dataclasses.replace(SMALL, image_size=[8, 24])
+    assert listed.image_size == (8, 24) and hash(listed) == hash(RECT)
+    assert dataclasses.replace(SMALL, image_size=(24, 8)).grid == (6, 2)
+    with pytest.raises(ValueError, match=r"divisible by patch_size=4 \(height 8 and width 22\)"):
+        dataclasses.replace(SMALL, image_size=(8, 22))
+    with pytest.raises(ValueError, match="pair"):
+        dataclasses.replace(SMALL, image_size=(8, 8, 8))
+    with pytest.raises(ValueError, match="image_size"):
+        dataclasses.replace(SMALL, image_size=(8, 0))
+
+
+def test_rectangular_vit_shapes_and_errors():
+    torch.manual_seed(0)
+    model = ViT(RECT).eval()
+    assert model.pos_embed.shape == (1, 13, 32)
+    out, attn = model(torch.randn(2, 1, 8, 24), return_attention=True)
+    assert out.shape == (2, 10) and all(w.shape == (2, 4, 13, 13) for w in attn)
+    with pytest.raises(ValueError, match=r"\(B, 1, 8, 24\)"):
+        model(torch.randn(2, 1, 24, 8))  # transposed
+    with pytest.raises(ValueError, match=r"\(B, 1, 8, 24\)"):
+        model(torch.randn(2, 1, 16, 16))
+    r = attention_rollout(attn)
+    assert cls_rollout_map(r, RECT.grid).shape == (2, 2, 6)
+
+
+def test_rectangular_vit_patch_order_is_row_major():
+    # hidden state of token 1 + n belongs to grid cell (n // 6, n % 6): without attention
+    # (one layer whose attention output is zeroed) only that token changes.
+    torch.manual_seed(2)
+    model = ViT(dataclasses.replace(RECT, num_layers=1, num_classes=0)).eval()
+    model.encoder.layers[0].self_attn.register_forward_hook(
+        lambda m, args, out: (torch.zeros_like(out[0]), out[1])
+    )
+    images = torch.randn(1, 1, 8, 24)
+    base = model(images)
+    for n in (0, 4, 7, 11):
+        r, c = divmod(n, 6)
+        other = images.clone()
+        other[..., 4 * r : 4 * r + 4, 4 * c : 4 * c + 4] += 1.0
+        changed = (model(other) - base).abs().amax(-1)[0] > 1e-6  # (13,)
+        assert changed.nonzero().flatten().tolist() == [1 + n]
+
+
+def test_hf_rectangular_equivalence():
+    transformers, cfg = _hf_config()
+    cfg.image_size = (8, 24)
+    torch.manual_seed(4)
+    hf = transformers.ViTForImageClassification(cfg).eval()
+    _randomize_biases(hf)
+    ours = load_hf_vit_state_dict(ViT(RECT), hf.state_dict()).eval()
+    images = torch.randn(3, 1, 8, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), hf(pixel_values=images).logits, **TOL)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_hf_vit_state_dict(ViT(SMALL), hf.state_dict())  # 17 positions vs 13

@@ -126,8 +126,9 @@ class ViTConfig:
     1000)``.
 
     Args:
-        image_size: side of the (square) input images.
-        patch_size: side ``p`` of the patches; divides ``image_size``.
+        image_size: side of square input images, or ``(H, W)`` for rectangular ones
+            (a list is stored as a tuple).
+        patch_size: side ``p`` of the (square) patches; divides ``H`` and ``W``.
         channels: input channels ``C``.
         d_model, num_heads, num_layers, d_ff: Transformer sizes (``d_ff`` = MLP size).
         num_classes: size of the classification head; ``0`` = no head (the model then
@@ -136,7 +137,7 @@ class ViTConfig:
         layer_norm_eps: the LayerNorms' epsilon (Hugging Face's default, ``1e-12``).
     """
 
-    image_size: int = 224
+    image_size: int | tuple[int, int] = 224
     patch_size: int = 16
     channels: int = 3
     d_model: int = 768
@@ -148,7 +149,14 @@ class ViTConfig:
     layer_norm_eps: float = 1e-12
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size", "channels", "d_model", "num_heads"):
+        if isinstance(self.image_size, list):  # keep the frozen config hashable
+            object.__setattr__(self, "image_size", tuple(self.image_size))
+        if isinstance(self.image_size, tuple) and len(self.image_size) != 2:
+            raise ValueError(
+                f"image_size must be an int or a pair (H, W), got {self.image_size!r}."
+            )
+        _pair(self.image_size, "image_size")
+        for name in ("patch_size", "channels", "d_model", "num_heads"):
             check_positive_int(getattr(self, name), name)
         for name in ("num_layers", "d_ff"):
             check_positive_int(getattr(self, name), name)
@@ -157,9 +165,11 @@ class ViTConfig:
         eps = self.layer_norm_eps
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
             raise ValueError(f"layer_norm_eps must be a positive finite number, got {eps!r}.")
-        if self.image_size % self.patch_size:
+        H, W = self.image_hw
+        if H % self.patch_size or W % self.patch_size:
             raise ValueError(
-                f"image_size={self.image_size} must be divisible by patch_size={self.patch_size}."
+                f"image_size={self.image_size} must be divisible by patch_size={self.patch_size}"
+                f" (height {H} and width {W})."
             )
         if self.d_model % self.num_heads:
             raise ValueError(
@@ -167,14 +177,19 @@ class ViTConfig:
             )
 
     @property
+    def image_hw(self) -> tuple[int, int]:
+        """The input images' ``(H, W)``: ``(image_size, image_size)`` for an int."""
+        return _pair(self.image_size, "image_size")
+
+    @property
     def grid(self) -> tuple[int, int]:
-        """Patches per column and per row, ``(gh, gw)``."""
-        g = self.image_size // self.patch_size
-        return g, g
+        """Patches per column and per row, ``(gh, gw) = (H / p, W / p)``."""
+        H, W = self.image_hw
+        return H // self.patch_size, W // self.patch_size
 
     @property
     def num_patches(self) -> int:
-        """``N = (image_size / patch_size)^2``."""
+        """``N = (H / p) (W / p)``."""
         gh, gw = self.grid
         return gh * gw
 
@@ -224,8 +239,8 @@ class ViT(nn.Module):
     projection, Linear weights, class token and position embeddings; biases 0.
 
     Attributes: ``patch_embed`` (:class:`PatchEmbedding`), ``cls_token`` ``(1, 1, d_model)``,
-    ``pos_embed`` ``(1, 1 + N, d_model)``, ``encoder``, ``head`` (``None`` if
-    ``num_classes == 0``).
+    ``pos_embed`` ``(1, 1 + N, d_model)`` (``N = gh * gw``, patches row-major, see
+    ``config.grid``), ``encoder``, ``head`` (``None`` if ``num_classes == 0``).
     """
 
     def __init__(self, config: ViTConfig) -> None:
@@ -265,11 +280,11 @@ class ViT(nn.Module):
     def _check_input(self, images: object) -> torch.Tensor:
         images = _check_images(images)
         c = self.config
-        expected = (c.channels, c.image_size, c.image_size)
-        if tuple(images.shape[1:]) != expected:
+        H, W = c.image_hw
+        if tuple(images.shape[1:]) != (c.channels, H, W):
             raise ValueError(
-                f"images must have shape (B, C, H, W) = (B, {c.channels}, {c.image_size}, "
-                f"{c.image_size}) for this ViT, got {fmt_shape(images.shape)}."
+                f"images must have shape (B, C, H, W) = (B, {c.channels}, {H}, {W}) for this "
+                f"ViT, got {fmt_shape(images.shape)}."
             )
         check_module_dtype(images, "images", self)
         return images
