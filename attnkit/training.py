@@ -49,6 +49,9 @@ if TYPE_CHECKING:  # matplotlib is optional: imported by TrainResult.plot only
 SCHEDULES = ("cosine", "constant", "inverse_sqrt")
 """The learning-rate schedules :func:`warmup_schedule` knows, after the linear warm-up."""
 
+PROGRESS_LINES = 10
+"""How many times the progress bar is redrawn when stderr is not a terminal."""
+
 _LOGGED = ("step", "train_loss", "lr", "grad_norm", "elapsed_s")  # keys train() writes
 
 
@@ -499,7 +502,20 @@ def _progress_bar(config: TrainConfig) -> Any:
         raise ImportError(
             "progress=True needs tqdm (pip install 'attnkit[notebooks]'); or pass progress=False."
         ) from err
-    return tqdm(total=config.steps, desc="train", unit="step", file=sys.stderr)
+    bar = dict(total=config.steps, desc="train", unit="step", file=sys.stderr)
+    if _is_terminal(sys.stderr):
+        return tqdm(**bar)  # redrawn in place, about ten times a second
+    # A notebook, a log file or the built book: each redraw may become a line of its own,
+    # so redraw only every tenth of the run (about PROGRESS_LINES lines in all).
+    every = max(1, math.ceil(config.steps / PROGRESS_LINES))
+    return tqdm(**bar, miniters=every, mininterval=0.0, maxinterval=math.inf)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _mean(values: list[float]) -> float:

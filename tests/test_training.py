@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from attnkit.training import (
+    PROGRESS_LINES,
     TrainConfig,
     TrainResult,
     count_parameters,
@@ -584,6 +585,17 @@ def test_progress_bar_is_text_on_stderr(capsys):
     assert "train" in err and "3/3" in err and "loss=" in err
     train(nn.Linear(1, 1), loss, [None], quiet(steps=3, progress=False))
     assert capsys.readouterr() == ("", "")
+
+
+def test_progress_bar_off_a_terminal_is_redrawn_about_ten_times(capsys):
+    # capsys's stderr is not a terminal, like a notebook's or the book build's: a bar
+    # redrawn every step would leave hundreds of lines in the rendered page.
+    loss = lambda m, b: m.weight.pow(2).sum()  # noqa: E731
+    train(nn.Linear(1, 1), loss, [None], quiet(steps=500, progress=True))
+    _, err = capsys.readouterr()
+    draws = [s for s in err.replace("\n", "\r").split("\r") if "/500" in s]
+    assert PROGRESS_LINES <= len(draws) <= PROGRESS_LINES + 3, f"{len(draws)} redraws"
+    assert "500/500" in draws[-1]
 
 
 def test_plot_draws_labelled_loss_curves():
