@@ -19,6 +19,7 @@ from attnkit.models.bert import (
     bert_config_from_hf,
     load_hf_bert_state_dict,
     mask_tokens,
+    masked_lm_loss,
 )
 
 transformers = pytest.importorskip("transformers")
@@ -338,3 +339,62 @@ def test_mask_tokens_bad_inputs(kwargs, error, match):
     tokens = args.pop("tokens")
     with pytest.raises(error, match=match):
         mask_tokens(tokens, **args)
+
+
+# ------------------------------------------------------------------------- masked_lm_loss
+
+
+def test_masked_lm_loss_equals_full_logits_loss():
+    """Same loss and gradients as cross-entropy over the full (B, T, V) logits."""
+    torch.manual_seed(0)
+    cfg = BertConfig(V, D, HEADS, LAYERS, D_FF, MAX_LEN, dropout=0.0)
+    model = BertForPreTraining(cfg, next_sentence=False)
+    randomize_(model, 1)
+    ids, types, real = batch(2)
+    inputs, labels = mask_tokens(
+        ids,
+        vocab_size=V,
+        mask_token_id=4,
+        special_mask=~real,
+        mlm_probability=0.3,
+        generator=torch.Generator().manual_seed(3),
+    )
+    assert 3 < (labels != IGNORE_INDEX).sum() < labels.numel() // 2
+    loss, acc = masked_lm_loss(model, inputs, labels, types, real)
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    logits, _ = model(inputs, types, real)  # (B, T, V)
+    want = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
+    want.backward()
+    torch.testing.assert_close(loss, want, **TOL)
+    for got, ref in zip(grads, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(got, ref, **TOL)
+    sel = labels != IGNORE_INDEX
+    manual = sum(int(logits[b, t].argmax() == labels[b, t]) for b, t in sel.nonzero().tolist())
+    assert acc.item() == pytest.approx(manual / int(sel.sum()))
+    assert not acc.requires_grad
+
+
+def test_masked_lm_loss_perfect_and_empty_and_errors():
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig(V, D, HEADS, 1, D_FF, MAX_LEN), next_sentence=False)
+    ids, _, _ = batch(0)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    loss, acc = masked_lm_loss(model, ids, labels)
+    assert loss.item() == 0.0 and loss.requires_grad and torch.isnan(acc)
+    loss.backward()  # no error: a batch without selected positions contributes nothing
+    with torch.no_grad():  # make the head predict token 7 everywhere
+        model.mlm.decoder.bias.fill_(-100.0)
+        model.mlm.decoder.bias[7] = 100.0
+    labels[0, :3] = 7
+    labels[1, 2] = 8
+    loss, acc = masked_lm_loss(model, ids, labels)
+    assert acc.item() == pytest.approx(0.75)
+    assert loss.item() == pytest.approx(200.0 / 4, rel=0.05)  # 3 right (~0), 1 wrong (~200)
+    with pytest.raises(TypeError, match="BertForPreTraining"):
+        masked_lm_loss(model.bert, ids, labels)
+    with pytest.raises(ValueError, match="labels must be integer ids"):
+        masked_lm_loss(model, ids, labels[:, :3])
+    with pytest.raises(ValueError, match="below vocab_size"):
+        masked_lm_loss(model, ids, labels.masked_fill(labels == 7, V))

@@ -13,6 +13,8 @@ Language Understanding"), built from attnkit's layers.
 * :class:`BertForSequenceClassification`: dropout and ``Linear(d, num_labels)`` on pooled.
 * :func:`mask_tokens`: the masked-LM corruption of section 3.1 (15% of positions; of
   those 80% ``[MASK]``, 10% random token, 10% unchanged).
+* :func:`masked_lm_loss`: the MLM loss and accuracy, running the MLM head only at the
+  selected positions.
 * :func:`load_hf_bert_state_dict` / :func:`bert_config_from_hf`: load Hugging Face
   ``transformers`` BERT weights and configs (tested equal to ``transformers``' models).
 
@@ -419,6 +421,59 @@ def mask_tokens(
     return inputs, labels
 
 
+def masked_lm_loss(
+    model: BertForPreTraining,
+    input_ids: torch.Tensor,
+    labels: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The masked-LM loss and accuracy, with the MLM head run at the selected positions only.
+
+    Equal to ``F.cross_entropy(mlm_logits.flatten(0, 1), labels.flatten())`` with the full
+    logits of ``model(...)``, but the ``(B, T, vocab_size)`` logits are never built: only
+    the ``N`` positions whose label is not ``-100`` (about 15% of them, from
+    :func:`mask_tokens`) go through the head, a large saving when the vocabulary is large.
+    The next-sentence head, if any, is not used.
+
+    Args:
+        model: a :class:`BertForPreTraining`.
+        input_ids: corrupted inputs ``(B, T)``; ``labels``: integer ``(B, T)``, the original
+            token at selected positions and ``-100`` elsewhere.
+        token_type_ids, attention_mask: as :meth:`BertModel.forward`.
+
+    Returns:
+        ``(loss, accuracy)``: the mean cross-entropy over the ``N`` selected positions
+        (a 0-d tensor with gradient; ``0.0``, still with gradient, when ``N = 0``) and the
+        fraction of them whose arg-max prediction is the label (0-d, no gradient; ``nan``
+        when ``N = 0``).
+    """
+    if not isinstance(model, BertForPreTraining):
+        raise TypeError(f"model must be a BertForPreTraining, got {type(model).__name__}.")
+    input_ids = _check_ids(input_ids, "input_ids", model.config.vocab_size)
+    check_tensor(labels, "labels")
+    if labels.shape != input_ids.shape or labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(
+            f"labels must be integer ids of the shape of input_ids {fmt_shape(input_ids.shape)}"
+            f", got {labels.dtype} {fmt_shape(labels.shape)}."
+        )
+    selected = labels != IGNORE_INDEX  # (B, T)
+    targets = labels[selected]  # (N,)
+    if targets.numel() and (
+        int(targets.min()) < 0 or int(targets.max()) >= model.config.vocab_size
+    ):
+        raise ValueError(
+            f"labels must be -100 or token ids below vocab_size={model.config.vocab_size}."
+        )
+    h, _ = model.bert(input_ids, token_type_ids, attention_mask)  # (B, T, d_model)
+    logits = model.mlm(h[selected])  # (N, V)
+    if targets.numel() == 0:
+        return logits.sum() * 0.0, torch.tensor(float("nan"))
+    loss = F.cross_entropy(logits, targets)
+    accuracy = (logits.detach().argmax(-1) == targets).float().mean()
+    return loss, accuracy
+
+
 # ---------------------------------------------------------------- Hugging Face weights
 
 
@@ -555,4 +610,5 @@ __all__ = [
     "bert_config_from_hf",
     "load_hf_bert_state_dict",
     "mask_tokens",
+    "masked_lm_loss",
 ]
