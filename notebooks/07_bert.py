@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar: the book has no notebook widgets
 
 import attnkit as ak
 from attnkit.data.acceptability import acceptability_task
