@@ -171,6 +171,36 @@ def check_module_dtype(x: torch.Tensor, name: str, module: torch.nn.Module) -> N
         )
 
 
+def check_images(
+    images: object,
+    name: str = "images",
+    *,
+    chw: tuple[int, int, int] | None = None,
+    module: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """Check a floating batch of images ``(B, C, H, W)`` (channels first).
+
+    With ``chw``, ``(C, H, W)`` must equal it (the message names ``module``'s class); with
+    ``module``, the dtype must be that of its parameters.
+    """
+    check_floating(check_tensor(images, name), name)
+    assert isinstance(images, torch.Tensor)
+    if images.dim() != 4:
+        raise ValueError(
+            f"{name} must have shape (B, C, H, W) (channels first), got {fmt_shape(images.shape)}."
+        )
+    if chw is not None and tuple(images.shape[1:]) != tuple(chw):
+        owner = "" if module is None else f" for this {type(module).__name__}"
+        c, h, w = chw
+        raise ValueError(
+            f"{name} must have shape (B, C, H, W) = (B, {c}, {h}, {w}){owner}, "
+            f"got {fmt_shape(images.shape)}."
+        )
+    if module is not None:
+        check_module_dtype(images, name, module)
+    return images
+
+
 def check_sequence(
     x: object,
     name: str,

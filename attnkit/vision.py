@@ -22,18 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_floating, check_positive_int, check_tensor, fmt_shape
+from ._validate import check_images, check_positive_int, check_tensor, fmt_shape
 from .training import TrainConfig, TrainResult, train
-
-
-def _check_images(images: object, name: str = "images") -> torch.Tensor:
-    check_floating(check_tensor(images, name), name)
-    assert isinstance(images, torch.Tensor)
-    if images.dim() != 4:
-        raise ValueError(
-            f"{name} must have shape (B, C, H, W) (channels first), got {fmt_shape(images.shape)}."
-        )
-    return images
 
 
 def _check_labels(labels: object, n: int, name: str = "labels") -> torch.Tensor:
@@ -64,7 +54,7 @@ def shift_images(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, C, H, W)``, a new tensor.
     """
-    images = _check_images(images)
+    images = check_images(images)
     check_tensor(shifts, "shifts")
     B, _, H, W = images.shape
     if shifts.shape != (B, 2) or shifts.is_floating_point() or shifts.dtype == torch.bool:
@@ -93,7 +83,7 @@ def random_shift(
         max_shift: largest shift in pixels, ``>= 0`` (0 returns a copy).
         generator: a CPU ``torch.Generator`` for reproducible shifts.
     """
-    images = _check_images(images)
+    images = check_images(images)
     max_shift = check_positive_int(max_shift, "max_shift", allow_zero=True)
     shape = (images.shape[0], 2)
     shifts = torch.randint(-max_shift, max_shift + 1, shape, generator=generator)  # (B, 2)
@@ -119,7 +109,7 @@ def classifier_batches(
     (:func:`random_shift`), so each epoch sees new variants. Shuffling and shifts use their
     own generator seeded with ``seed``, independent of torch's global one.
     """
-    images = _check_images(images)
+    images = check_images(images)
     labels = _check_labels(labels, images.shape[0])
     batch_size = check_positive_int(batch_size, "batch_size")
     max_shift = check_positive_int(max_shift, "max_shift", allow_zero=True)
@@ -151,7 +141,7 @@ def classification_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tenso
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Logits ``(n, K)`` of ``model`` on ``images`` ``(n, C, H, W)``, in eval mode (the
     model's mode is restored) without gradients, ``batch_size`` images at a time."""
-    images = _check_images(images)
+    images = check_images(images)
     batch_size = check_positive_int(batch_size, "batch_size")
     was_training = model.training
     model.eval()
@@ -166,7 +156,7 @@ def accuracy(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
 ) -> float:
     """Fraction of ``images`` whose predicted class, the argmax of the logits, is the label."""
-    labels = _check_labels(labels, _check_images(images).shape[0])
+    labels = _check_labels(labels, check_images(images).shape[0])
     predictions = predict(model, images, batch_size).argmax(dim=-1)  # (n,)
     return (predictions == labels).double().mean().item()
 
@@ -244,7 +234,7 @@ def fit_classifier(
         The :class:`~attnkit.training.TrainResult`; ``history[i]["step"] / steps_per_epoch``
         is the epoch of an entry.
     """
-    images = _check_images(images)
+    images = check_images(images)
     labels = _check_labels(labels, images.shape[0])
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -267,7 +257,7 @@ def fit_classifier(
     )
     evaluate: Any = None
     if val is not None:
-        val_images = _check_images(val[0], "val[0]")
+        val_images = check_images(val[0], "val[0]")
         val_labels = _check_labels(val[1], val_images.shape[0], "val[1]")
 
         def evaluate(m: nn.Module) -> dict[str, float]:

@@ -23,12 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validate import (
-    check_floating,
-    check_module_dtype,
+    check_images,
     check_positive_int,
     check_probability,
-    check_tensor,
-    fmt_shape,
 )
 
 
@@ -87,14 +84,8 @@ class SmallCNN(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The convolutional stages: ``(B, C, H, W) -> (B, widths[-1], H / 2^k, W / 2^k)``."""
-        check_floating(check_tensor(images, "images"), "images")
-        expected = (self.channels, self.image_size, self.image_size)
-        if images.dim() != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                f"images must have shape (B, C, H, W) = (B, {self.channels}, {self.image_size}, "
-                f"{self.image_size}) for this SmallCNN, got {fmt_shape(images.shape)}."
-            )
-        check_module_dtype(images, "images", self)
+        chw = (self.channels, self.image_size, self.image_size)
+        check_images(images, chw=chw, module=self)
         x = images
         for conv in self.convs:
             x = F.max_pool2d(F.relu(conv(x)), 2)  # (B, width, H', W') with H' halved

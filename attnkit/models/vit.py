@@ -31,6 +31,7 @@ from torch import nn
 
 from .._validate import (
     check_floating,
+    check_images,
     check_module_dtype,
     check_positive_int,
     check_probability,
@@ -42,16 +43,6 @@ from ..transformer import TransformerEncoder, TransformerEncoderLayer
 HEAD_FUSIONS = ("mean", "max", "min")
 
 # ----------------------------------------------------------------------------- patches
-
-
-def _check_images(images: object, name: str = "images") -> torch.Tensor:
-    check_floating(check_tensor(images, name), name)
-    assert isinstance(images, torch.Tensor)
-    if images.dim() != 4:
-        raise ValueError(
-            f"{name} must have shape (B, C, H, W) (channels first), got {fmt_shape(images.shape)}."
-        )
-    return images
 
 
 def _pair(size: object, name: str) -> tuple[int, int]:
@@ -74,7 +65,7 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
         ``n // (W / p)``, column ``n % (W / p)``, flattened in ``(C, p, p)`` order (as a
         ``Conv2d(kernel_size=p, stride=p)`` weight).
     """
-    images = _check_images(images)
+    images = check_images(images)
     p = check_positive_int(patch_size, "patch_size")
     B, C, H, W = images.shape
     if H % p or W % p:
@@ -214,7 +205,7 @@ class PatchEmbedding(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W) -> (B, N, d_model)``, patches in row-major order."""
-        images = _check_images(images)
+        images = check_images(images)
         p = self.patch_size
         if images.shape[1] != self.channels or images.shape[2] % p or images.shape[3] % p:
             raise ValueError(
@@ -278,16 +269,8 @@ class ViT(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
     def _check_input(self, images: object) -> torch.Tensor:
-        images = _check_images(images)
         c = self.config
-        H, W = c.image_hw
-        if tuple(images.shape[1:]) != (c.channels, H, W):
-            raise ValueError(
-                f"images must have shape (B, C, H, W) = (B, {c.channels}, {H}, {W}) for this "
-                f"ViT, got {fmt_shape(images.shape)}."
-            )
-        check_module_dtype(images, "images", self)
-        return images
+        return check_images(images, chw=(c.channels, *c.image_hw), module=self)
 
     def forward_features(
         self, images: torch.Tensor, *, return_attention: bool = False
