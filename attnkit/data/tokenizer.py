@@ -95,21 +95,7 @@ class CharTokenizer:
         character it replaced is lost); otherwise they appear as ``<pad>``, ``<bos>``,
         ``<eos>`` and ``<unk>``. Generation code usually cuts at the first ``EOS`` first.
         """
-        if isinstance(ids, torch.Tensor):
-            if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
-                raise ValueError(
-                    f"ids must be a 1-D integer tensor, got {ids.dtype} of shape "
-                    f"{fmt_shape(ids.shape)}."
-                )
-            ids = ids.tolist()
-        n_special = len(SPECIAL_TOKENS)
-        pieces = []
-        for i in ids:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self):
-                raise ValueError(f"ids must be integers in [0, {len(self)}), got {i!r}.")
-            if i >= n_special or not skip_special:
-                pieces.append(self.vocab[i])
-        return "".join(pieces)
+        return "".join(token_strings(ids, self.vocab, len(SPECIAL_TOKENS), skip_special))
 
     def batch_encode(
         self,
@@ -140,11 +126,7 @@ class CharTokenizer:
         pad_to = check_positive_int(pad_to, "pad_to", allow_zero=True)
         if pad_to < longest:
             raise ValueError(f"pad_to={pad_to} is shorter than the longest encoding ({longest}).")
-        ids = torch.full((len(encoded), pad_to), self.pad_id, dtype=torch.long)  # (B, T)
-        for b, e in enumerate(encoded):
-            ids[b, : len(e)] = torch.tensor(e, dtype=torch.long)
-        lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)  # (B,)
-        return ids, lengths
+        return pad_right(encoded, self.pad_id, pad_to)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-serialisable description; :meth:`from_dict` rebuilds the tokenizer."""
@@ -168,3 +150,36 @@ class CharTokenizer:
         if not isinstance(chars, str):
             raise ValueError(f"state['chars'] must be a str, got {type(chars).__name__}.")
         return cls(alphabet=chars)
+
+
+def token_strings(
+    ids: Sequence[int] | torch.Tensor, vocab: Sequence[str], n_special: int, skip_special: bool
+) -> list[str]:
+    """The vocabulary entries of ``ids`` (a list or a 1-D integer tensor), in order; the
+    first ``n_special`` entries are special tokens, dropped if ``skip_special``."""
+    if isinstance(ids, torch.Tensor):
+        if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
+            raise ValueError(
+                f"ids must be a 1-D integer tensor, got {ids.dtype} of shape "
+                f"{fmt_shape(ids.shape)}."
+            )
+        ids = ids.tolist()
+    out = []
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(vocab):
+            raise ValueError(f"ids must be integers in [0, {len(vocab)}), got {i!r}.")
+        if i >= n_special or not skip_special:
+            out.append(vocab[i])
+    return out
+
+
+def pad_right(
+    encoded: Sequence[Sequence[int]], pad_id: int, length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists to ``length`` (at least the longest): ``(ids (B, T), lengths (B,))``,
+    both ``LongTensor``."""
+    ids = torch.full((len(encoded), length), pad_id, dtype=torch.long)  # (B, T)
+    for b, e in enumerate(encoded):
+        ids[b, : len(e)] = torch.tensor(e, dtype=torch.long)
+    lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)  # (B,)
+    return ids, lengths

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from .._validate import check_positive_int, fmt_shape
+from .._validate import check_positive_int
+from .tokenizer import pad_right, token_strings
 
 WORD_PATTERN = re.compile(r"[a-z]+|[0-9]+|[^\sa-z0-9]")
 """A run of letters, a run of digits, or one other non-space character (after lower-casing)."""
@@ -133,21 +134,7 @@ class WordTokenizer:
     def decode(self, ids: Sequence[int] | torch.Tensor, skip_special: bool = True) -> str:
         """The words of ``ids`` joined by spaces; special tokens dropped if
         ``skip_special`` (``[UNK]`` included), else written as ``[PAD]``, ``[MASK]``, ..."""
-        if isinstance(ids, torch.Tensor):
-            if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
-                raise ValueError(
-                    f"ids must be a 1-D integer tensor, got {ids.dtype} of shape "
-                    f"{fmt_shape(ids.shape)}."
-                )
-            ids = ids.tolist()
-        n_special = len(SPECIAL_TOKENS)
-        out = []
-        for i in ids:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self):
-                raise ValueError(f"ids must be integers in [0, {len(self)}), got {i!r}.")
-            if i >= n_special or not skip_special:
-                out.append(self.vocab[i])
-        return " ".join(out)
+        return " ".join(token_strings(ids, self.vocab, len(SPECIAL_TOKENS), skip_special))
 
     def batch_encode(
         self, texts: Sequence[str], max_len: int, add_special: bool = True
@@ -174,10 +161,7 @@ class WordTokenizer:
                 ids = [self.cls_id, *ids[: max_len - 2], self.sep_id]
             encoded.append(ids[:max_len])
         longest = max((len(e) for e in encoded), default=0)
-        input_ids = torch.full((len(encoded), longest), self.pad_id, dtype=torch.long)  # (B, T)
-        for b, e in enumerate(encoded):
-            input_ids[b, : len(e)] = torch.tensor(e, dtype=torch.long)
-        lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)  # (B,)
+        input_ids, lengths = pad_right(encoded, self.pad_id, longest)  # (B, T), (B,)
         attention_mask = torch.arange(longest)[None, :] < lengths[:, None]  # (B, T)
         return input_ids, attention_mask
 
