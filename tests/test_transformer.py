@@ -41,14 +41,7 @@ CACHE_TOL = dict(rtol=1e-10, atol=1e-10)
 # --------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: on a busy machine, two threads spend more time waiting for
-    each other than computing (each parallel op can stall ~10 ms). Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @contextlib.contextmanager
