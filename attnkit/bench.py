@@ -212,6 +212,25 @@ def measure_peak_extra(fn: Callable[[], object]) -> int:
     return max(0, _status_kb("VmHWM") - before) * 1024
 
 
+def saved_for_backward(fn: Callable[[], object]) -> list[int]:
+    """Sizes in bytes of the distinct storages that autograd keeps for the backward pass
+    while ``fn()`` runs (a storage saved several times, or a view of it, counts once).
+
+    Watched with :func:`torch.autograd.graph.saved_tensors_hooks`: this is what training
+    holds in memory per layer until the backward pass reaches it.
+    """
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return list(storages.values())
+
+
 def _worker(method: str, n: int, d: int, batch: int, heads: int, threads: int) -> dict:
     """Inside the fresh subprocess: warm the method up on a short input, then measure."""
     torch.set_num_threads(threads)

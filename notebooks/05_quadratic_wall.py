@@ -203,25 +203,19 @@ plt.show()
 # At inference each layer's $n \times n$ tensors can be freed as soon as the layer is done.
 # In training they cannot: to compute gradients, autograd keeps the tensors that the
 # backward pass needs, for every layer, until the backward pass reaches it. PyTorch lets us
-# watch what it keeps with `torch.autograd.graph.saved_tensors_hooks`. We count the saved
-# tensors of size $B H n^2$ for three implementations of the same function.
-
+# watch what it keeps with `torch.autograd.graph.saved_tensors_hooks`;
+# `bench.saved_for_backward` does it, and is short enough to read:
 
 # %%
-def saved_for_backward(fn):
-    """Sizes in bytes of the distinct storages that autograd keeps while fn() runs."""
-    storages = {}
+import inspect
 
-    def pack(t):
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
+print(inspect.getsource(bench.saved_for_backward))
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return list(storages.values())
+# %% [markdown]
+# We count the saved tensors of size $B H n^2$ for three implementations of the same
+# function.
 
-
+# %%
 n = 512
 q, k, v = (t.requires_grad_() for t in bench.make_inputs(n))  # (1, 4, 512, 64) each
 nn_bytes = q.shape[0] * q.shape[1] * n * n * 4  # one (B, H, n, n) float32 tensor
@@ -231,7 +225,7 @@ for name, fn in (
     ("naive with torch.softmax (bench.naive_attention)", bench.naive_attention),
     ("torch fused kernel (F.scaled_dot_product_attention)", F.scaled_dot_product_attention),
 ):
-    sizes = saved_for_backward(lambda fn=fn: fn(q, k, v))
+    sizes = bench.saved_for_backward(lambda fn=fn: fn(q, k, v))
     n_by_n = sum(s >= nn_bytes for s in sizes)
     print(f"{name:<53}: keeps {n_by_n} n x n tensors, {sum(sizes) / 2**20:5.1f} MiB in all")
 

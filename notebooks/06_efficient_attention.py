@@ -282,25 +282,11 @@ for name, kwargs, mask in (
 
 
 # %%
-def saved_for_backward(fn):
-    """Sizes in bytes of the distinct storages that autograd keeps while fn() runs."""
-    storages = {}
-
-    def pack(t):
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return list(storages.values())
-
-
 print("    n | reference: kept for backward | tiled: kept for backward | tiled: largest tensor")
 for n in (512, 1024, 2048):
     q, k, v = (t.requires_grad_() for t in bench.make_inputs(n))  # (1, 4, n, 64) float32
-    ref = saved_for_backward(lambda q=q, k=k, v=v: ak.scaled_dot_product_attention(q, k, v))
-    tiled = saved_for_backward(lambda q=q, k=k, v=v: tiled_attention(q, k, v))
+    ref = bench.saved_for_backward(lambda q=q, k=k, v=v: ak.scaled_dot_product_attention(q, k, v))
+    tiled = bench.saved_for_backward(lambda q=q, k=k, v=v: tiled_attention(q, k, v))
     print(
         f"{n:5d} | {sum(ref) / 2**20:24.1f} MiB | {sum(tiled) / 2**20:20.1f} MiB |"
         f" {max(tiled) / 2**20:16.2f} MiB"
@@ -1103,7 +1089,7 @@ for name, fn in step_methods.items():
         t0 = time.perf_counter()
         fn(q, k, v).sum().backward()
         best = min(best, time.perf_counter() - t0)
-    kept = sum(saved_for_backward(lambda fn=fn: fn(q, k, v)))
+    kept = sum(bench.saved_for_backward(lambda fn=fn: fn(q, k, v)))
     print(f"{name:<24} | {1e3 * best:22.0f} | {kept / 2**20:22.1f}")
 print(f"(measured in {time.perf_counter() - start:.0f} s)")
 

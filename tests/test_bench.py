@@ -150,3 +150,19 @@ def test_command_line_rejects_bad_arguments():
         bench.main(["--methods", "nope", "--no-memory"])
     with pytest.raises(SystemExit, match="--heads must be a positive integer"):
         bench.main(["--heads", "0"])
+
+
+def test_saved_for_backward_counts_distinct_storages():
+    x = torch.randn(1000, requires_grad=True)  # 4,000 bytes
+    assert bench.saved_for_backward(lambda: x * x) == [4000]  # x saved twice, counted once
+    assert sorted(bench.saved_for_backward(lambda: x.exp() * x)) == [4000, 4000]  # exp(x), x
+    assert bench.saved_for_backward(lambda: x + 1) == []  # addition saves nothing
+    with torch.no_grad():
+        assert bench.saved_for_backward(lambda: x.exp()) == []
+
+
+def test_saved_for_backward_sees_the_n_by_n_weights():
+    n = 64
+    q, k, v = (torch.randn(1, 2, n, 8, requires_grad=True) for _ in range(3))
+    sizes = bench.saved_for_backward(lambda: bench.naive_attention(q, k, v))
+    assert max(sizes) == 1 * 2 * n * n * 4
