@@ -1,0 +1,189 @@
+"""Evaluation metrics of the applications chapter: SQuAD EM/F1, ROUGE and BLEU.
+
+* SQuAD v1.1 exact match and token F1 (Rajpurkar et al., 2016), written to agree with
+  the official ``evaluate-v1.1.py`` script: answers are normalised (lower-case, punctuation
+  removed, the articles *a*, *an*, *the* dropped, whitespace collapsed), EM compares the
+  normalised strings, F1 is the harmonic mean of precision and recall of the bag of
+  normalised tokens, and each question takes the best score over its reference answers.
+  As in the v1.1 script (unlike the v2.0 one), an F1 with no token in common is 0, even
+  when both answers normalise to the empty string.
+* ROUGE-1/2/L F-measure (Lin, 2004) via the ``rouge-score`` package (Porter
+  stemming on, as usual for CNN/Daily Mail), averaged over a corpus.
+* Corpus BLEU (Papineni et al., 2002) via ``sacrebleu`` (Post, 2018), which
+  also returns the signature that makes the number reproducible.
+
+The ROUGE and BLEU functions are thin wrappers: the scoring itself is the packages'.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+__all__ = [
+    "bleu",
+    "exact_match",
+    "max_over_ground_truths",
+    "normalize_answer",
+    "rouge",
+    "squad_scores",
+    "token_f1",
+]
+
+_PUNCTUATION = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def _check_str(x: object, name: str) -> str:
+    if not isinstance(x, str):
+        raise TypeError(f"{name} must be a str, got {type(x).__name__}.")
+    return x
+
+
+def normalize_answer(s: str) -> str:
+    """Normalise an answer as SQuAD v1.1 does.
+
+    Lower-case, remove every ASCII punctuation character (``string.punctuation``), replace
+    the whole words ``a``, ``an``, ``the`` by a space, then collapse runs of whitespace to
+    one space and strip the ends. The order (lower, punctuation, articles, whitespace) is
+    the script's: ``"The"`` is an article only after lower-casing.
+
+    >>> normalize_answer("  The  Garden! ")
+    'garden'
+    """
+    s = _check_str(s, "s").lower()
+    s = "".join(ch for ch in s if ch not in _PUNCTUATION)
+    s = _ARTICLES.sub(" ", s)
+    return " ".join(s.split())
+
+
+def exact_match(prediction: str, ground_truth: str) -> bool:
+    """True when the two answers are equal after :func:`normalize_answer`."""
+    return normalize_answer(_check_str(prediction, "prediction")) == normalize_answer(
+        _check_str(ground_truth, "ground_truth")
+    )
+
+
+def token_f1(prediction: str, ground_truth: str) -> float:
+    """SQuAD token F1 between a predicted and a reference answer, in ``[0, 1]``.
+
+    Both answers are normalised and split on whitespace; the overlap is the size of the
+    multiset intersection of the two bags of tokens (a token counts as many times as it
+    occurs in both). With ``p = overlap / len(pred)`` and ``r = overlap / len(truth)``,
+    F1 is ``2 p r / (p + r)``. No common token gives 0.0 (also when both are empty, as in
+    the v1.1 script).
+    """
+    pred_tokens = normalize_answer(_check_str(prediction, "prediction")).split()
+    truth_tokens = normalize_answer(_check_str(ground_truth, "ground_truth")).split()
+    common = Counter(pred_tokens) & Counter(truth_tokens)
+    num_same = sum(common.values())
+    if num_same == 0:
+        return 0.0
+    precision = num_same / len(pred_tokens)
+    recall = num_same / len(truth_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def max_over_ground_truths(
+    metric: Callable[[str, str], float], prediction: str, ground_truths: Sequence[str]
+) -> float:
+    """Best score of ``prediction`` against any of the reference answers.
+
+    SQuAD gives several crowd-sourced answers per question; a prediction is as good as
+    its best match. ``ground_truths`` must hold at least one string.
+    """
+    if isinstance(ground_truths, str) or not isinstance(ground_truths, Sequence):
+        raise TypeError(
+            "ground_truths must be a sequence of str (a list of reference answers), "
+            f"got {type(ground_truths).__name__}."
+        )
+    if len(ground_truths) == 0:
+        raise ValueError("ground_truths must hold at least one reference answer, got none.")
+    return max(float(metric(prediction, gt)) for gt in ground_truths)
+
+
+def squad_scores(
+    predictions: Sequence[str], references: Sequence[str | Sequence[str]]
+) -> dict[str, float]:
+    """SQuAD v1.1 ``{"exact_match": ..., "f1": ...}`` in percent, averaged over questions.
+
+    ``predictions[i]`` is the answer string for question ``i``; ``references[i]`` is its
+    reference answer or a list of reference answers (best one counts). Both sequences
+    must have the same, non-zero length.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(
+            "predictions and references must have the same length (one per question), "
+            f"got {len(predictions)} and {len(references)}."
+        )
+    if len(predictions) == 0:
+        raise ValueError("predictions must hold at least one answer, got none.")
+    em = f1 = 0.0
+    for pred, refs in zip(predictions, references, strict=True):
+        refs = [refs] if isinstance(refs, str) else list(refs)
+        em += max_over_ground_truths(exact_match, pred, refs)
+        f1 += max_over_ground_truths(token_f1, pred, refs)
+    n = len(predictions)
+    return {"exact_match": 100.0 * em / n, "f1": 100.0 * f1 / n}
+
+
+def rouge(
+    predictions: Sequence[str],
+    references: Sequence[str],
+    rouge_types: Sequence[str] = ("rouge1", "rouge2", "rougeL"),
+    use_stemmer: bool = True,
+) -> dict[str, float]:
+    """Corpus ROUGE F-measure in percent, the mean over pairs of ``rouge_score``'s scores.
+
+    A thin wrapper around ``rouge_score.rouge_scorer.RougeScorer`` (Porter stemmer on by
+    default). Returns ``{rouge_type: mean F-measure * 100}``. ``rougeL`` is the sentence-
+    level LCS; pass ``"rougeLsum"`` for the newline-split summary-level variant.
+    """
+    from rouge_score import rouge_scorer
+
+    if len(predictions) != len(references):
+        raise ValueError(
+            "predictions and references must have the same length (one reference per "
+            f"summary), got {len(predictions)} and {len(references)}."
+        )
+    if len(predictions) == 0:
+        raise ValueError("predictions must hold at least one summary, got none.")
+    scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer)
+    totals = dict.fromkeys(rouge_types, 0.0)
+    for pred, ref in zip(predictions, references, strict=True):
+        scores = scorer.score(_check_str(ref, "references[i]"), _check_str(pred, "predictions[i]"))
+        for t in rouge_types:
+            totals[t] += scores[t].fmeasure
+    return {t: 100.0 * v / len(predictions) for t, v in totals.items()}
+
+
+def bleu(
+    predictions: Sequence[str], references: Sequence[str | Sequence[str]]
+) -> tuple[float, str]:
+    """Corpus BLEU (0..100) and its sacrebleu signature, e.g. ``nrefs:1|case:mixed|...``.
+
+    ``references[i]`` is one reference string or a list of them (all items must have the
+    same number of references, as sacrebleu requires). Default sacrebleu settings
+    (13a tokenizer, exponential smoothing) are used; the signature records them.
+    """
+    import sacrebleu
+
+    if len(predictions) != len(references):
+        raise ValueError(
+            "predictions and references must have the same length, "
+            f"got {len(predictions)} and {len(references)}."
+        )
+    if len(predictions) == 0:
+        raise ValueError("predictions must hold at least one sentence, got none.")
+    refs = [[r] if isinstance(r, str) else list(r) for r in references]
+    n_refs = {len(r) for r in refs}
+    if len(n_refs) != 1:
+        raise ValueError(
+            f"every item of references must have the same number of references, got {n_refs}."
+        )
+    streams = [[r[j] for r in refs] for j in range(n_refs.pop())]
+    metric = sacrebleu.BLEU()
+    result = metric.corpus_score(list(predictions), streams)
+    return float(result.score), str(metric.get_signature())
