@@ -9,7 +9,8 @@ logits (eq. 4).
 
 * :func:`patchify` / :func:`unpatchify`: images ``(B, C, H, W)`` <-> patches ``(B, N, C p p)``.
 * :class:`ViTConfig`, :class:`PatchEmbedding`, :class:`ViT`.
-* :func:`attention_rollout`, :func:`cls_rollout_map`: where the class token "looks"
+* :func:`attention_rollout` (defined in :mod:`attnkit.interpret`, re-exported here),
+  :func:`cls_rollout_map`: where the class token "looks"
   (Abnar & Zuidema, 2020, "Quantifying Attention Flow in Transformers").
 * :func:`load_hf_vit_state_dict`: load a Hugging Face ``ViTModel`` /
   ``ViTForImageClassification`` state dict (outputs agree to float rounding; tested).
@@ -38,9 +39,8 @@ from .._validate import (
     check_tensor,
     fmt_shape,
 )
+from ..interpret import HEAD_FUSIONS, attention_rollout  # noqa: F401 (re-exported)
 from ..transformer import TransformerEncoder, TransformerEncoderLayer
-
-HEAD_FUSIONS = ("mean", "max", "min")
 
 # ----------------------------------------------------------------------------- patches
 
@@ -305,65 +305,6 @@ class ViT(nn.Module):
 
 
 # ----------------------------------------------------------------------- attention rollout
-
-
-def attention_rollout(
-    attentions: Sequence[torch.Tensor], *, head_fusion: str = "mean", residual: bool = True
-) -> torch.Tensor:
-    """Attention rollout (Abnar & Zuidema, 2020, section 3).
-
-    For each layer ``l``: fuse the heads, ``A_l = fuse_h W_l`` (``"mean"``, as in the paper,
-    or ``"max"``/``"min"``); with ``residual``, account for the skip connection with
-    ``A_l = rownorm(A_l + I)`` (= ``0.5 A_l + 0.5 I`` for row-stochastic ``A_l``); then
-    multiply in order: ``rollout = A_L ... A_2 A_1``. Row ``i`` of the result says how much
-    each input token contributes to the output token ``i`` of the last layer.
-
-    Args:
-        attentions: one ``(B, H, T, T)`` tensor of attention weights per layer, first
-            layer first (as ``ViT(..., return_attention=True)`` returns); floating, rows
-            summing to 1. The number of heads may differ between layers.
-        head_fusion: ``"mean"``, ``"max"`` or ``"min"`` over the heads.
-        residual: add the identity for the residual connection.
-
-    Returns:
-        ``(B, T, T)``, rows summing to 1 when the inputs' rows do.
-    """
-    if isinstance(attentions, torch.Tensor) or not isinstance(attentions, Sequence):
-        raise TypeError(
-            "attentions must be a list of per-layer (B, H, T, T) tensors, got "
-            f"{type(attentions).__name__}."
-        )
-    if len(attentions) == 0:
-        raise ValueError("attentions must hold at least one layer's weights, got an empty list.")
-    if head_fusion not in HEAD_FUSIONS:
-        raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}.")
-    if not isinstance(residual, bool):
-        raise TypeError(f"residual must be True or False, got {residual!r}.")
-    shape = None
-    rollout = None
-    for i, w in enumerate(attentions):
-        name = f"attentions[{i}]"
-        check_floating(check_tensor(w, name), name)
-        if w.dim() != 4 or w.shape[-1] != w.shape[-2]:
-            raise ValueError(f"{name} must have shape (B, H, T, T), got {fmt_shape(w.shape)}.")
-        if shape is not None and (w.shape[0], w.shape[-1]) != (shape[0], shape[-1]):
-            raise ValueError(
-                f"all layers' weights must share B and T (heads may differ); attentions[0] "
-                f"is {fmt_shape(shape)} but {name} is {fmt_shape(w.shape)}."
-            )
-        shape = shape or w.shape
-        if head_fusion == "mean":
-            a = w.mean(dim=1)  # (B, T, T)
-        elif head_fusion == "max":
-            a = w.amax(dim=1)
-        else:
-            a = w.amin(dim=1)
-        if residual:
-            a = a + torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
-            a = a / a.sum(dim=-1, keepdim=True)  # (B, T, T), rows sum to 1
-        rollout = a if rollout is None else a @ rollout  # (B, T, T)
-    assert rollout is not None
-    return rollout
 
 
 def cls_rollout_map(rollout: torch.Tensor, grid: int | Sequence[int]) -> torch.Tensor:
