@@ -132,6 +132,32 @@ def check_mask(mask: object, scores_shape: Sequence[int], name: str = "mask") ->
     return mask
 
 
+def check_bool_mask(
+    mask: object,
+    name: str,
+    shape: Sequence[int] | None = None,
+    *,
+    meaning: str = "True on real tokens",
+    nonempty_rows: bool = False,
+) -> torch.Tensor:
+    """Check a boolean mask: a bool tensor, of ``shape`` when given.
+
+    ``meaning`` says what ``True`` stands for (it goes into the message); with
+    ``nonempty_rows``, every row (last dimension) must hold at least one ``True``.
+    """
+    check_tensor(mask, name)
+    assert isinstance(mask, torch.Tensor)
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"{name} must be a bool tensor ({meaning}), got {mask.dtype}; pass {name}.bool()."
+        )
+    if shape is not None and tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {fmt_shape(shape)}, got {fmt_shape(mask.shape)}.")
+    if nonempty_rows and not bool(mask.any(dim=-1).all()):
+        raise ValueError(f"every row of {name} needs at least one True ({meaning}).")
+    return mask
+
+
 def check_probability(p: object, name: str) -> float:
     """Check a probability used for dropout: a number in [0, 1)."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:

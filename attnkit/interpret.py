@@ -32,7 +32,13 @@ from collections.abc import Sequence
 
 import torch
 
-from ._validate import check_floating, check_positive_int, check_tensor, fmt_shape
+from ._validate import (
+    check_bool_mask,
+    check_floating,
+    check_positive_int,
+    check_tensor,
+    fmt_shape,
+)
 from .models.text_classifier import TransformerClassifier, check_ids_mask
 
 HEAD_FUSIONS = ("mean", "max", "min")
@@ -62,13 +68,7 @@ def _check_scores(scores: object, name: str, shape: Sequence[int]) -> torch.Tens
 def _check_candidates(candidates: object, mask: torch.Tensor) -> torch.Tensor:
     if candidates is None:
         return mask
-    if not isinstance(candidates, torch.Tensor) or candidates.dtype != torch.bool:
-        raise TypeError("candidates must be a bool tensor (B, T), True on rankable tokens.")
-    if candidates.shape != mask.shape:
-        raise ValueError(
-            f"candidates must have the shape of mask {fmt_shape(mask.shape)}, got "
-            f"{fmt_shape(candidates.shape)}."
-        )
+    check_bool_mask(candidates, "candidates", mask.shape, meaning="True on rankable tokens")
     return candidates & mask  # padding is never a candidate
 
 
@@ -284,13 +284,7 @@ def remove_tokens(
         ``(ids, mask)`` of the same shape ``(B, T)``.
     """
     ids, mask = check_ids_mask(ids, mask)
-    if not isinstance(remove, torch.Tensor) or remove.dtype != torch.bool:
-        raise TypeError("remove must be a bool tensor (B, T), True on the tokens to remove.")
-    if remove.shape != ids.shape:
-        raise ValueError(
-            f"remove must have the shape of ids {fmt_shape(ids.shape)}, got "
-            f"{fmt_shape(remove.shape)}."
-        )
+    check_bool_mask(remove, "remove", ids.shape, meaning="True on the tokens to remove")
     if mode not in REMOVAL_MODES:
         raise ValueError(f"mode must be one of {REMOVAL_MODES}, got {mode!r}.")
     keep = mask & ~remove  # (B, T)
@@ -363,8 +357,7 @@ def top_k_mask(
     Returns:
         bool ``(B, T)``, ``True`` on the chosen tokens (never on a non-candidate).
     """
-    if not isinstance(candidates, torch.Tensor) or candidates.dtype != torch.bool:
-        raise TypeError("candidates must be a bool tensor (B, T).")
+    check_bool_mask(candidates, "candidates", meaning="True on rankable tokens")
     scores = _check_scores(scores, "scores", candidates.shape)
     if isinstance(k, torch.Tensor):
         if k.shape != candidates.shape[:1] or k.is_floating_point() or bool((k < 0).any()):
@@ -389,8 +382,7 @@ def random_k_mask(
     removal curve. bool ``(B, T)``."""
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
-    if not isinstance(candidates, torch.Tensor) or candidates.dtype != torch.bool:
-        raise TypeError("candidates must be a bool tensor (B, T).")
+    check_bool_mask(candidates, "candidates", meaning="True on rankable tokens")
     noise = torch.rand(candidates.shape, generator=generator)  # (B, T)
     return top_k_mask(noise, k, candidates)
 
@@ -458,8 +450,7 @@ def kendall_tau(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.T
     Returns:
         ``(B,)`` float64; NaN for a row with fewer than 2 tokens or constant scores.
     """
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError("mask must be a bool tensor (B, T).")
+    check_bool_mask(mask, "mask")
     a = _check_scores(a, "a", mask.shape).double()
     b = _check_scores(b, "b", mask.shape).double()
     da = torch.sign(a[:, :, None] - a[:, None, :])  # (B, T, T)
@@ -502,10 +493,7 @@ def top_k_precision(
     Returns:
         ``(B,)`` float.
     """
-    if not isinstance(truth, torch.Tensor) or truth.dtype != torch.bool:
-        raise TypeError("truth must be a bool tensor (B, T), True on the deciding tokens.")
-    if truth.shape != candidates.shape:
-        raise ValueError("truth and candidates must have the same shape (B, T).")
+    check_bool_mask(truth, "truth", candidates.shape, meaning="True on the deciding tokens")
     if k is None:
         chosen = top_k_mask(scores, (truth & candidates).sum(-1), candidates, absolute=absolute)
     else:
@@ -522,8 +510,7 @@ def permute_weights(
 ) -> torch.Tensor:
     """Shuffle each row's weights among its real tokens (padding stays 0): the
     counterfactual of Jain & Wallace (2019, section 4.2). ``(B, T)``."""
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError("mask must be a bool tensor (B, T).")
+    check_bool_mask(mask, "mask")
     weights = _check_scores(weights, "weights", mask.shape)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}.")

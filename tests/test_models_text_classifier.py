@@ -140,7 +140,7 @@ def test_errors():
         model(ids.float(), mask)
     with pytest.raises(ValueError, match="vocab_size"):
         model(ids + V, mask)
-    with pytest.raises(ValueError, match="mask"):
+    with pytest.raises(TypeError, match=r"mask must be a bool tensor .*mask\.bool\(\)"):
         model(ids, mask.long())
     with pytest.raises(ValueError, match="at least one"):
         model(ids, torch.zeros_like(mask))

@@ -33,7 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_positive_int, check_probability, check_tensor, fmt_shape
+from .._validate import (
+    check_bool_mask,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+    fmt_shape,
+)
 from ..multihead import MultiHeadAttention
 from ..positional import LearnedPositionalEmbedding
 from ..transformer import TransformerEncoder, TransformerEncoderLayer
@@ -166,19 +172,6 @@ def _check_ids(ids: object, name: str, upper: int, shape: torch.Size | None = No
     return ids
 
 
-def _check_bool_mask(mask: object, name: str, shape: torch.Size) -> torch.Tensor:
-    check_tensor(mask, name)
-    assert isinstance(mask, torch.Tensor)
-    if mask.dtype != torch.bool:
-        raise TypeError(f"{name} must be a bool tensor, got {mask.dtype}; pass {name}.bool().")
-    if mask.shape != shape:
-        raise ValueError(
-            f"{name} must have shape {fmt_shape(shape)} (that of the tokens), "
-            f"got {fmt_shape(mask.shape)}."
-        )
-    return mask
-
-
 def _check_config(config: object) -> BertConfig:
     if not isinstance(config, BertConfig):
         raise TypeError(f"config must be a BertConfig, got {type(config).__name__}.")
@@ -274,7 +267,7 @@ class BertModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, d_model)
         if attention_mask is not None:
-            attention_mask = _check_bool_mask(attention_mask, "attention_mask", input_ids.shape)
+            attention_mask = check_bool_mask(attention_mask, "attention_mask", input_ids.shape)
         h, _ = self.encoder(x, key_padding_mask=attention_mask)  # (B, T, d_model)
         pooled = None if self.pooler is None else torch.tanh(self.pooler(h[:, 0]))  # (B, d)
         return h, pooled
@@ -401,7 +394,9 @@ def mask_tokens(
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"mlm_probability must be a number in [0, 1], got {p!r}.")
     if special_mask is not None:
-        special_mask = _check_bool_mask(special_mask, "special_mask", tokens.shape)
+        special_mask = check_bool_mask(
+            special_mask, "special_mask", tokens.shape, meaning="True = never select"
+        )
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
 

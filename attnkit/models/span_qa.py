@@ -25,7 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_positive_int, check_probability, check_tensor, fmt_shape
+from .._validate import (
+    check_bool_mask,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+    fmt_shape,
+)
 from ..positional import LearnedPositionalEmbedding, RotaryEmbedding
 from ..transformer import TransformerEncoder, TransformerEncoderLayer
 
@@ -40,10 +46,7 @@ def _check_ids_and_mask(input_ids: object, attention_mask: object) -> None:
             "input_ids and attention_mask must both be (B, T); got "
             f"{fmt_shape(input_ids.shape)} and {fmt_shape(attention_mask.shape)}."
         )
-    if attention_mask.dtype != torch.bool:
-        raise TypeError(
-            f"attention_mask must be bool (True = real token), got {attention_mask.dtype}."
-        )
+    check_bool_mask(attention_mask, "attention_mask", meaning="True = real token")
 
 
 class SpanQATransformer(nn.Module):
@@ -240,10 +243,7 @@ def best_span(
             f"{fmt_shape(start_logits.shape)}, {fmt_shape(end_logits.shape)}, "
             f"{fmt_shape(mask.shape)}."
         )
-    if mask.dtype != torch.bool:
-        raise TypeError(f"mask must be bool (True = may be part of the answer), got {mask.dtype}.")
-    if not bool(mask.any(dim=1).all()):
-        raise ValueError("every row of mask needs at least one True position.")
+    check_bool_mask(mask, "mask", meaning="True = may be part of the answer", nonempty_rows=True)
     max_answer_len = check_positive_int(max_answer_len, "max_answer_len")
     B, T = start_logits.shape
     scores = start_logits[:, :, None] + end_logits[:, None, :]  # (B, T_start, T_end)

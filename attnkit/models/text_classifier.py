@@ -29,7 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_positive_int, check_probability, check_tensor, fmt_shape
+from .._validate import (
+    check_bool_mask,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+    fmt_shape,
+)
 from ..positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from ..training import TrainConfig, TrainResult, train
 from ..transformer import TransformerEncoder, TransformerEncoderLayer
@@ -58,15 +64,7 @@ def check_ids_mask(
         )
     if mask is None:
         mask = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
-    check_tensor(mask, "mask")
-    assert isinstance(mask, torch.Tensor)
-    if mask.dtype != torch.bool or mask.shape != ids.shape:
-        raise ValueError(
-            f"mask must be a bool tensor of the shape of ids {fmt_shape(ids.shape)} (True on "
-            f"real tokens), got {mask.dtype} {fmt_shape(mask.shape)}."
-        )
-    if not bool(mask.any(dim=-1).all()):
-        raise ValueError("every row of mask needs at least one True (real) token.")
+    mask = check_bool_mask(mask, "mask", ids.shape, nonempty_rows=True)
     return ids, mask
 
 
@@ -96,15 +94,7 @@ def attention_pool(
     if not scores.is_floating_point():
         raise TypeError(f"scores must be floating, got {scores.dtype}.")
     if mask is not None:
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise TypeError("mask must be a bool tensor, True on real tokens.")
-        if mask.shape != scores.shape:
-            raise ValueError(
-                f"mask must have the shape of scores {fmt_shape(scores.shape)}, got "
-                f"{fmt_shape(mask.shape)}."
-            )
-        if not bool(mask.any(dim=-1).all()):
-            raise ValueError("every row of mask needs at least one True (real) token.")
+        mask = check_bool_mask(mask, "mask", scores.shape, nonempty_rows=True)
         scores = scores.masked_fill(~mask, float("-inf"))  # (B, T)
     weights = torch.softmax(scores, dim=-1)  # (B, T)
     pooled = torch.einsum("bt,btd->bd", weights, values)  # (B, D)
