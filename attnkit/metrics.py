@@ -104,6 +104,17 @@ def max_over_ground_truths(
     return max(float(metric(prediction, gt)) for gt in ground_truths)
 
 
+def _check_pairs(predictions: Sequence, references: Sequence, item: str, pairing: str) -> None:
+    """Predictions and references pair up one to one, and there is at least one ``item``."""
+    if len(predictions) != len(references):
+        raise ValueError(
+            f"predictions and references must have the same length ({pairing}), "
+            f"got {len(predictions)} and {len(references)}."
+        )
+    if len(predictions) == 0:
+        raise ValueError(f"predictions must hold at least one {item}, got none.")
+
+
 def squad_scores(
     predictions: Sequence[str], references: Sequence[str | Sequence[str]]
 ) -> dict[str, float]:
@@ -113,13 +124,7 @@ def squad_scores(
     reference answer or a list of reference answers (best one counts). Both sequences
     must have the same, non-zero length.
     """
-    if len(predictions) != len(references):
-        raise ValueError(
-            "predictions and references must have the same length (one per question), "
-            f"got {len(predictions)} and {len(references)}."
-        )
-    if len(predictions) == 0:
-        raise ValueError("predictions must hold at least one answer, got none.")
+    _check_pairs(predictions, references, "answer", "one per question")
     em = f1 = 0.0
     for pred, refs in zip(predictions, references, strict=True):
         refs = [refs] if isinstance(refs, str) else list(refs)
@@ -143,13 +148,7 @@ def rouge(
     """
     from rouge_score import rouge_scorer
 
-    if len(predictions) != len(references):
-        raise ValueError(
-            "predictions and references must have the same length (one reference per "
-            f"summary), got {len(predictions)} and {len(references)}."
-        )
-    if len(predictions) == 0:
-        raise ValueError("predictions must hold at least one summary, got none.")
+    _check_pairs(predictions, references, "summary", "one reference per summary")
     scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer)
     totals = dict.fromkeys(rouge_types, 0.0)
     for pred, ref in zip(predictions, references, strict=True):
@@ -170,13 +169,7 @@ def bleu(
     """
     import sacrebleu
 
-    if len(predictions) != len(references):
-        raise ValueError(
-            "predictions and references must have the same length, "
-            f"got {len(predictions)} and {len(references)}."
-        )
-    if len(predictions) == 0:
-        raise ValueError("predictions must hold at least one sentence, got none.")
+    _check_pairs(predictions, references, "sentence", "one item of references per sentence")
     refs = [[r] if isinstance(r, str) else list(r) for r in references]
     n_refs = {len(r) for r in refs}
     if len(n_refs) != 1:
