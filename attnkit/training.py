@@ -374,6 +374,49 @@ class TrainResult:
 # ---------------------------------------------------------------------- training
 
 
+def sample_batches(
+    data: Mapping[str, torch.Tensor], batch_size: int, *, seed: int = 0
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless mini-batches of rows drawn uniformly at random, with replacement.
+
+    Each batch is ``{name: tensor[idx]}`` for one ``idx`` of ``batch_size`` row indices
+    drawn by ``torch.randint`` from a generator seeded with ``seed`` (so the sequence of
+    batches is the same on every run, independent of the global generators).
+
+    Args:
+        data: named tensors sharing their first dimension ``N`` (e.g. ``{"src": (N, S),
+            "tgt_in": (N, L), "tgt_out": (N, L)}``).
+        batch_size: rows per batch, ``>= 1``.
+        seed: seed of the sampling generator.
+
+    Yields:
+        dicts with the keys of ``data`` and tensors of ``batch_size`` rows.
+    """
+    if not isinstance(data, Mapping) or len(data) == 0:
+        raise TypeError("data must be a non-empty mapping of names to tensors.")
+    sizes = {}
+    for name, t in data.items():
+        if not isinstance(t, torch.Tensor) or t.dim() == 0:
+            raise TypeError(f"data[{name!r}] must be a tensor with at least one dimension.")
+        sizes[name] = t.shape[0]
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"every tensor in data must have the same number of rows, got {sizes}.")
+    n = next(iter(sizes.values()))
+    if n == 0:
+        raise ValueError("data has no rows to sample from.")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    gen = torch.Generator().manual_seed(_check_seed(seed))
+    return _sample_rows(data, n, batch_size, gen)
+
+
+def _sample_rows(
+    data: Mapping[str, torch.Tensor], n: int, batch_size: int, gen: torch.Generator
+) -> Iterator[dict[str, torch.Tensor]]:
+    while True:
+        idx = torch.randint(n, (batch_size,), generator=gen)  # (batch_size,)
+        yield {name: t[idx] for name, t in data.items()}
+
+
 def _endless(batches: Iterable[Any]) -> Iterator[Any]:
     """Yield batches forever, iterating ``batches`` again each time it runs out.
 

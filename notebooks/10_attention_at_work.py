@@ -67,6 +67,7 @@ from attnkit.models.text_classifier import (
     accuracy,
     train_classifier,
 )
+from attnkit.training import sample_batches
 
 torch.manual_seed(0)
 torch.set_num_threads(2)  # the book is built on 2 CPU cores
@@ -315,14 +316,6 @@ assert all(stories.answer_rests_on_held_out(ex) for ex in qa["test"])
 qa_enc = {k: stories.encode_qa(v) for k, v in qa.items()}
 
 
-def qa_batches(batch_size=64, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    data, n = qa_enc["train"], len(qa["train"])
-    while True:
-        idx = torch.randint(n, (batch_size,), generator=gen)
-        yield {k: v[idx] for k, v in data.items()}
-
-
 def qa_loss(model, b):
     s, e = model(b["input_ids"], b["segment_ids"], b["attention_mask"])[:2]
     return span_loss(s, e, b["start_positions"], b["end_positions"], b["context_mask"])
@@ -353,7 +346,8 @@ for name, (make, lr, steps) in qa_models.items():
     ak.seed_everything(0)
     model = make()
     cfg = ak.TrainConfig(steps=steps, lr=lr, warmup_steps=50, eval_every=100)
-    res = ak.train(model, qa_loss, qa_batches(), cfg, evaluate=lambda m: qa_score(m, "val"))
+    batches = sample_batches(qa_enc["train"], 64, seed=0)
+    res = ak.train(model, qa_loss, batches, cfg, evaluate=lambda m: qa_score(m, "val"))
     qa_trained[name], qa_hist[name] = model.eval(), res.history
     print(f"{name}: {ak.count_parameters(model):,} parameters, {res.seconds:.1f} s")
 
@@ -476,14 +470,6 @@ BOS_ID, EOS_ID = summaries.WORD_TO_ID[summaries.BOS], summaries.WORD_TO_ID[summa
 SM_STEPS = 600
 
 
-def sm_batches(batch_size=64, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    data, n = sm_enc["train"], len(sm["train"])
-    while True:
-        idx = torch.randint(n, (batch_size,), generator=gen)
-        yield {k: v[idx] for k, v in data.items()}
-
-
 def sm_loss(model, b):
     logits = model(b["src"], b["tgt_in"])  # (B, L, V)
     return F.cross_entropy(logits.reshape(-1, V_m), b["tgt_out"].reshape(-1), ignore_index=0)
@@ -516,7 +502,8 @@ for name, (make, lr) in sm_models.items():
     ak.seed_everything(0)
     model = make()
     cfg = ak.TrainConfig(steps=SM_STEPS, lr=lr, warmup_steps=50, eval_every=SM_STEPS // 4)
-    res = ak.train(model, sm_loss, sm_batches(), cfg, evaluate=lambda m: sm_score(m, "val"))
+    batches = sample_batches(sm_enc["train"], 64, seed=0)
+    res = ak.train(model, sm_loss, batches, cfg, evaluate=lambda m: sm_score(m, "val"))
     sm_trained[name], sm_hist[name] = model.eval(), res.history
     print(f"{name}: {ak.count_parameters(model):,} parameters, {res.seconds:.1f} s")
 

@@ -27,6 +27,7 @@ from attnkit.training import (
     TrainResult,
     count_parameters,
     make_optimizer,
+    sample_batches,
     seed_everything,
     train,
     warmup_schedule,
@@ -627,3 +628,31 @@ def test_plot_on_given_axes_and_missing_metrics():
             result.plot(ax=ax, metrics=("val_loss",))
     finally:
         plt.close(fig)
+
+
+def test_sample_batches_draws_rows_with_replacement_reproducibly():
+    data = {"x": torch.arange(10), "y": torch.arange(10) * 2}
+    first = list(itertools.islice(sample_batches(data, 4, seed=7), 3))
+    again = list(itertools.islice(sample_batches(data, 4, seed=7), 3))
+    gen = torch.Generator().manual_seed(7)
+    for a, b in zip(first, again, strict=True):
+        idx = torch.randint(10, (4,), generator=gen)  # the documented draw
+        assert torch.equal(a["x"], idx) and torch.equal(a["y"], 2 * idx)
+        assert torch.equal(a["x"], b["x"])
+    other = next(sample_batches(data, 4, seed=8))
+    assert not torch.equal(other["x"], first[0]["x"])
+
+
+@pytest.mark.parametrize(
+    ("data", "batch_size", "error", "match"),
+    [
+        ({}, 2, TypeError, "non-empty mapping"),
+        ({"x": torch.tensor(1.0)}, 2, TypeError, r"data\['x'\]"),
+        ({"x": torch.zeros(3), "y": torch.zeros(4)}, 2, ValueError, "same number of rows"),
+        ({"x": torch.zeros(0)}, 2, ValueError, "no rows"),
+        ({"x": torch.zeros(3)}, 0, ValueError, "batch_size"),
+    ],
+)
+def test_sample_batches_errors(data, batch_size, error, match):
+    with pytest.raises(error, match=match):
+        sample_batches(data, batch_size)
