@@ -327,7 +327,7 @@ RESULTS: tuple[PublishedResult, ...] = (
         "EM",
         67.7,
         "seo2017bidirectional",
-        "Table 1 (single model)",
+        "single model, development set (ablation results)",
         note="BiLSTM encoders with bidirectional attention",
     ),
     _squad(
@@ -339,7 +339,7 @@ RESULTS: tuple[PublishedResult, ...] = (
         "F1",
         77.3,
         "seo2017bidirectional",
-        "Table 1 (single model)",
+        "single model, development set (ablation results)",
         note="BiLSTM encoders with bidirectional attention",
     ),
     _squad(
