@@ -37,6 +37,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 
+import torch
+
 __all__ = [
     "FAMILIES",
     "METRICS",
@@ -703,6 +705,36 @@ def citation_keys(rows: Iterable[PublishedResult] | None = None) -> set[str]:
     if rows is None:
         keys.update(s.citation for s in PAPER_MODEL_SIZES)
     return keys
+
+
+def paper_transformer(size: PaperModelSize, *, share_source: bool = True) -> torch.nn.Module:
+    """The encoder-decoder of Vaswani et al. (2017) at a Table 3 size, on the meta device.
+
+    An :class:`attnkit.Seq2SeqTransformer` with the paper's post-LN layers (no final
+    LayerNorm), ``size``'s layer sizes and vocabulary, and the output projection tied to
+    the target embedding (section 3.4). With ``share_source`` the source embedding is the
+    same matrix as well (one byte-pair vocabulary for both languages, section 5.1). Built
+    on the ``meta`` device: shapes and parameter counts without memory or compute.
+    """
+    from .transformer import Seq2SeqTransformer
+
+    if not isinstance(size, PaperModelSize):
+        raise TypeError(f"size must be a PaperModelSize, got {type(size).__name__}.")
+    with torch.device("meta"):
+        model = Seq2SeqTransformer(
+            size.vocab_size,
+            size.vocab_size,
+            d_model=size.d_model,
+            num_heads=size.num_heads,
+            num_encoder_layers=size.num_layers,
+            num_decoder_layers=size.num_layers,
+            d_ff=size.d_ff,
+            norm_first=False,  # the paper's post-LN layers
+            tie_target_embeddings=True,  # output projection = target embedding
+        )
+    if share_source:
+        model.src_embed.weight = model.tgt_embed.weight  # one matrix for both languages
+    return model
 
 
 def training_flops_from_gpu_time(hours: float, num_gpus: int, tflops: float) -> float:

@@ -228,35 +228,17 @@ assert math.isclose(flops_big, cost[(de, "Transformer (big)", False)], rel_tol=0
 # (`norm_first=False`), sinusoidal positions (no parameters), and one embedding matrix
 # shared by the source embedding, the target embedding and the output projection (section
 # 3.4), over a byte-pair vocabulary "of about 37000 tokens" shared by both languages
-# (section 5.1).
+# (section 5.1). `attnkit.published.paper_transformer` builds exactly that
+# `ak.Seq2SeqTransformer` on the `meta` device, where a model has shapes but no memory.
 
 
 # %%
-def paper_transformer(size: pub.PaperModelSize, *, share_source: bool = True) -> torch.nn.Module:
-    """The encoder-decoder of Vaswani et al. (2017) at a Table 3 size, on the meta device."""
-    with torch.device("meta"):
-        model = ak.Seq2SeqTransformer(
-            size.vocab_size,
-            size.vocab_size,
-            d_model=size.d_model,
-            num_heads=size.num_heads,
-            num_encoder_layers=size.num_layers,
-            num_decoder_layers=size.num_layers,
-            d_ff=size.d_ff,
-            norm_first=False,  # the paper's post-LN layers, no final LayerNorm
-            tie_target_embeddings=True,  # output projection = target embedding
-        )
-    if share_source:
-        model.src_embed.weight = model.tgt_embed.weight  # one matrix for both languages
-    return model
-
-
 sizes = {s.model: s for s in pub.PAPER_MODEL_SIZES}
 counts = {}
 for name in ("Transformer (base)", "Transformer (big)"):
     s = sizes[name]
-    n = ak.count_parameters(paper_transformer(s))  # shared tensors count once
-    n_sep = ak.count_parameters(paper_transformer(s, share_source=False))
+    n = ak.count_parameters(pub.paper_transformer(s))  # shared tensors count once
+    n_sep = ak.count_parameters(pub.paper_transformer(s, share_source=False))
     counts[name] = n
     print(
         f"{name}: {n / 1e6:.1f}M with one shared embedding ({n_sep / 1e6:.1f}M with "
@@ -264,7 +246,7 @@ for name in ("Transformer (base)", "Transformer (big)"):
         f"({100 * (n / 1e6 / s.reported_millions - 1):+.1f}%)"
     )
 
-assert next(paper_transformer(sizes["Transformer (base)"]).parameters()).is_meta
+assert next(pub.paper_transformer(sizes["Transformer (base)"]).parameters()).is_meta
 assert abs(counts["Transformer (base)"] / 65e6 - 1) < 0.04
 assert abs(counts["Transformer (big)"] / 213e6 - 1) < 0.01
 

@@ -35,7 +35,6 @@
 import math
 from collections import Counter
 
-import torch
 from sacrebleu.metrics import BLEU
 
 import attnkit as ak
@@ -87,18 +86,7 @@ def transformer_param_count(
 # NBVAL_CHECK_OUTPUT
 for s in pub.PAPER_MODEL_SIZES[:2]:
     n = transformer_param_count(s.vocab_size, s.d_model, s.d_ff, s.num_layers)
-    with torch.device("meta"):
-        m = ak.Seq2SeqTransformer(
-            s.vocab_size,
-            s.vocab_size,
-            d_model=s.d_model,
-            num_heads=s.num_heads,
-            num_encoder_layers=s.num_layers,
-            num_decoder_layers=s.num_layers,
-            d_ff=s.d_ff,
-            norm_first=False,
-        )
-    m.src_embed.weight = m.tgt_embed.weight
+    m = pub.paper_transformer(s)  # attnkit.Seq2SeqTransformer at the paper's size, on meta
     print(
         s.model, n, "== attnkit:", n == ak.count_parameters(m), f"(paper: {s.reported_millions}M)"
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from attnkit import published as pub
+from attnkit.training import count_parameters
 
 BIB = Path(__file__).resolve().parents[1] / "book" / "references.bib"
 
@@ -145,3 +146,19 @@ def test_training_flops_formula_and_validation():
         pub.training_flops_from_gpu_time(1, 0, 1.0)
     with pytest.raises(ValueError, match="positive"):
         pub.training_flops_from_gpu_time(-1, 1, 1.0)
+
+
+def test_paper_transformer_matches_table_3_within_three_percent_and_shares_embeddings():
+    for size in pub.PAPER_MODEL_SIZES[:2]:  # Transformer base and big
+        model = pub.paper_transformer(size)
+        assert next(model.parameters()).is_meta
+        assert model.src_embed.weight is model.tgt_embed.weight is model.out_proj.weight
+        n = count_parameters(model)
+        assert abs(n / 1e6 - size.reported_millions) / size.reported_millions < 0.03
+        separate = count_parameters(pub.paper_transformer(size, share_source=False))
+        assert separate - n == size.vocab_size * size.d_model  # one more embedding matrix
+
+
+def test_paper_transformer_rejects_other_sizes():
+    with pytest.raises(TypeError, match="PaperModelSize"):
+        pub.paper_transformer({"d_model": 512})
