@@ -37,7 +37,7 @@ from .._validate import (
     fmt_shape,
 )
 from ..positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
-from ..training import TrainConfig, TrainResult, train
+from ..training import TrainConfig, TrainResult, sample_batches, train
 from ..transformer import TransformerEncoder, TransformerEncoderLayer
 
 POOLINGS = ("cls", "mean", "attention")
@@ -387,13 +387,14 @@ def train_classifier(
     batch_size = check_positive_int(batch_size, "batch_size")
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}.")
-    gen = torch.Generator().manual_seed(config.seed)
+    rows = sample_batches(
+        {"ids": ids, "mask": mask, "labels": labels}, batch_size, seed=config.seed
+    )
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        while True:
-            idx = torch.randint(len(ids), (batch_size,), generator=gen)
-            T = int(mask[idx].sum(dim=-1).max())  # drop the columns that are all padding
-            yield ids[idx, :T], mask[idx, :T], labels[idx]
+        for b in rows:
+            T = int(b["mask"].sum(dim=-1).max())  # drop the columns that are all padding
+            yield b["ids"][:, :T], b["mask"][:, :T], b["labels"]
 
     return train(model, classifier_loss, batches(), config)
 
