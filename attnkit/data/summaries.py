@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from .._validate import check_positive_int
+from .tokenizer import pad_right
 
 PEOPLE = ("anna", "bob", "tom", "ivan", "lena", "omar", "sara", "paul", "mia", "li")
 CITIES = ("paris", "rome", "oslo", "lima", "cairo", "delhi", "tokyo", "berlin")
@@ -137,16 +138,12 @@ def encode_summaries(examples: list[SummaryExample]) -> dict[str, torch.Tensor]:
     src = [[WORD_TO_ID[w] for w in ex.document.split()] for ex in examples]
     tgt = [[WORD_TO_ID[w] for w in ex.summary.split()] for ex in examples]
     S, L = max(map(len, src)), max(map(len, tgt)) + 1
-    out = {
-        "src": torch.zeros(len(examples), S, dtype=torch.long),
-        "tgt_in": torch.zeros(len(examples), L, dtype=torch.long),
-        "tgt_out": torch.zeros(len(examples), L, dtype=torch.long),
+    pad = WORD_TO_ID[PAD]
+    return {
+        "src": pad_right(src, pad, S)[0],  # (N, S)
+        "tgt_in": pad_right([[WORD_TO_ID[BOS], *t] for t in tgt], pad, L)[0],  # (N, L)
+        "tgt_out": pad_right([[*t, WORD_TO_ID[EOS]] for t in tgt], pad, L)[0],  # (N, L)
     }
-    for n, (s, t) in enumerate(zip(src, tgt, strict=True)):
-        out["src"][n, : len(s)] = torch.tensor(s)
-        out["tgt_in"][n, : len(t) + 1] = torch.tensor([WORD_TO_ID[BOS], *t])
-        out["tgt_out"][n, : len(t) + 1] = torch.tensor([*t, WORD_TO_ID[EOS]])
-    return out
 
 
 def decode_ids(ids: torch.Tensor | list[int]) -> str:
