@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .grading.loader import LearnerFileError, newest_file, repo_root, source_of
@@ -37,24 +41,29 @@ def _chapter_id(text: str) -> str:
     return f"{int(text):02d}"
 
 
-def _run_pytest(args: list[str], env: dict[str, str], total_timeout: float, cwd: Path) -> str:
-    """Run pytest in a subprocess; return its output (killed after ``total_timeout`` s)."""
+def _run_pytest(
+    args: list[str], env: dict[str, str], time_limit: Callable[[], float], cwd: Path
+) -> str:
+    """Run pytest in a subprocess; return its output. The process is killed once it has
+    run ``time_limit()`` seconds in total (asked again while it runs, so the limit can
+    grow when the number of tests becomes known)."""
     cmd = [sys.executable, "-m", "pytest", "-p", "attnkit.grading.plugin", "-p", "no:cacheprovider"]
-    try:
-        done = subprocess.run(
-            cmd + args,
-            env=env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=total_timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        return done.stdout + done.stderr
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout or ""
-        out = out.decode() if isinstance(out, bytes) else out
-        return out + f"\n[grader] stopped after {total_timeout:.0f} s in total.\n"
+    start = time.monotonic()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            cmd + args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        note = ""
+        while proc.poll() is None:
+            limit = time_limit()
+            if time.monotonic() - start > limit:
+                proc.kill()
+                note = f"\n[grader] stopped after {limit:.0f} s in total.\n"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.1)
+        log.seek(0)
+        return log.read() + note
 
 
 def _read_records(path: Path) -> list[dict]:
@@ -63,50 +72,32 @@ def _read_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def _collect_ids(test_file: Path, env: dict[str, str], root: Path) -> list[tuple[str, str]]:
-    """(nodeid, exercise) of every grading test, so unreported ones count as timed out."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "ids.json"
-        code = (
-            "import json, sys, pytest\n"
-            "class P:\n"
-            "    items = []\n"
-            "    def pytest_collection_finish(self, session):\n"
-            "        for it in session.items:\n"
-            "            m = it.get_closest_marker('exercise')\n"
-            "            self.items.append((it.nodeid, m.args[0] if m else it.name))\n"
-            "p = P()\n"
-            "pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', sys.argv[1]], "
-            "plugins=[p])\n"
-            "json.dump(p.items, open(sys.argv[2], 'w'))\n"
-        )
-        subprocess.run(
-            [sys.executable, "-c", code, str(test_file), str(out)],
-            env=env,
-            cwd=root,
-            capture_output=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
-        return [tuple(x) for x in json.loads(out.read_text())] if out.exists() else []
-
-
 def grade_tests(test_file: Path, learner: Path, root: Path, timeout: float) -> list[dict]:
     """Run the chapter's grading tests against ``learner``; one record per test."""
     env = {**os.environ, "ATTNKIT_LEARNER_FILE": str(learner), "PYTHONDONTWRITEBYTECODE": "1"}
-    expected = _collect_ids(test_file, env, root)
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.jsonl"
+        collected = Path(tmp) / "collected.json"
         args = [
             str(test_file),
             f"--attnkit-report={report}",
+            f"--attnkit-collected={collected}",
             f"--timeout={timeout}",
             "--timeout-method=signal",
             "-q",
         ]
-        total = timeout * max(len(expected), 1) + 60
-        log = _run_pytest(args, env, total, root)
+
+        counted: list[int] = []
+
+        def time_limit() -> float:
+            """Collection gets 120 s; then ``timeout`` per collected test, plus 60 s."""
+            if not counted and collected.exists():
+                counted.append(len(json.loads(collected.read_text())))
+            return timeout * counted[0] + 60.0 if counted else 120.0
+
+        log = _run_pytest(args, env, time_limit, root)
         records = _read_records(report)
+        expected = json.loads(collected.read_text()) if collected.exists() else []
     seen = {r["nodeid"] for r in records}
     for nodeid, exercise in expected:
         if nodeid not in seen:
@@ -187,7 +178,7 @@ def grade_notebook(learner: Path, expected_file: Path, root: Path, timeout: floa
             f"--rootdir={tmp}",
         ]
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        log = _run_pytest(args, env, 900, Path(tmp))
+        log = _run_pytest(args, env, lambda: 900.0, Path(tmp))
         records = _read_records(report)
     if not records:
         raise RuntimeError(f"the notebook did not run. pytest said:\n{log[-3000:]}")
@@ -309,12 +300,16 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps({"syntax_error": str(exc)}))
         return 1
 
-    records = grade_tests(test_files[0], learner, root, args.timeout)
-    tests = summarize(records)
-    notebook = None
+    # The tests and the notebook run in two processes at the same time (independent).
     expected = sorted((root / "tests" / "grading" / "expected").glob(f"{chapter}_*.json"))
-    if not args.skip_notebook and expected:
-        notebook = grade_notebook(learner, expected[0], root, args.timeout)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        tests_job = pool.submit(grade_tests, test_files[0], learner, root, args.timeout)
+        notebook_job = None
+        if not args.skip_notebook and expected:
+            notebook_job = pool.submit(grade_notebook, learner, expected[0], root, args.timeout)
+        records = tests_job.result()
+        notebook = None if notebook_job is None else notebook_job.result()
+    tests = summarize(records)
     print_report(learner, tests, notebook)
     if args.json:
         args.json.write_text(

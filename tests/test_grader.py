@@ -158,6 +158,26 @@ def test_infinite_loop_times_out_and_the_rest_is_graded(tmp_path):
         assert r["status"] == want, (r, out)
 
 
+def test_collected_items_are_recorded_with_their_exercise(tmp_path):
+    """The grading run records what it collected (so that tests a killed run never reached
+    are reported as timed out, and the total time limit counts every test)."""
+    listing = tmp_path / "collected.json"
+    env = {**os.environ, "ATTNKIT_LEARNER_FILE": str(next((ROOT / "solutions").glob("01_*.py")))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "attnkit.grading.plugin", "-p", "no:cacheprovider",
+         "--collect-only", "-q", f"--attnkit-collected={listing}", "tests/grading"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    items = json.loads(listing.read_text())
+    reported = [ln for ln in done.stdout.splitlines() if "::" in ln]
+    assert [nodeid for nodeid, _ in items] == reported
+    files = {nodeid.split("::")[0] for nodeid, _ in items}
+    assert len(files) == len(CHAPTERS)
+    # every grading test names its exercise (not just the test function's name)
+    assert not [nodeid for nodeid, exercise in items if exercise.startswith("test_")]
+
+
 def test_usage_errors_exit_2():
     assert grade("99")[0] == 2
     assert grade("xx")[0] == 2

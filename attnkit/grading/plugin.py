@@ -1,6 +1,7 @@
 """A pytest plugin that writes one JSON line per graded item, as soon as it is known.
 
-Loaded by the grader with ``-p attnkit.grading.plugin --attnkit-report=FILE``. Writing
+Loaded by the grader with ``-p attnkit.grading.plugin --attnkit-report=FILE`` (and
+``--attnkit-collected=FILE``, which receives the list of collected items). Writing
 line by line means the results gathered so far survive even if the test process has to
 be killed (an infinite loop in compiled code, say).
 
@@ -22,6 +23,22 @@ _MAX_MESSAGE_LINES = 12
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--attnkit-report", default=None, help="file to append JSON results to")
+    parser.addoption(
+        "--attnkit-collected",
+        default=None,
+        help="file to write the collected items to, as a JSON list of [nodeid, exercise]",
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Record every collected item, so that items a killed run never reached can be
+    reported as timed out."""
+    path = session.config.getoption("--attnkit-collected")
+    if path:
+        items = [[item.nodeid, _describe(item)[0]] for item in session.items]
+        part = Path(f"{path}.part")  # written whole, then renamed: never read half-written
+        part.write_text(json.dumps(items), encoding="utf-8")
+        part.replace(path)
 
 
 def _classify(excinfo: pytest.ExceptionInfo[BaseException] | None, text: str) -> str:
