@@ -53,6 +53,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from myst_nb import glue
 
 import attnkit as ak
 from attnkit.data import CharTokenizer, stdlib_docstrings, train_val_split
@@ -931,6 +932,12 @@ print(
     f"writing {n_new} characters: {n_new} forward passes with the cache, {1000 * write:.0f} ms "
     f"({write / one_pass:.0f}x longer)"
 )
+
+# %% tags=["remove-cell"]
+# Figures quoted by the closing chapter ("Summary"), recorded with myst-nb's glue
+# (this cell displays nothing and is hidden in the book).
+glue("ch04_kv_tokens", lengths[-1], display=False)
+glue("ch04_kv_speedup", seconds[False][-1] / seconds[True][-1], display=False)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

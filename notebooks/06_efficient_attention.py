@@ -67,6 +67,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from myst_nb import glue
 from torch.utils.flop_counter import FlopCounterMode
 
 import attnkit as ak
@@ -1020,7 +1021,7 @@ for name, method in bench.METHODS.items():
 # operations and of writing intermediate tensors to memory.
 #
 # - **Exact attention.** Naive attention's time grows at least quadratically (its slope is
-#   printed above), and its memory follows chapter 5's formula $2 B H n^2 	imes 4$ bytes,
+#   printed above), and its memory follows chapter 5's formula $2 B H n^2 \times 4$ bytes,
 #   gigabytes at $n = 16\,384$. The fused SDPA kernel has the same quadratic time, a
 #   constant factor lower, and a memory close to the size of its output. The tiled
 #   implementation has SDPA's slope, as it must (it does the same arithmetic), and is
@@ -1271,6 +1272,22 @@ print(f"local attention near chance beyond position {L * w}:", max(far_local) < 
 print("\nmethods clearly above local attention's ceiling (by 0.1 or more):")
 for name, r in results.items():
     print(f"  {name:<38} {'yes' if r.test_accuracy >= ceiling_test + 0.1 else 'no'}")
+
+# %% tags=["remove-cell"]
+# Figures quoted by the closing chapter ("Summary"), recorded with myst-nb's glue
+# (this cell displays nothing and is hidden in the book).
+for name, (kind, _) in RETRIEVAL_METHODS.items():
+    glue(f"ch06_acc_{kind}", results[name].test_accuracy, display=False)
+    glue(f"ch06_step_ms_{kind}", 1e3 * results[name].step_seconds, display=False)
+glue("ch06_local_ceiling", ceiling_test, display=False)
+sdpa_seconds = dict(zip(*res.series("torch_sdpa")))
+for name in bench.METHODS:
+    seconds = dict(zip(*res.series(name)))
+    peaks = dict(zip(*res.series(name, "peak_extra_bytes")))
+    for n_point in (1024, 16384):
+        glue(f"ch06_time_vs_sdpa_{name}_{n_point}", seconds[n_point] / sdpa_seconds[n_point],
+             display=False)  # fmt: skip
+        glue(f"ch06_peak_mib_{name}_{n_point}", peaks[n_point] / 2**20, display=False)
 
 # %% [markdown]
 # **Reading the table.** The assertions pin down the two ends. Full attention solves the

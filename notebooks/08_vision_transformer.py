@@ -56,6 +56,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from myst_nb import glue
 
 import attnkit as ak
 from attnkit.data.digits import digit_splits
@@ -543,6 +544,14 @@ assert table["CNN"]["seconds"] < table[main]["seconds"]
 assert acc[main] - acc["ViT without position embeddings"] > 0.20
 assert abs(acc["ViT, 4x4 patches (4 tokens)"] - acc[main]) < 0.02
 assert acc["ViT + random shifts of 1 pixel"] < acc[main]
+
+# %% tags=["remove-cell"]
+# Figures quoted by the closing chapter ("Summary"), recorded with myst-nb's glue
+# (this cell displays nothing and is hidden in the book).
+glue("ch08_acc_vit", acc[main], display=False)
+glue("ch08_acc_cnn", acc["CNN"], display=False)
+glue("ch08_seconds_vit", table[main]["seconds"], display=False)
+glue("ch08_seconds_cnn", table["CNN"]["seconds"], display=False)
 
 # %% [markdown]
 # ### One split is one sample

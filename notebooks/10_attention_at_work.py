@@ -53,6 +53,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from myst_nb import glue
 
 import attnkit as ak
 from attnkit.data import stories, summaries
@@ -382,6 +383,12 @@ em = {name: sc["exact_match"] for name, sc in qa_test.items()}
 assert em["Transformer"] >= 65 and em["BiGRU"] <= 55 and em["Transformer"] - em["BiGRU"] >= 20
 assert qa_hops["Transformer"][1] >= 85 and qa_hops["Transformer"][2] <= 75
 assert all(sc["f1"] == sc["exact_match"] for sc in qa_test.values())  # one-word answers
+
+# %% tags=["remove-cell"]
+# Figures quoted by the closing chapter ("Summary"), recorded with myst-nb's glue
+# (this cell displays nothing and is hidden in the book).
+glue("ch10_em_transformer", em["Transformer"], display=False)
+glue("ch10_em_bigru", em["BiGRU"], display=False)
 
 # %% [markdown]
 # The table above and the curves show the Transformer reader well ahead of the GRU reader

@@ -75,6 +75,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from myst_nb import glue
 
 import attnkit as ak
 from attnkit.data.sentiment import FORMS, encode_sentiment, sentiment_task
@@ -417,6 +418,13 @@ assert flip1["erasure"] > 0.5 and flip1["rollout"] > 0.5
 assert min(flip1["grad x input"], flip1["integrated gradients"]) > flip1["random"] + 0.1
 assert max(flip1["grad x input"], flip1["integrated gradients"]) < flip1["rollout"]
 assert curves["erasure"][1][-1] < curves["erasure"][1][1]  # not monotone in k
+
+# %% tags=["remove-cell"]
+# Figures quoted by the closing chapter ("Summary"), recorded with myst-nb's glue
+# (this cell displays nothing and is hidden in the book).
+for name, key in (("pooling attention", "attention"), ("rollout", "rollout"),
+                  ("erasure", "erasure"), ("random", "random")):  # fmt: skip
+    glue(f"ch12_flip_{key}", flip1[name], display=False)
 
 # %% [markdown]
 # Deleting the single most-attended word (by the pooling weights) flips about as many
