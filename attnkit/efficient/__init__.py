@@ -81,3 +81,20 @@ __all__ = [
     "strided_mask",
     "tiled_attention",
 ]
+
+# Adaptive attention span (Sukhbaatar et al., 2019): one learnable span per head.
+from .adaptive_span import (
+    AdaptiveSpanSelfAttention,
+    adaptive_span_attention,
+    adaptive_span_flops,
+    adaptive_span_mask,
+    soft_span_mask,
+)
+
+__all__ += [
+    "AdaptiveSpanSelfAttention",
+    "adaptive_span_attention",
+    "adaptive_span_flops",
+    "adaptive_span_mask",
+    "soft_span_mask",
+]
