@@ -287,7 +287,7 @@ steps, span_history, acc_history = fit(adaptive, LAMBDA)
 seed_everything(0)
 full = SpanModel(N, init_span=float(N))
 full.attn.span_fraction.requires_grad_(False)  # spans fixed at N: every earlier key, mask 1
-fit(full, 0.0, steps=300)  # it needs no time for spans to settle
+_ = fit(full, 0.0, steps=300)  # it needs no time for spans to settle
 
 # %%
 final_spans = adaptive.attn.spans
