@@ -165,15 +165,22 @@ def check_probability(p: object, name: str) -> float:
     return float(p)
 
 
+def check_positive_number(x: object, name: str) -> float:
+    """Check a positive finite real number (not a bool) and return it as a float."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(x).__name__}.")
+    if not (math.isfinite(float(x)) and x > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {x!r}.")
+    return float(x)
+
+
 def check_scale(scale: object, name: str = "scale") -> float | None:
     """Check an optional score scale: ``None`` or a positive finite number."""
     if scale is None:
         return None
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise TypeError(f"{name} must be None or a positive number, got {type(scale).__name__}.")
-    if not (math.isfinite(float(scale)) and scale > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {scale!r}.")
-    return float(scale)
+    return check_positive_number(scale, name)
 
 
 def check_positive_int(n: object, name: str, *, allow_zero: bool = False) -> int:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import socket
 import subprocess
@@ -56,7 +55,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_positive_int, check_tensor
+from ._validate import check_positive_int, check_positive_number, check_tensor
 from .data import CharTokenizer, stdlib_docstrings, train_val_split
 from .training import TrainConfig, seed_everything, train
 from .transformer import TransformerLM
@@ -117,8 +116,7 @@ class DataParallelSettings:
             raise ValueError(
                 f"warmup_steps ({self.warmup_steps}) must not exceed steps ({self.steps})."
             )
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}.")
+        check_positive_number(self.lr, "lr")
 
 
 # ------------------------------------------------------------------------- the data
@@ -419,8 +417,7 @@ def launch(
         raise ValueError(
             f"world_size={world_size} must divide settings.global_batch={settings.global_batch}."
         )
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    check_positive_number(timeout, "timeout")
     with tempfile.TemporaryDirectory(prefix="attnkit_ddp_") as tmp:
         out, params_out = Path(tmp) / "results.json", Path(tmp) / "params.pt"
         args = [f"--out={out}", f"--threads={threads}"]

@@ -33,7 +33,6 @@ and GB/s are 10^9 per second.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import time
@@ -44,7 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_positive_int, check_tensor
+from ._validate import check_positive_int, check_positive_number, check_tensor
 from .bench import time_call
 
 ATTENTION_KINDS = ("naive", "fused")
@@ -63,14 +62,6 @@ SDPA_KERNELS = (
 # ---------------------------------------------------------------------------------------
 # The model: FLOPs, bytes, intensity, roofline
 # ---------------------------------------------------------------------------------------
-
-
-def _check_positive_real(x: object, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise TypeError(f"{name} must be a positive number, got {type(x).__name__}.")
-    if not math.isfinite(x) or x <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {x}.")
-    return float(x)
 
 
 def attention_flops(n: int, d: int, *, batch_heads: int = 1) -> int:
@@ -139,8 +130,8 @@ def attention_io_bytes(
 
 def arithmetic_intensity(flops: float, bytes_moved: float) -> float:
     """FLOPs per byte moved: ``flops / bytes_moved`` (both positive)."""
-    flops = _check_positive_real(flops, "flops")
-    bytes_moved = _check_positive_real(bytes_moved, "bytes_moved")
+    flops = check_positive_number(flops, "flops")
+    bytes_moved = check_positive_number(bytes_moved, "bytes_moved")
     return flops / bytes_moved
 
 
@@ -150,16 +141,16 @@ def roofline(intensity: float, peak_gflops: float, bandwidth_gbs: float) -> floa
     ``min(peak_gflops, intensity * bandwidth_gbs)``: below the ridge point the kernel is
     memory-bound (the sloped line), above it compute-bound (the flat line).
     """
-    intensity = _check_positive_real(intensity, "intensity")
-    peak_gflops = _check_positive_real(peak_gflops, "peak_gflops")
-    bandwidth_gbs = _check_positive_real(bandwidth_gbs, "bandwidth_gbs")
+    intensity = check_positive_number(intensity, "intensity")
+    peak_gflops = check_positive_number(peak_gflops, "peak_gflops")
+    bandwidth_gbs = check_positive_number(bandwidth_gbs, "bandwidth_gbs")
     return min(peak_gflops, intensity * bandwidth_gbs)
 
 
 def ridge_point(peak_gflops: float, bandwidth_gbs: float) -> float:
     """The intensity (FLOP/byte) where the two ceilings meet: ``peak / bandwidth``."""
-    peak_gflops = _check_positive_real(peak_gflops, "peak_gflops")
-    bandwidth_gbs = _check_positive_real(bandwidth_gbs, "bandwidth_gbs")
+    peak_gflops = check_positive_number(peak_gflops, "peak_gflops")
+    bandwidth_gbs = check_positive_number(bandwidth_gbs, "bandwidth_gbs")
     return peak_gflops / bandwidth_gbs
 
 
@@ -357,7 +348,7 @@ def plot_roofline(
         intensity_range: the x-axis range (FLOP/byte).
         labels: optional per-series text next to each point (e.g. ``"n=1024"``).
     """
-    bandwidth_gbs = _check_positive_real(bandwidth_gbs, "bandwidth_gbs")
+    bandwidth_gbs = check_positive_number(bandwidth_gbs, "bandwidth_gbs")
     lo, hi = intensity_range
     xs = [lo * (hi / lo) ** (i / 199) for i in range(200)]
     for (name, peak), style in zip(peaks_gflops.items(), ("-", "--", ":", "-.")):

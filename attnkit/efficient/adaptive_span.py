@@ -34,12 +34,20 @@ import numbers
 import torch
 from torch import nn
 
-from .._validate import check_floating, check_positive_int, check_tensor, compute_dtype, fmt_shape
+from .._validate import (
+    check_floating,
+    check_positive_int,
+    check_positive_number,
+    check_tensor,
+    compute_dtype,
+    fmt_shape,
+)
 from ._base import EfficientSelfAttention, padding_to_mask
 from .blocksparse import (
     MIN_BLOCK,
     band_logits,
     band_output,
+    check_bool,
     check_self_attention_inputs,
     default_scale,
     pad_to,
@@ -57,15 +65,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------- checks
-
-
-def _check_ramp(ramp: object) -> float:
-    """The ramp width ``R``: a positive finite number."""
-    if isinstance(ramp, bool) or not isinstance(ramp, numbers.Real):
-        raise TypeError(f"ramp must be a positive number, got {type(ramp).__name__}.")
-    if not (math.isfinite(float(ramp)) and ramp > 0):
-        raise ValueError(f"ramp must be a positive finite number (the ramp width R), got {ramp!r}.")
-    return float(ramp)
 
 
 def _check_span(span: object, max_span: int | None) -> torch.Tensor | float:
@@ -112,7 +111,7 @@ def soft_span_mask(distance: torch.Tensor, span: torch.Tensor | float, ramp: flo
         and 0 elsewhere.
     """
     check_floating(check_tensor(distance, "distance"), "distance")
-    ramp = _check_ramp(ramp)
+    ramp = check_positive_number(ramp, "ramp")
     span = _check_span(span, None)
     return ((ramp + span - distance) / ramp).clamp(0.0, 1.0)
 
@@ -152,7 +151,7 @@ def adaptive_span_flops(
     """
     n = check_positive_int(n, "n")
     head_dim = check_positive_int(head_dim, "head_dim")
-    ramp = _check_ramp(ramp)
+    ramp = check_positive_number(ramp, "ramp")
     spans = torch.as_tensor(spans, dtype=torch.float64).flatten()
     _check_span(spans, None)
     total = 0
@@ -230,7 +229,7 @@ def adaptive_span_attention(
     (when ``2 w >= n``, against all the keys at once, ``O(n^2 d)``, which is then cheaper).
     """
     batch, n, scale = check_self_attention_inputs(q, k, v, mask, scale)
-    ramp = _check_ramp(ramp)
+    ramp = check_positive_number(ramp, "ramp")
     if max_span is not None:
         max_span = check_positive_int(max_span, "max_span", allow_zero=True)
     span = _check_span(span, max_span)
@@ -242,8 +241,7 @@ def adaptive_span_attention(
                 f"span of shape {fmt_shape(span.shape)} must broadcast to the batch shape "
                 f"{fmt_shape(batch)} of q (e.g. (H,) for (B, H, n, d) inputs)."
             ) from None
-    if not isinstance(return_weights, bool):
-        raise TypeError(f"return_weights must be True or False, got {return_weights!r}.")
+    check_bool(return_weights, "return_weights")
     if max_span is None:
         high = float(span.detach().max()) if isinstance(span, torch.Tensor) else span
         max_span = math.ceil(high) if (not isinstance(span, torch.Tensor) or span.numel()) else 0
@@ -348,10 +346,7 @@ class AdaptiveSpanSelfAttention(EfficientSelfAttention):
         if init_span is None:
             init_span = self.max_span / 2
         init_span = float(_check_span(init_span, self.max_span))
-        if not isinstance(relative_positions, bool):
-            raise TypeError(
-                f"relative_positions must be True or False, got {relative_positions!r}."
-            )
+        check_bool(relative_positions, "relative_positions")
         fraction = init_span / self.max_span if self.max_span else 0.0
         self.span_fraction = nn.Parameter(torch.full((num_heads,), fraction))  # (H,)
         self.key_pe = None
