@@ -49,7 +49,6 @@
 
 # %%
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -59,6 +58,7 @@ from myst_nb import glue
 from torch import nn
 
 import attnkit as ak
+from attnkit.bench import time_call
 from attnkit.efficient.adaptive_span import (
     AdaptiveSpanSelfAttention,
     adaptive_span_attention,
@@ -419,28 +419,18 @@ assert flops_ratio[8192] > 1.9 * flops_ratio[4096]  # linear versus quadratic
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def best_time(fn, repeats: int = 5) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 lengths = [256, 512, 1024, 2048, 4096, 8192]
 seconds = {"full (SDPA, causal)": [], "adaptive span (learned)": []}
 gen = torch.Generator().manual_seed(0)
 for n_point in lengths:
     q, k, v = (torch.randn(1, HEADS, n_point, head_dim, generator=gen) for _ in range(3))
-    with torch.no_grad():
-        seconds["full (SDPA, causal)"].append(
-            best_time(lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v, is_causal=True))
-        )
-        seconds["adaptive span (learned)"].append(
-            best_time(lambda q=q, k=k, v=v: adaptive_span_attention(q, k, v, final_spans, ramp=R))
-        )
+    # time_call: the best of 5 runs after a warm-up, under torch.inference_mode()
+    seconds["full (SDPA, causal)"].append(
+        time_call(lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    )
+    seconds["adaptive span (learned)"].append(
+        time_call(lambda q=q, k=k, v=v: adaptive_span_attention(q, k, v, final_spans, ramp=R))
+    )
 time_ratio = {
     n_point: a / b
     for n_point, a, b in zip(lengths, *seconds.values())
