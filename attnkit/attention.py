@@ -1,5 +1,7 @@
 """Scaled dot-product attention (Vaswani et al., 2017, "Attention Is All You Need", eq. 1).
 
+::
+
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
 
 Shapes follow ``torch.nn.functional.scaled_dot_product_attention``: queries

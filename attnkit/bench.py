@@ -284,6 +284,7 @@ class Results:
     machine: dict = field(default_factory=dict)
 
     def get(self, method: str, n: int) -> Point | None:
+        """The point of ``method`` at length ``n``, or ``None`` if this run has none."""
         for p in self.points:
             if p.method == method and p.n == n:
                 return p
@@ -296,10 +297,12 @@ class Results:
         return [n for n, _ in pairs], [val for _, val in pairs]
 
     def to_json(self) -> dict:
+        """A JSON-serialisable ``dict`` of the whole run (the inverse of :meth:`from_json`)."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> Results:
+        """Rebuild a :class:`Results` from the ``dict`` of :meth:`to_json`."""
         points = [Point(**p) for p in data["points"]]
         return cls(**{**data, "points": points})
 
@@ -325,6 +328,7 @@ def machine_info(threads: int) -> dict:
 
 
 def default_lengths(method: Method, ns: Sequence[int], linear_ns: Sequence[int]) -> list[int]:
+    """The lengths to run ``method`` at: ``linear_ns`` for a linear-time method, else ``ns``."""
     return list(linear_ns if method.linear else ns)
 
 
@@ -410,6 +414,8 @@ class Target:
     bound: float
 
     def check(self, res: Results) -> tuple[float | None, bool | None]:
+        """``(value, met)``: the figure computed from ``res`` and whether it satisfies
+        ``op bound``; ``(None, None)`` when ``res`` lacks what it needs."""
         value = self.compute(res)
         if value is None:
             return None, None
@@ -481,6 +487,7 @@ TARGETS: tuple[Target, ...] = (
         1.2,
     ),
 )
+"""The project's goals, checked by :func:`format_targets` after each run."""
 
 
 def format_tables(res: Results) -> str:
@@ -512,6 +519,7 @@ def format_tables(res: Results) -> str:
 
 
 def format_targets(res: Results) -> str:
+    """A text table: each of :data:`TARGETS`, its value in ``res`` and whether it is met."""
     lines = ["\ntargets:"]
     for t in TARGETS:
         value, ok = t.check(res)
@@ -580,6 +588,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: measure, print the tables and the targets, optionally write the
+    results as JSON (``--json``) and plots (``--plots``); returns 0."""
     args = _parser().parse_args(argv)
     for name in ("d", "batch", "heads", "threads"):
         if getattr(args, name) < 1:

@@ -3,10 +3,10 @@
 * :func:`filter_logits`: top-k (Fan et al., 2018) and top-p / nucleus (Holtzman et al.,
   2019, "The Curious Case of Neural Text Degeneration") truncation.
 * :func:`sample_next`: temperature, truncation, then one draw per row (or argmax).
-* :func:`generate`: autoregressive generation from a :class:`~attnkit.TransformerLM`,
+* :func:`generate`: autoregressive generation from a :class:`~attnkit.transformer.TransformerLM`,
   with or without the key/value cache (same tokens either way, tested).
 * :func:`greedy_translate` and :func:`beam_search` for a
-  :class:`~attnkit.Seq2SeqTransformer`; beam search with GNMT's length penalty (Wu et
+  :class:`~attnkit.transformer.Seq2SeqTransformer`; beam search with GNMT's length penalty (Wu et
   al., 2016, "Google's Neural Machine Translation System", section 7).
 
 Every function runs the model under ``torch.no_grad()`` in eval mode and puts the model
@@ -180,7 +180,7 @@ def generate(
     use_cache: bool = True,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Continue ``prompt`` with tokens drawn from a :class:`~attnkit.TransformerLM`.
+    """Continue ``prompt`` with tokens drawn from a :class:`~attnkit.transformer.TransformerLM`.
 
     With ``use_cache=True`` the prompt is run through the model once, filling one
     key/value cache per layer, and each later step feeds only the newest token: step
@@ -189,7 +189,7 @@ def generate(
     sampling (each step makes one draw from ``generator`` either way).
 
     Args:
-        model: a :class:`~attnkit.TransformerLM` (anything with
+        model: a :class:`~attnkit.transformer.TransformerLM` (anything with
             ``model(idx, caches=None, offset=0) -> (B, T, V)`` and ``new_caches()``).
         prompt: token ids ``(B, T0)``, ``T0 >= 1``.
         max_new_tokens: how many tokens to add at most (``>= 0``).
@@ -265,10 +265,10 @@ def greedy_translate(
     max_len: int,
     use_cache: bool = True,
 ) -> torch.Tensor:
-    """Greedy decoding with a :class:`~attnkit.Seq2SeqTransformer`: the argmax each step.
+    """Greedy decoding with a :class:`.Seq2SeqTransformer`: the argmax each step.
 
     Args:
-        model: a :class:`~attnkit.Seq2SeqTransformer` (``encode``, ``decode``,
+        model: a :class:`~attnkit.transformer.Seq2SeqTransformer` (``encode``, ``decode``,
             ``new_caches``, ``pad_id``).
         src: source ids ``(B, S)``.
         src_key_padding_mask: bool ``(B, S)``, ``True`` on real tokens; default
@@ -359,7 +359,7 @@ def beam_search(
     length_penalty: float = 1.0,
     use_cache: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Beam search with a :class:`~attnkit.Seq2SeqTransformer`.
+    """Beam search with a :class:`~attnkit.transformer.Seq2SeqTransformer`.
 
     Each example keeps the ``beam_size`` most probable partial translations (by total
     log-probability). At every step each beam is extended by every token and the

@@ -4,7 +4,7 @@ Data parallelism (Li et al., 2020, "PyTorch Distributed: Experiences on Accelera
 Parallel Training"): every process (rank) holds a full copy of the model, takes its own
 shard of the **global batch**, computes the gradient of the mean loss over its shard, and
 the processes average their gradients (an all-reduce) before every identical optimizer
-step. With ``world_size`` equal shards,
+step. With ``world_size`` equal shards::
 
     grad (1/B) sum_{i in batch} loss_i = (1/world_size) sum_r grad (1/b) sum_{i in shard r} loss_i,
 
@@ -187,11 +187,11 @@ def _windows(
 def load_token_ids(max_chars: int = 0, text_file: str | None = None) -> tuple[torch.Tensor, int]:
     """Chapter 4's training ids and vocabulary size.
 
-    The text is :func:`~attnkit.data.stdlib_docstrings` (or the contents of ``text_file``,
+    The text is :func:`~attnkit.data.corpus.stdlib_docstrings` (or the contents of ``text_file``,
     a copy of it saved once so that child processes skip the extraction), cut to
     ``max_chars`` characters if ``max_chars > 0``, then split by
-    :func:`~attnkit.data.train_val_split` (10 % validation) and encoded with a
-    :class:`~attnkit.data.CharTokenizer` built on the training part.
+    :func:`~attnkit.data.corpus.train_val_split` (10 % validation) and encoded with a
+    :class:`~attnkit.data.tokenizer.CharTokenizer` built on the training part.
 
     Returns:
         ``(train_ids, vocab_size)``: an int64 tensor ``(N,)`` and an int.

@@ -252,6 +252,12 @@ def print_report(learner: Path, tests: dict[str, dict], notebook: dict | None) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line, ``python -m attnkit.grade CHAPTER [--target ...] [--file ...]``.
+
+    Returns the exit status: 0 if everything passed, 1 if something failed (or the file
+    has a syntax error), 2 for a usage error (no such chapter,
+    an unreadable file, a bad option).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m attnkit.grade",
         description="Grade the exercises of one chapter of the book.",

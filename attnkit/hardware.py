@@ -47,6 +47,7 @@ from ._validate import check_positive_int, check_positive_number, check_tensor
 from .bench import time_call
 
 ATTENTION_KINDS = ("naive", "fused")
+"""The two memory-traffic models of :func:`attention_io_bytes` (its ``kind`` argument)."""
 
 #: The ``aten`` kernels behind ``scaled_dot_product_attention`` (torch 2.x).
 SDPA_KERNELS = (

@@ -42,6 +42,7 @@ from ._validate import (
 from .models.text_classifier import TransformerClassifier, check_ids_mask
 
 HEAD_FUSIONS = ("mean", "max", "min")
+"""How :func:`attention_rollout` combines the heads of a layer (``head_fusion``)."""
 REMOVAL_MODES = ("delete", "mask")
 
 # ----------------------------------------------------------------------------- checks

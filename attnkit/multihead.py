@@ -1,14 +1,16 @@
 """Multi-head attention (Vaswani et al., 2017, section 3.2.2) with grouped-query attention
 and a key/value cache.
 
+::
+
     head_h = Attention(X_q W_q^h, X_k W_k^h, X_v W_v^h),   h = 1..H
     MultiHead(X_q, X_k, X_v) = Concat(head_1, ..., head_H) W_o
 
 Everything is **batch-first**: inputs are ``(B, T, d_model)``. Masks follow the core
-convention of :func:`attnkit.scaled_dot_product_attention`: bool ``True`` = may attend,
+convention of :func:`~attnkit.attention.scaled_dot_product_attention`: bool ``True`` = may attend,
 floating = added to the scores. Note that ``torch.nn.MultiheadAttention``'s
 ``key_padding_mask`` uses the *opposite* convention (``True`` = ignore); here a key
-padding mask is ``True`` on real tokens, as :func:`attnkit.padding_mask` returns.
+padding mask is ``True`` on real tokens, as :func:`~attnkit.masks.padding_mask` returns.
 
 Grouped-query attention (Ainslie et al., 2023) uses ``num_kv_heads < num_heads`` key/value
 heads, each shared by ``num_heads / num_kv_heads`` query heads; ``num_kv_heads = 1`` is
@@ -99,7 +101,7 @@ class MultiHeadAttention(nn.Module):
         fused: compute the attention itself with PyTorch's fused
             ``torch.nn.functional.scaled_dot_product_attention`` whenever the weights are
             not requested (about 1.5x faster training on CPU); the default uses attnkit's
-            own exact :func:`~attnkit.scaled_dot_product_attention`. Both are tested equal.
+            own exact :func:`.scaled_dot_product_attention`. Both are tested equal.
     """
 
     def __init__(

@@ -114,6 +114,8 @@ def sinusoidal_encoding(
 ) -> torch.Tensor:
     """The fixed sinusoidal table of Vaswani et al. (2017), section 3.5.
 
+    ::
+
         PE[pos, 2i]     = sin(pos / base^(2i / d_model))
         PE[pos, 2i + 1] = cos(pos / base^(2i / d_model))
 
@@ -280,7 +282,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     Convention: "rotate half", as in GPT-NeoX, Llama and Hugging Face's ``rotate_half``.
     Feature ``j`` is paired with feature ``j + head_dim / 2`` (not with ``j + 1`` as in the
     RoFormer paper and its interleaved layout); the pair ``(x_j, x_{j + d/2})`` is rotated
-    by the angle of column ``j``:
+    by the angle of column ``j``::
 
         out = x * cos + rotate_half(x) * sin,   rotate_half([x1, x2]) = [-x2, x1]
 
@@ -438,10 +440,10 @@ def alibi_bias(
 
     Query ``i`` sits at position ``i + offset``; key ``j`` at position ``j``. The default
     ``offset = n_k - n_q`` takes the queries to be the *last* ``n_q`` positions, as
-    :func:`attnkit.causal_mask` does (right for decoding with a key/value cache).
+    :func:`~attnkit.masks.causal_mask` does (right for decoding with a key/value cache).
 
     The bias is a float mask: pass it (or ``combine_masks(causal_mask(n_q, n_k), bias)``)
-    as ``mask`` to :func:`attnkit.scaled_dot_product_attention`, or as ``attn_mask`` to
+    as ``mask`` to :func:`~attnkit.attention.scaled_dot_product_attention`, or as ``attn_mask`` to
     PyTorch's function; it broadcasts to scores ``(B, num_heads, n_q, n_k)``. ALiBi was
     designed for causal language models: with ``symmetric=False`` the bias is only
     meaningful on keys ``j <= i + offset``, so combine it with a causal mask (for keys in

@@ -62,9 +62,12 @@ FAMILIES = (
     "heuristic",
     "human",
 )
+"""The architecture families a :class:`PublishedResult` may name."""
 METRICS = ("BLEU", "EM", "F1", "ROUGE-1", "ROUGE-2", "ROUGE-L", "accuracy", "error")
+"""The metrics a :class:`PublishedResult` may report."""
 SPLITS = ("dev", "test")
 P100_TFLOPS = 9.5  # Vaswani et al. (2017), footnote to section 6.1: assumed P100 throughput
+"""Assumed P100 throughput in TFLOPS (Vaswani et al., 2017, footnote to section 6.1)."""
 
 _KEY = re.compile(r"^[a-z][a-z0-9]*\d{4}[a-z0-9]*$")
 
@@ -144,7 +147,7 @@ class PublishedResult:
 
     @property
     def key(self) -> tuple[str, str, str, bool, str, str]:
-        """What identifies a row: (dataset, split, model, ensemble, metric, citation)."""
+        """What identifies a row, ``(dataset, split, model, ensemble, metric, citation)``."""
         return (self.dataset, self.split, self.model, self.ensemble, self.metric, self.citation)
 
 
@@ -589,6 +592,7 @@ RESULTS: tuple[PublishedResult, ...] = (
         note="the IMDB error differs between versions of the paper; cite the version you read",
     ),
 )
+"""Every published number the book quotes, one :class:`PublishedResult` each."""
 
 PAPER_MODEL_SIZES: tuple[PaperModelSize, ...] = (
     PaperModelSize(
@@ -636,6 +640,7 @@ PAPER_MODEL_SIZES: tuple[PaperModelSize, ...] = (
         "Section 3 (vocabulary: the released WordPiece vocabulary)",
     ),
 )
+"""Parameter counts printed in papers, with their configurations."""
 
 
 def results(

@@ -79,7 +79,7 @@ def multiplicative_scores(
 
 
 class _ScoredAttention(nn.Module):
-    """Shared forward: score, then :func:`attend` (masked softmax + weighted sum)."""
+    """Shared forward: score, then :func:`.attend` (masked softmax + weighted sum)."""
 
     d_q: int
     d_k: int
@@ -98,7 +98,7 @@ class _ScoredAttention(nn.Module):
         return_weights: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Attend queries ``(..., n_q, d_q)`` over keys ``(..., n_k, d_k)`` and values
-        ``(..., n_k, d_v)``; ``mask`` as in :func:`attnkit.scaled_dot_product_attention`."""
+        ``(..., n_k, d_v)``; ``mask`` as in :func:`.scaled_dot_product_attention`."""
         q, k = _check_pair(q, k, self.d_q, self.d_k)
         check_floating(check_tensor(v, "v", min_dim=2), "v")
         for name, t in (("q", q), ("k", k), ("v", v)):

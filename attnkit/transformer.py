@@ -177,6 +177,8 @@ def _copy_(ours: nn.Module, theirs: nn.Module) -> None:
 class FeedForward(nn.Module):
     """The position-wise feed-forward network (Vaswani et al., 2017, section 3.3).
 
+    ::
+
         FFN(x) = linear2(dropout(act(linear1(x))))
 
     applied to each position separately: ``(..., d_model) -> (..., d_ff) -> (..., d_model)``,

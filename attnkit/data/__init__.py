@@ -1,12 +1,12 @@
 """Data that the chapters generate themselves: deterministic, documented, never downloaded.
 
-* :class:`CharTokenizer`: a character-level tokenizer with ``PAD``, ``BOS``, ``EOS``,
+* :class:`.CharTokenizer`: a character-level tokenizer with ``PAD``, ``BOS``, ``EOS``,
   ``UNK``.
-* Date translation (:func:`make_date_pairs`, :func:`date_splits`): human-written dates to
+* Date translation (:func:`.make_date_pairs`, :func:`.date_splits`): human-written dates to
   ISO 8601, the sequence-to-sequence task of the Transformer chapter.
-* :func:`stdlib_docstrings`: a few megabytes of English text read from the Python
+* :func:`.stdlib_docstrings`: a few megabytes of English text read from the Python
   standard library, for the text-generation chapter.
-* :func:`load_digit_images`, :func:`digit_splits`: scikit-learn's 1,797 handwritten
+* :func:`.load_digit_images`, :func:`.digit_splits`: scikit-learn's 1,797 handwritten
   digits (8 x 8 pixels, shipped with the package), for the vision chapters.
 """
 

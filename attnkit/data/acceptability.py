@@ -40,6 +40,7 @@ MIN_WORDS, MAX_WORDS = 6, 30
 """A sentence is kept if it has this many words of ``split_words`` (inclusive)."""
 
 CORRUPTIONS = ("shuffle", "replace")
+"""The two ways to corrupt a sentence (shuffle its words, or replace some of them)."""
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _PROSE = re.compile(r"^[A-Z][A-Za-z0-9 ,;:'\"()-]*[a-z]\.$")
@@ -200,7 +201,7 @@ def acceptability_task(
 
     Args:
         docstrings: the texts; default the standard library's docstrings, one per
-            module, class or function (as :func:`attnkit.data.stdlib_docstrings` joins).
+            module, class or function (as :func:`~attnkit.data.corpus.stdlib_docstrings` joins).
         finetune_fraction: share of the docstrings used for fine-tuning, in (0, 1).
         n_val, n_test: sizes of the validation and test sets.
         seed: seed of the shuffle and of the corruptions.

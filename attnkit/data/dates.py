@@ -174,6 +174,7 @@ FORMATS: list[DateFormat] = [
     chinese_numerals,
     chinese_padded_weekday,
 ]
+"""The formats :func:`make_date_pairs` draws from by default: functions ``date -> str``."""
 
 
 # ------------------------------------------------------------------------------- data

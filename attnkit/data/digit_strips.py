@@ -42,7 +42,7 @@ ONES = tuple(_ONES.split())  # ONES[n] names n < 20
 TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 VOCAB: tuple[str, ...] = (*SPECIALS, *ONES, *TENS[2:], "hundred")
-"""The word-level vocabulary: the three special tokens, then the 29 number words."""
+"""The word-level vocabulary, the three special tokens then the 29 number words."""
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 WORD_TO_ID = {w: i for i, w in enumerate(VOCAB)}
 NUM_SLOTS = 3

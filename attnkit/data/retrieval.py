@@ -42,10 +42,12 @@ class RetrievalTask:
 
     @property
     def query_token(self) -> int:
+        """Id of the query token, right after the noise and value ids."""
         return self.noise_vocab + self.num_values
 
     @property
     def vocab_size(self) -> int:
+        """How many token ids there are (noise, values and the query token)."""
         return self.noise_vocab + self.num_values + 1
 
     def sample(

@@ -40,7 +40,7 @@ Labelling rules:
 5. In the three contrast forms the two clauses always have **opposite** polarities, so
    the label cannot be read off the adjectives alone: it takes the clause structure.
 
-The deciding tokens (:attr:`SentimentExample.decisive`) are the adjective of the deciding
+The deciding tokens (``SentimentExample.decisive``) are the adjective of the deciding
 clause, its negation word when it is negated, and the contrast word ("but" / "although")
 in the contrast forms. Positions index ``split_words(text)`` (0-based); after
 :meth:`~attnkit.data.words.WordTokenizer.batch_encode`, which prepends ``[CLS]``, add 1
@@ -56,7 +56,7 @@ Generalisation is probed with **held-out combinations**: a sentence's *combinati
 (form, adjective of clause 1, adjective of clause 2 or ``-``, negation of each clause);
 a fixed fifth of combinations, chosen by a CRC-32 hash of the combination, never occurs
 in train or validation. The test set takes every held-out draw and a random fifth of the
-other draws until it is full, so about 55% of it is held out (:attr:`SentimentExample.heldout`
+other draws until it is full, so about 55% of it is held out (``SentimentExample.heldout``
 marks them) and the rest is in-distribution. Every word of the vocabulary still occurs in
 training. A held-out combination can be demanding: ``("single", "great", "-", False,
 False)`` is held out while ``("single", "great", "-", True, False)`` is not, so training
@@ -87,6 +87,7 @@ POSITIVE = (
     "moving",
     "enjoyable",
 )
+"""The positive adjectives."""
 NEGATIVE = (
     "bad",
     "awful",
@@ -99,6 +100,7 @@ NEGATIVE = (
     "tedious",
     "dreadful",
 )
+"""The negative adjectives."""
 SUBJECTS = (
     "the film",
     "the movie",
@@ -130,6 +132,7 @@ ASIDES = (
 )
 TAILS = ("from start to finish", "for most of its two hours", "in my opinion")
 FORMS = ("single", "but", "although_first", "although_second")
+"""The four sentence forms of the module's grammar (one clause, or two joined by a contrast)."""
 FORM_WEIGHTS = (0.5, 0.2, 0.15, 0.15)
 HELDOUT_FRACTION = 5
 """A combination is held out if its CRC-32 is divisible by this (about one in five)."""
@@ -150,6 +153,7 @@ class SentimentExample:
 
     @property
     def words(self) -> list[str]:
+        """The words of ``text``, ``split_words(text)``."""
         return split_words(self.text)
 
 

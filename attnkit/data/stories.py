@@ -55,6 +55,8 @@ VOCAB: tuple[str, ...] = (
 WORD_TO_ID = {w: i for i, w in enumerate(VOCAB)}
 
 QUESTION_TYPES = ("where_person", "who_has", "where_object")
+"""The question kinds, in order ``where is {person} ?``, ``who has the {object} ?`` and
+``where is the {object} ?``."""
 
 
 def is_held_out(person: str, place: str) -> bool:
@@ -90,6 +92,7 @@ class QAExample:
 
     @property
     def story_text(self) -> str:
+        """The story as one string, its tokens joined by single spaces."""
         return " ".join(self.story)
 
 

@@ -38,6 +38,7 @@ PEOPLE = ("anna", "bob", "tom", "ivan", "lena", "omar", "sara", "paul", "mia", "
 CITIES = ("paris", "rome", "oslo", "lima", "cairo", "delhi", "tokyo", "berlin")
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
 EVENT_VERBS = ("arrested", "elected", "injured")
+"""The verbs of event sentences; only they mark a sentence as an event."""
 THINGS = ("food", "film", "road", "game")
 ADJECTIVES = ("good", "long", "cold", "new")
 
@@ -68,6 +69,7 @@ class SummaryExample:
 
     @property
     def document(self) -> str:
+        """The document as one string, its sentences joined by single spaces."""
         return " ".join(self.sentences)
 
 

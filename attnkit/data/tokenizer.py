@@ -3,7 +3,7 @@
 The vocabulary is deterministic: the four special tokens first (``PAD = 0``, ``BOS = 1``,
 ``EOS = 2``, ``UNK = 3``), then every character of the alphabet in sorted (code point)
 order. Characters outside the alphabet encode to ``UNK``. Batches are right-padded with
-``PAD``, matching :func:`attnkit.padding_mask` (``True`` on the first ``length`` positions).
+``PAD``, matching :func:`~attnkit.masks.padding_mask` (``True`` on the first ``length`` positions).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 from .._validate import check_positive_int, fmt_shape
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+"""The special tokens, ids ``0 .. 3`` in this order (``PAD``, ``BOS``, ``EOS``, ``UNK``)."""
 
 
 class CharTokenizer:

@@ -29,6 +29,7 @@ WORD_PATTERN = re.compile(r"[a-z]+|[0-9]+|[^\sa-z0-9]")
 """A run of letters, a run of digits, or one other non-space character (after lower-casing)."""
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+"""BERT's special tokens; their ids are ``0 .. 4`` in this order."""
 
 
 def split_words(text: str) -> list[str]:

@@ -4,18 +4,18 @@ Every method has a functional core on tensors ``(..., n, d)`` and a thin ``nn.Mo
 (a subclass of :class:`EfficientSelfAttention`, which owns the projections). Masks follow
 the core convention: bool ``True`` = may attend, floating = added to the scores.
 
-* IO-aware, exact: :func:`tiled_attention`, O(n^2 d) time, O(n d) memory.
-* Local window: :func:`local_attention`, O(n w d). [1]
-* Sparse Transformer: :func:`sparse_transformer_attention`, O(n sqrt(n) d). [1]
-* BigBird: :func:`bigbird_attention`, O(n b (w + g + r) d) for blocks of b. [1]
-* Longformer: :func:`longformer_attention`, O(n (w + g) d). [1]
-* Low rank: :func:`linformer_attention`, O(n k d), an approximation.
-* Random features: :func:`favor_attention`, O(n m d), an approximation
+* IO-aware, exact: :func:`~attnkit.efficient.tiled.tiled_attention`, O(n^2 d) time, O(n d) memory.
+* Local window: :func:`~attnkit.efficient.local.local_attention`, O(n w d). [1]
+* Sparse Transformer: :func:`.sparse_transformer_attention`, O(n sqrt(n) d). [1]
+* BigBird: :func:`.bigbird_attention`, O(n b (w + g + r) d) for blocks of b. [1]
+* Longformer: :func:`~attnkit.efficient.longformer.longformer_attention`, O(n (w + g) d). [1]
+* Low rank: :func:`~attnkit.efficient.linformer.linformer_attention`, O(n k d), an approximation.
+* Random features: :func:`~attnkit.efficient.performer.favor_attention`, O(n m d), an approximation
   (each kernel value is estimated without bias).
-* Kernel (elu + 1): :func:`linear_attention`, O(n d^2). [2]
+* Kernel (elu + 1): :func:`~attnkit.efficient.kernel.linear_attention`, O(n d^2). [2]
 
 [1] exactly dense attention with the pattern's mask (the builders are public, e.g.
-:func:`sliding_window_mask`). [2] a different model, not an approximation of softmax.
+:func:`.sliding_window_mask`). [2] a different model, not an approximation of softmax.
 """
 
 from ._base import EfficientSelfAttention

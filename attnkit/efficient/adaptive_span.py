@@ -2,7 +2,7 @@
 
 Sukhbaatar, Grave, Bojanowski & Joulin (2019, "Adaptive Attention Span in Transformers")
 give every head a span ``z`` in ``[0, S]`` and multiply its attention by a soft
-mask of the distance ``x = t - r`` between query ``t`` and key ``r``:
+mask of the distance ``x = t - r`` between query ``t`` and key ``r``::
 
     m_z(x) = min(max((R + z - x) / R, 0), 1)                  (R: the ramp width)
 
@@ -318,7 +318,7 @@ class AdaptiveSpanSelfAttention(EfficientSelfAttention):
     as in the paper (``s_tr = q_t . (k_r + p_{t-r}) / sqrt(d)``).
 
     Args:
-        d_model, num_heads, bias: as :class:`EfficientSelfAttention`. Always causal.
+        d_model, num_heads, bias: as :class:`.EfficientSelfAttention`. Always causal.
         max_span: the largest span ``S``, an integer ``>= 0``.
         ramp: the ramp width ``R``, a positive integer (the paper uses 32).
         init_span: initial span of every head in tokens, in ``[0, max_span]``; default
@@ -363,7 +363,7 @@ class AdaptiveSpanSelfAttention(EfficientSelfAttention):
 
     @property
     def spans(self) -> torch.Tensor:
-        """The current span of each head, in tokens: ``(H,)``, detached."""
+        """The current span of each head in tokens, ``(H,)``, detached."""
         return (self.max_span * self.span_fraction.detach().clamp(0.0, 1.0)).clone()
 
     def span_penalty(self) -> torch.Tensor:

@@ -153,7 +153,7 @@ class BigBirdSelfAttention(EfficientSelfAttention):
     random blocks (in training and in evaluation, and across module copies).
 
     Args:
-        d_model, num_heads, bias: as :class:`EfficientSelfAttention`.
+        d_model, num_heads, bias: as :class:`~attnkit.efficient.EfficientSelfAttention`.
         block_size: positions per block.
         num_window_blocks, num_global_blocks, num_random_blocks: see
             :func:`bigbird_layout`.

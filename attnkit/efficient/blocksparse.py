@@ -6,7 +6,7 @@ Zaheer et al., 2020, "Big Bird: Transformers for Longer Sequences", section 2 an
 appendix D) are described most simply by a *block layout*: cut the sequence into blocks
 of ``block_size`` positions and say which ``(query block, key block)`` tiles of the
 ``n x n`` score matrix are computed. The engine here gathers, for every query block, the
-key blocks its row of the layout names and computes the scores there only:
+key blocks its row of the layout names and computes the scores there only::
 
     for query block b:  K_b = concat(K[blocks j with layout[b, j]])     (L_b keys)
                         out_b = softmax(Q_b K_b^T * scale + mask) V_b

@@ -57,10 +57,12 @@ class RetrievalRecipe:
 
     @property
     def steps(self) -> int:
+        """Total number of training steps over the whole ``schedule``."""
         return sum(steps for _, steps in self.schedule)
 
     @property
     def task(self) -> RetrievalTask:
+        """The :class:`~attnkit.data.retrieval.RetrievalTask` of this vocabulary."""
         return RetrievalTask(self.noise_vocab, self.num_values)
 
 
@@ -137,9 +139,9 @@ def run_retrieval(
     *,
     progress: bool = True,
 ) -> RetrievalResult:
-    """Train a :class:`LongRangeClassifier` with ``attention`` and measure it.
+    """Train a :class:`.LongRangeClassifier` with ``attention`` and measure it.
 
-    Returns the test accuracy at ``recipe.eval_n`` (on :func:`retrieval_split` "test"), the
+    Returns the test accuracy at ``recipe.eval_n`` (on :func:`.retrieval_split` "test"), the
     wall-clock training time, the time and peak extra memory of one training step at
     ``eval_n``, and the accuracy by needle position (distance from the query at 0).
     """

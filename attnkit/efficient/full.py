@@ -1,6 +1,6 @@
-"""Full (dense) self-attention as an :class:`EfficientSelfAttention`: the reference.
+"""Full (dense) self-attention as an :class:`.EfficientSelfAttention`: the reference.
 
-It forms the whole ``n x n`` score matrix with :func:`attnkit.scaled_dot_product_attention`;
+It forms the whole ``n x n`` score matrix with :func:`.scaled_dot_product_attention`;
 every other method in :mod:`attnkit.efficient` is compared against it. With
 ``fused=True`` it calls PyTorch's fused ``scaled_dot_product_attention`` instead (on CPU a
 FlashAttention-style kernel that never stores the ``n x n`` matrix): the same function,
@@ -20,7 +20,7 @@ class FullSelfAttention(EfficientSelfAttention):
     """Ordinary multi-head self-attention, O(n^2) time (Vaswani et al., 2017).
 
     Args:
-        d_model, num_heads, bias, causal: see :class:`EfficientSelfAttention`.
+        d_model, num_heads, bias, causal: see :class:`~attnkit.efficient.EfficientSelfAttention`.
         fused: use ``torch.nn.functional.scaled_dot_product_attention`` for the core.
     """
 

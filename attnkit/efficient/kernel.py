@@ -3,7 +3,7 @@
 Katharopoulos, Vyas, Pappas and Fleuret, 2020, "Transformers are RNNs: Fast Autoregressive
 Transformers with Linear Attention", sections 3.2-3.4. Replace the similarity
 ``exp(q_i^T k_j)`` of softmax attention by a kernel ``phi(q_i)^T phi(k_j)`` with a feature
-map ``phi: R^d -> R^m`` whose values are non-negative (eq. 4). Then
+map ``phi: R^d -> R^m`` whose values are non-negative (eq. 4). Then::
 
     out_i = sum_j phi(q_i)^T phi(k_j) v_j / sum_j phi(q_i)^T phi(k_j)
           = phi(q_i)^T S / phi(q_i)^T z,   S = sum_j phi(k_j) v_j^T,  z = sum_j phi(k_j)  (eq. 5)

@@ -3,7 +3,7 @@
 Wang, Li, Khabsa, Fang and Ma, 2020, "Linformer: Self-Attention with Linear Complexity",
 section 4. The ``n x n`` attention matrix is approximately low rank, so the ``n`` keys and
 values are first mixed down to ``k = proj_len`` rows by learned matrices ``E, F``
-(``k x n``):
+(``k x n``)::
 
     K' = E K,   V' = F V                                   (k x d)
     head = softmax(Q K'^T / sqrt(d)) V'                    (eq. 7)

@@ -4,7 +4,7 @@ Each query attends only to the keys within ``window`` positions of itself, the l
 attention of the Image Transformer (Parmar et al., 2018, "Image Transformer")
 and the sliding window of Longformer (Beltagy et al., 2020, "Longformer: The
 Long-Document Transformer", section 3.1, which also introduces the *dilated* window:
-every ``dilation``-th position, to widen the receptive field at the same cost):
+every ``dilation``-th position, to widen the receptive field at the same cost)::
 
     A(i) = { j : j = i + dilation * t,  |t| <= window }      (causal: -window <= t <= 0)
 
@@ -179,7 +179,7 @@ class LocalSelfAttention(EfficientSelfAttention):
     """Multi-head sliding-window self-attention (see :func:`local_attention`).
 
     Args:
-        d_model, num_heads, bias: as :class:`EfficientSelfAttention`.
+        d_model, num_heads, bias: as :class:`~attnkit.efficient.EfficientSelfAttention`.
         window: keys on each side of a query (radius), ``>= 0``.
         dilation: gap between attended positions.
         causal: attend only to the ``window`` previous positions and self.

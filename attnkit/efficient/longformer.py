@@ -220,12 +220,12 @@ def longformer_attention(
 class LongformerSelfAttention(EfficientSelfAttention):
     """Multi-head Longformer self-attention (non-causal) with global projections.
 
-    Besides the projections of :class:`EfficientSelfAttention` (used by the window) it has
+    Besides the projections of :class:`.EfficientSelfAttention` (used by the window) it has
     ``q_global``, ``k_global``, ``v_global`` ``nn.Linear(d_model, d_model)`` for the global
     attention, initialised independently.
 
     Args:
-        d_model, num_heads, bias: as :class:`EfficientSelfAttention`.
+        d_model, num_heads, bias: as :class:`~attnkit.efficient.EfficientSelfAttention`.
         window: keys on each side (radius).
         global_index: default positions of the global tokens; a forward call may override
             them with its own ``global_index``.

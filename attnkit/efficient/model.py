@@ -69,6 +69,7 @@ class EncoderBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None):
+        """``(B, n, d_model) -> (B, n, d_model)``; ``key_padding_mask`` is bool ``(B, n)``."""
         x = x + self.drop(self.attn(self.ln1(x), key_padding_mask=key_padding_mask))
         return x + self.drop(self.ff(self.ln2(x)))  # (B, n, d_model)
 
@@ -121,6 +122,7 @@ class LongRangeClassifier(nn.Module):
         self.head = nn.Linear(d_model, num_classes)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Int64 ``tokens`` ``(B, n)``, ``n <= max_len`` -> logits ``(B, num_classes)``."""
         check_tensor(tokens, "tokens")
         if tokens.dim() != 2 or tokens.dtype != torch.int64:
             raise ValueError(

@@ -4,14 +4,14 @@ Choromanski, Likhosherstov, Dohan, Song, Gane, Sarlos, Hawkins, Davis, Mohiuddin
 Belanger, Colwell and Weller, 2021 (ICLR), "Rethinking Attention with Performers",
 sections 2.3-2.4.
 
-The softmax kernel is an expectation over Gaussian directions ``w ~ N(0, I_d)`` (lemma 1):
+The softmax kernel is an expectation over Gaussian directions ``w ~ N(0, I_d)`` (lemma 1)::
 
     exp(q^T k) = E_w[ exp(w^T q - |q|^2 / 2) exp(w^T k - |k|^2 / 2) ],
 
 so with ``m`` directions ``w_1 .. w_m`` (the rows of a ``projection`` matrix ``W``) the
-*positive random features*
+*positive random features* (eq. 7)::
 
-    phi(x) = exp(W x - |x|^2 / 2) / sqrt(m)                                   (eq. 7)
+    phi(x) = exp(W x - |x|^2 / 2) / sqrt(m)
 
 give an unbiased estimate ``phi(q)^T phi(k)`` of ``exp(q^T k)`` that is always positive
 (unlike ``sin``/``cos`` features, whose estimate of a small softmax weight can be negative).

@@ -235,7 +235,7 @@ class SparseTransformerSelfAttention(EfficientSelfAttention):
     """Multi-head self-attention with a Sparse Transformer pattern on every head.
 
     Args:
-        d_model, num_heads, bias: as :class:`EfficientSelfAttention`.
+        d_model, num_heads, bias: as :class:`~attnkit.efficient.EfficientSelfAttention`.
         stride: the period ``l`` of the pattern.
         pattern: ``"strided"`` or ``"fixed"``.
         c: summary positions per block (fixed pattern).

@@ -18,7 +18,7 @@ backward pass uses ``D = rowsum(dO * O)`` and ``dS = P * (dP - D)``.
 :func:`attention_with_lse` and :func:`merge_attention_blocks` are the same idea in
 normalised form, one block at a time: small enough to read, and to write as an exercise.
 
-The result equals :func:`attnkit.scaled_dot_product_attention` up to rounding. Time is
+The result equals :func:`~attnkit.attention.scaled_dot_product_attention` up to rounding. Time is
 still O(n_q n_k d); the extra memory is one ``block_q x block_k`` tile per batch element
 plus O(n) statistics, in the forward *and* in the backward pass.
 
@@ -333,7 +333,7 @@ def tiled_attention(
             attend, or floating, added to the scaled scores. It is sliced per tile, never
             expanded; it gets no gradient.
         causal: query ``i`` may attend to keys ``j <= i + n_k - n_q`` only (bottom-right
-            aligned, like :func:`attnkit.causal_mask`'s default). Tiles entirely above
+            aligned, like :func:`~attnkit.masks.causal_mask`'s default). Tiles entirely above
             the diagonal are skipped. Combined with ``mask`` when both are given.
         scale: score multiplier; default ``1 / sqrt(d_k)``.
         block_q: queries per tile (positive int; need not divide ``n_q``).
@@ -378,7 +378,7 @@ class TiledSelfAttention(EfficientSelfAttention):
     """Multi-head self-attention computed by :func:`tiled_attention` (exact, O(n) memory).
 
     Args:
-        d_model, num_heads, bias, causal: see :class:`EfficientSelfAttention`.
+        d_model, num_heads, bias, causal: see :class:`~attnkit.efficient.EfficientSelfAttention`.
         block_q: queries per tile.
         block_k: keys per tile.
     """

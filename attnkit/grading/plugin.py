@@ -22,6 +22,7 @@ _MAX_MESSAGE_LINES = 12
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the options ``--attnkit-report=FILE`` and ``--attnkit-collected=FILE``."""
     parser.addoption("--attnkit-report", default=None, help="file to append JSON results to")
     parser.addoption(
         "--attnkit-collected",
@@ -96,6 +97,7 @@ def _describe(item: pytest.Item) -> tuple[str, str]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Append the item's final result (after its call, or a failed setup) to the report file."""
     outcome = yield
     report = outcome.get_result()
     path = item.config.getoption("--attnkit-report")

@@ -19,7 +19,7 @@ Language Understanding"), built from attnkit's layers.
   ``transformers`` BERT weights and configs (tested equal to ``transformers``' models).
 
 Conventions: batch-first ``(B, T)`` token ids; ``attention_mask`` is bool ``(B, T)``,
-``True`` on real tokens (as :func:`attnkit.padding_mask`), like Hugging Face's 1/0 mask.
+``True`` on real tokens (as :func:`~attnkit.masks.padding_mask`), like Hugging Face's 1/0 mask.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from ..positional import LearnedPositionalEmbedding
 from ..transformer import TransformerEncoder, TransformerEncoderLayer
 
 IGNORE_INDEX = -100  # the label that torch.nn.functional.cross_entropy ignores by default
+"""The label that ``torch.nn.functional.cross_entropy`` ignores by default."""
 
 # ------------------------------------------------------------------------------ config
 
@@ -215,6 +216,7 @@ class BertEmbeddings(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """Embed integer ``input_ids`` ``(B, T)``; output ``(B, T, d_model)``."""
         input_ids = _check_ids(input_ids, "input_ids", self.config.vocab_size)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
@@ -265,6 +267,7 @@ class BertModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run the encoder: ``(sequence_output, pooled)``, as the class docstring describes."""
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, d_model)
         if attention_mask is not None:
             attention_mask = check_bool_mask(attention_mask, "attention_mask", input_ids.shape)
@@ -322,6 +325,8 @@ class BertForPreTraining(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(mlm_logits (B, T, V), nsp_logits (B, 2) or None)``; inputs as in
+        :meth:`BertModel.forward`."""
         h, pooled = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, d), (B, d)
         nsp = None if self.nsp is None else self.nsp(pooled)  # (B, 2)
         return self.mlm(h), nsp  # (B, T, V), (B, 2) or None
@@ -349,6 +354,7 @@ class BertForSequenceClassification(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Logits ``(B, num_labels)``; inputs as :meth:`BertModel.forward`."""
         _, pooled = self.bert(input_ids, token_type_ids, attention_mask)  # (B, d_model)
         return self.classifier(self.dropout(pooled))  # (B, num_labels)
 

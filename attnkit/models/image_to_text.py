@@ -14,9 +14,9 @@ image patches: row ``t`` of a ``(T, N)`` weight matrix says where in the image t
 looks while it writes word ``t + 1``.
 
 * :class:`ImageToText`: the model (``encode``, ``decode``, ``forward``, ``new_caches``,
-  ``cross_attention_weights``, ``loss``), shaped like :class:`~attnkit.Seq2SeqTransformer`.
+  ``cross_attention_weights``, ``loss``), shaped like :class:`.Seq2SeqTransformer`.
 * :func:`greedy_caption`: greedy decoding with or without key/value caches (the same loop
-  as :func:`~attnkit.greedy_translate`; same result either way, tested).
+  as :func:`~attnkit.decoding.greedy_translate`; same result either way, tested).
 
 The memory is the ViT's final hidden states of the **patches only**, without the class
 token: every cross-attention weight then lands on a place in the image, so the weights
@@ -57,7 +57,7 @@ class ImageToText(nn.Module):
     The decoder is a :class:`~attnkit.transformer.TransformerDecoder` of ``norm_first=True``
     :class:`~attnkit.transformer.TransformerDecoderLayer` s (GELU FFN) with a final
     LayerNorm; token embeddings are scaled by ``sqrt(d_model)`` and added to learned or
-    sinusoidal positions (as in :class:`~attnkit.Seq2SeqTransformer`); the output
+    sinusoidal positions (as in :class:`~attnkit.transformer.Seq2SeqTransformer`); the output
     projection is tied to the token embedding.
 
     Initialisation: the ViT's own (truncated normal, std 0.02); decoder Linear weights

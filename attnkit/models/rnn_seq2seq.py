@@ -8,7 +8,7 @@ attention (Bahdanau et al., 2015; Vaswani et al., 2017) removes.
 * :class:`GRUSeq2Seq`: ``forward(src, tgt_in) -> logits (B, T, V_tgt)`` (teacher forcing);
   ``encode(src) -> (1 or num_layers, B, hidden)``.
 * :func:`rnn_greedy_decode`: greedy decoding, ``(B, L)`` ids without the BOS, like
-  :func:`attnkit.greedy_translate`.
+  :func:`~attnkit.decoding.greedy_translate`.
 
 Padding: ``src`` is right-padded with ``pad_id``; the encoder packs the sequences so the
 final state is the one after each row's last real token.

@@ -9,7 +9,7 @@ logits (eq. 4).
 
 * :func:`patchify` / :func:`unpatchify`: images ``(B, C, H, W)`` <-> patches ``(B, N, C p p)``.
 * :class:`ViTConfig`, :class:`PatchEmbedding`, :class:`ViT`.
-* :func:`attention_rollout` (defined in :mod:`attnkit.interpret`, re-exported here),
+* :func:`.attention_rollout` (defined in :mod:`attnkit.interpret`, re-exported here),
   :func:`cls_rollout_map`: where the class token "looks"
   (Abnar & Zuidema, 2020, "Quantifying Attention Flow in Transformers").
 * :func:`load_hf_vit_state_dict`: load a Hugging Face ``ViTModel`` /
@@ -311,7 +311,7 @@ def cls_rollout_map(rollout: torch.Tensor, grid: int | Sequence[int]) -> torch.T
     """The class token's row of a rollout over the patches, as an image-shaped map.
 
     Args:
-        rollout: ``(B, 1 + N, 1 + N)`` from :func:`attention_rollout` (token 0 = class).
+        rollout: ``(B, 1 + N, 1 + N)`` from :func:`.attention_rollout` (token 0 = class).
         grid: ``(gh, gw)`` patches per column and row (or one int for a square grid), with
             ``gh * gw = N``; e.g. ``config.grid``.
 
