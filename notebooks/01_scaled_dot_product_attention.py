@@ -57,6 +57,7 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
 print("torch", torch.__version__, "| attnkit", ak.__version__)
 
 # %% [markdown]
+# (ch01-soft-lookup)=
 # ## Why attention: a soft dictionary look-up
 #
 # ### Each position needs the others
@@ -150,6 +151,7 @@ plt.show()
 # argmax, which, as we will see, also stops gradients from flowing.
 
 # %% [markdown]
+# (ch01-qkv)=
 # ## Queries, keys and values
 #
 # ### The formula
@@ -279,6 +281,7 @@ print("rows of 'the' equal:", torch.allclose(O_ak[0], O_ak[4]))
 print("attention(X[perm]) == attention(X)[perm]:", torch.allclose(O_perm, O_ak[perm], atol=1e-6))
 
 # %% [markdown]
+# (ch01-worked-example)=
 # ## A worked example by hand: the input `[1, 2, 3]`
 #
 # The seed answer illustrates self-attention on the input `[1, 2, 3]`. Let us do it
@@ -336,6 +339,7 @@ print("outputs (attnkit):", o.squeeze(-1))
 print("outputs (closed form above):", torch.tensor(o_exact, dtype=torch.float64))
 
 # %% [markdown]
+# (ch01-seed-example)=
 # ### Where the seed answer goes wrong
 #
 # The seed answer (section 自注意力机制的基本概念和原理) contains four errors.
@@ -395,6 +399,7 @@ print(
 # were three different outputs, and the other two queries were never computed.
 
 # %% [markdown]
+# (ch01-scaling)=
 # ## Why divide by √d_k?
 #
 # The seed gives the right *reason* for scaling ("为了避免过大的数值引起梯度消失": to keep
@@ -539,6 +544,7 @@ for name in ("unscaled", "scaled"):
 # *Figure: without scaling the gradient through the softmax collapses by more than four
 # orders of magnitude between $d_k = 1$ and $d_k = 1024$; with scaling it stays of order one.*
 #
+# (ch01-seed-scale)=
 # ### Why not divide by the sequence length?
 #
 # The seed's "reciprocal of the key sequence length", $s_{ij} = q_i^\top k_j / n$, fails
@@ -620,6 +626,7 @@ plt.show()
 # at $n = \sqrt{d_k} = 8$.*
 
 # %% [markdown]
+# (ch01-masks)=
 # ## Masks
 #
 # A mask decides which keys each query may see. `attnkit` uses PyTorch's convention:
@@ -778,6 +785,7 @@ O_is_causal = F.scaled_dot_product_attention(Q6[3:], K6, V6, is_causal=True)
 print("offset=0 equals torch is_causal=True:", torch.allclose(top_left, O_is_causal, atol=1e-6))
 
 # %% [markdown]
+# (ch01-seed-multiplicative)=
 # ## Before the Transformer: additive and multiplicative attention
 #
 # Soft attention over a sequence became widespread through neural machine translation,
@@ -858,6 +866,8 @@ with torch.no_grad():
 # dot-product attention handles that through its projections $W_Q$, $W_K$.)
 
 # %% [markdown]
+# (ch01-seed-memory)=
+# (ch01-costs)=
 # ## Strengths and costs
 #
 # These points get their own chapters later; here is the short version, with evidence.
@@ -944,24 +954,32 @@ print("d out[0] / d x[1023] is nonzero:", bool(X_path.grad[-1].abs().sum() > 0))
 # Grade your work with `python -m attnkit.grade 01`.
 
 # %% [markdown]
+# (ch01-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请解释自注意力机制的基本概念和原理。
+# **题目：** 请解释自注意力机制的基本概念和原理。
 #
 # **Question:** Explain the basic concept and principle of self-attention.
 #
 # **Model answer.** Self-attention lets every position of a sequence build its new
-# representation as a weighted average of information from all positions. Each input vector $x_i$ is
-# projected into a query $q_i = x_i W_Q$, a key $k_i = x_i W_K$ and a value
-# $v_i = x_i W_V$. Query $i$ is compared with every key by a dot product, giving an
-# $n \times n$ score matrix $QK^\top$; the scores are divided by $\sqrt{d_k}$, because the
-# variance of a dot product grows with the key dimension and large scores would saturate
-# the softmax and kill its gradients. A softmax over the keys turns each row into weights
-# that sum to 1, and the output is $O = AV$, so $o_i = \sum_j a_{ij} v_j$. Masks set
-# disallowed scores to $-\infty$ (causal for decoders, padding for batches). It is a soft,
-# differentiable dictionary look-up: it connects any two positions in one step and runs
-# in parallel, at a cost of $O(n^2 d)$ time and $O(n^2)$ memory for the weights.
+# representation as a weighted average over all positions: a soft, differentiable
+# dictionary look-up ({ref}`ch01-soft-lookup`). Each input $x_i$ is projected into a query
+# $q_i = x_i W_Q$, a key $k_i = x_i W_K$ and a value $v_i = x_i W_V$. Every query is
+# compared with every key, giving an $n \times n$ score matrix $QK^\top/\sqrt{d_k}$; a
+# softmax over the *keys* turns each row into weights that sum to 1, and the output is
+# $O = AV$, so $o_i = \sum_j a_{ij} v_j$, a convex combination of the values
+# ({ref}`ch01-qkv`, {ref}`ch01-worked-example`). The scale is $1/\sqrt{d_k}$, with $d_k$
+# the key *dimension*: the variance of $q^\top k$ grows as $d_k$, and large scores
+# saturate the softmax and make its gradient vanish. A common mistake, made by the source
+# text, is to divide by the sequence length instead: a pair's score would then depend on
+# the rest of the sentence, the growth with $d_k$ would remain, and long sequences would
+# be flattened towards uniform weights ({ref}`ch01-scaling`). Masks remove keys before the
+# softmax: causal for decoders, padding for batches ({ref}`ch01-masks`). Attention
+# connects any two positions in one step and computes all positions in parallel; the price
+# is $O(n^2 d)$ time and $O(n^2)$ memory for the weights, which are activations, not
+# parameters ({ref}`ch01-costs`). On its own it ignores word order, so positions must be
+# added ({doc}`chapter 2 <02_multi_head_attention>`).
 # ```

@@ -60,6 +60,7 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
 print("torch", torch.__version__, "| attnkit", ak.__version__)
 
 # %% [markdown]
+# (ch02-why-heads)=
 # ## Why several heads?
 #
 # ### One softmax, one weighted average
@@ -154,6 +155,7 @@ print("4 * d_model**2 + 4 * d_model =", 4 * d_model**2 + 4 * d_model)
 # kernels avoid storing it at all.
 
 # %% [markdown]
+# (ch02-code)=
 # ## Multi-head attention in code
 #
 # ### Splitting and merging heads are reshapes
@@ -250,6 +252,7 @@ print("by hand == module:", torch.allclose(by_hand, out_module, atol=1e-6))
 print("sum over heads of head_h W_o^h == module:", torch.allclose(as_sum, out_module, atol=1e-6))
 
 # %% [markdown]
+# (ch02-heads)=
 # ## What do different heads attend to?
 #
 # The argument above says that several heads *can* attend to different places. Do they,
@@ -458,6 +461,7 @@ print(
 # wrong on 39% of those queries, against none of the other 8726. Two heads
 # remove the problem: each keeps its own softmax and its own output coordinates.
 #
+# (ch02-seed-heads)=
 # ### Knocking out heads
 #
 # Heatmaps are suggestive; a causal test is stronger. In
@@ -508,6 +512,7 @@ print(f"chance level: {1 / V:.3f}")
 # measured, as here, not assumed.
 
 # %% [markdown]
+# (ch02-order)=
 # ## Attention is blind to order
 #
 # ### Permutation equivariance
@@ -560,6 +565,7 @@ print("mean over the sentence equal:", torch.allclose(o1.mean(1), o2.mean(1), at
 # So positions must be injected. The rest of the chapter is about how, and the first
 # question is *where*.
 #
+# (ch02-positions)=
 # ## Where the positions go
 #
 # ### Before the first layer
@@ -575,6 +581,7 @@ print("mean over the sentence equal:", torch.allclose(o1.mean(1), o2.mean(1), at
 # works on vectors that carry both content and position, so the queries and keys, and hence
 # the attention weights, depend on position.
 #
+# (ch02-seed-pe-after)=
 # ### The seed's version: positions added after attention
 #
 # The seed's worked example ends with
@@ -627,6 +634,7 @@ print(
 # reach layer 2; but layer 1 would have been wasted on a bag of words, and this is not
 # what the Transformer does.)
 #
+# (ch02-seed-raw-vectors)=
 # ### Two more problems in the seed's recipe
 #
 # The seed's steps 1 and 4 use the raw inputs: `similarity(a, b) = a · b` and
@@ -658,6 +666,7 @@ print("best key of each query, projected scores:", proj.argmax(-1).tolist())
 # the query can look for something other than itself, and token $i$ can attend to $j$
 # without $j$ attending to $i$ as strongly.
 #
+# (ch02-sinusoidal)=
 # ## Sinusoidal positional encoding
 #
 # ### The formula
@@ -796,6 +805,7 @@ plt.show()
 # well above zero at distance 100, because the slowest columns have hardly turned yet.
 # Nearby positions look alike, distant ones less so.*
 #
+# (ch02-seed-learned-pe)=
 # ### Fixed or learned?
 #
 # The seed says that the positional encoding "is usually a learnable vector"
@@ -833,6 +843,7 @@ print(
 # models use neither, but a *relative* scheme applied inside attention, the subject of
 # the next section.
 #
+# (ch02-relative)=
 # ## Relative positions inside attention
 #
 # Absolute encodings tell each token where it is; what language mostly needs is where
@@ -1042,6 +1053,7 @@ plt.show()
 # that it extrapolates to inputs longer than those seen in training where sinusoidal
 # encodings degrade {cite:p}`press2022train`.
 #
+# (ch02-gqa)=
 # ## Grouped-query and multi-query attention
 #
 # ### The key/value cache
@@ -1231,26 +1243,36 @@ plt.show()
 # Grade your work with `python -m attnkit.grade 02`.
 
 # %% [markdown]
+# (ch02-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请解释自注意力机制在Transformer模型中的实现方式和作用。
+# **题目：** 请解释自注意力机制在Transformer模型中的实现方式和作用。
 #
 # **Question:** Explain how self-attention is implemented in the Transformer, and what it
 # does there.
 #
-# **Model answer.** Each layer applies multi-head scaled dot-product attention. The input
-# $X$ is projected, per head, into queries, keys and values of size $d_{\text{model}}/H$;
+# **Model answer.** Each layer runs multi-head scaled dot-product attention. The input $X$
+# is projected, per head, into queries, keys and values of width $d_{\text{model}}/H$;
 # each head computes $\mathrm{softmax}(QK^\top/\sqrt{d_k})V$, and the heads are
-# concatenated and mixed by an output projection $W_o$. Heads cost no more than one large
-# head and can attend to different positions at once. Attention sits in a residual block
-# with layer normalisation, followed by a position-wise feed-forward network; decoder
-# self-attention is causally masked, and the decoder also attends to the encoder output.
-# Attention alone ignores order, so the original model adds fixed sinusoidal encodings to
-# the input embeddings before the first layer (BERT and GPT learn them; RoPE and ALiBi act
-# on the scores). Its role: every position gathers information from every other in one
-# step, with all positions computed in parallel, at $O(n^2 d)$ cost per layer; at inference
-# the key/value cache is the main memory cost, reduced by grouped-query attention.
+# concatenated and mixed by an output projection $W_o$. Splitting into heads is a reshape:
+# no extra parameters or multiply-adds, and each head returns its own weighted average, so
+# the layer can gather several kinds of information at once; on the chapter's task with
+# two relations, two heads split the jobs and solve it where one head of the same size
+# falls short ({ref}`ch02-why-heads`, {ref}`ch02-heads`). Attention sits in a residual
+# block with layer normalisation, followed by a position-wise feed-forward network;
+# decoder self-attention is causally masked, and the decoder also attends to the encoder's
+# output ({doc}`chapter 3 <03_transformer>`). Attention is permutation-equivariant, so
+# order must be supplied: the original model adds fixed sinusoidal encodings to the input
+# embeddings, *before* the first layer ({ref}`ch02-order`, {ref}`ch02-positions`). Two
+# points an interviewer probes, both wrong in the source text: the original encoding is
+# fixed, not learned (BERT and GPT learn theirs), and adding it to the attention *output*
+# would leave the attention weights order-blind. Many recent models inject positions
+# inside every attention layer instead: RoPE rotates queries and keys, ALiBi adds a
+# distance penalty to the scores ({ref}`ch02-relative`). The role: every position gathers
+# information from every other in one step, all in parallel, at $O(n^2 d)$ per layer; in
+# generation the key/value cache dominates memory, and grouped-query attention shrinks it
+# by $H/H_{kv}$ ({ref}`ch02-gqa`).
 # ```

@@ -75,8 +75,10 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
 print("torch", torch.__version__, "| attnkit", ak.__version__, "| sacrebleu", sacrebleu.__version__)
 
 # %% [markdown]
+# (ch03-alignment)=
 # ## From one attention layer to a translation model
 #
+# (ch03-seed-luong)=
 # ### Translation needs alignment
 #
 # A translation model reads a source sentence $x_1, \dots, x_S$ and writes a target
@@ -133,6 +135,7 @@ print("torch", torch.__version__, "| attnkit", ak.__version__, "| sacrebleu", sa
 # ($PE$ is the sinusoidal encoding of chapter 2, added to the embeddings before the first
 # layer.)
 #
+# (ch03-seed-translation)=
 # ### What the seed gets wrong about translation
 #
 # The seed's application section says that in machine translation self-attention
@@ -153,6 +156,7 @@ print("torch", torch.__version__, "| attnkit", ak.__version__, "| sacrebleu", sa
 # normalisation and the feed-forward networks are as much a part of the model, and they
 # are the subject of the next section.
 #
+# (ch03-pieces)=
 # ## The pieces
 #
 # ### Residual connections and layer normalisation
@@ -440,6 +444,7 @@ print("cross-attention weights, shape (B, H, T, S):", tuple(w.shape))
 print("weight on padded positions of the shortest source:", w[2, :, :, 2:].abs().max().item())
 
 # %% [markdown]
+# (ch03-task)=
 # ## The task: dates in seventeen formats
 #
 # ### Sources and targets
@@ -556,6 +561,7 @@ print("test sources", tuple(test_src.shape), "| test targets", tuple(test_tgt.sh
 # have the same length, 12, but the loss ignores padding anyway, as it must for real
 # sentences.)
 #
+# (ch03-training)=
 # ## Training
 #
 # ### The loss, and label smoothing
@@ -704,6 +710,7 @@ plt.show()
 # held-out dates; both fall by orders of magnitude, and they stay close to each other:
 # no overfitting on this task.*
 #
+# (ch03-results)=
 # ## Results
 #
 # ### Greedy decoding, exact match and BLEU
@@ -884,6 +891,7 @@ print(
 # and an early choice constrains later ones. With $K = 1$ it is exactly greedy decoding,
 # as the last line checks.
 #
+# (ch03-cross-attention)=
 # ## What the decoder looks at: cross-attention as alignment
 #
 # ### Heatmaps
@@ -1011,6 +1019,7 @@ plt.show()
 # *Figure: the four heads of the last layer agree on the alignment; head 2 spreads its
 # weight more than the others. Here the heads are largely redundant.*
 #
+# (ch03-seed-cross-attention)=
 # ### Which attention carries the source? Switching each one off
 #
 # The heatmaps show where the weights are; a causal test shows what each attention is
@@ -1065,6 +1074,7 @@ for kind in ("none", "encoder self-attention", "decoder self-attention", "cross-
 # readable, the encoder's by putting each character in context (is this "0" part of a
 # month or a year?), the decoder's by keeping track of what has been written.
 #
+# (ch03-cache)=
 # ## Incremental decoding and the key/value cache
 #
 # ### Recomputing versus caching
@@ -1121,6 +1131,7 @@ print(
 # cache after the first step, and all 28 source positions (padding included, masked in
 # the attention) in the cross-attention cache, computed once.
 #
+# (ch03-seed-parallel)=
 # ### Training is parallel, generation is not
 #
 # The seed's "作用" (role) section credits self-attention with making the Transformer
@@ -1213,26 +1224,37 @@ print(f"  greedy generation       : {statistics.median(ms_greedy_one):6.2f} ms")
 # Grade your work with `python -m attnkit.grade 03`.
 
 # %% [markdown]
+# (ch03-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请列举自注意力机制在自然语言处理中的主要应用场景。
+# **题目：** 请列举自注意力机制在自然语言处理中的主要应用场景。
 #
 # **Question:** List the main applications of self-attention in natural language
 # processing.
 #
+# *This chapter answers the machine-translation part (机器翻译);
+# {doc}`chapter 4 <04_text_generation>` answers text generation,
+# {doc}`chapter 10 <10_attention_at_work>` sentiment analysis, question answering and
+# summarization.*
+#
 # **Model answer.** Self-attention is the building block of Transformers, used in three
-# layouts. **Encoder–decoder** models do sequence-to-sequence tasks such as machine
-# translation and summarisation: encoder self-attention contextualises the source, causal
-# decoder self-attention reads the target prefix, and *cross-attention* from the decoder
-# to the encoder aligns each output token with source tokens, so the source–target link is
-# cross-attention, not self-attention. Training uses teacher forcing, in parallel;
-# decoding is token by token, with beam search for translation and a key/value cache;
-# quality is measured with BLEU. **Encoder-only** models (BERT) serve understanding tasks:
-# classification, sentiment analysis, named entities, extractive question answering.
-# **Decoder-only** models (GPT) generate text: dialogue, code, open-ended writing, usually
-# with sampling (e.g. nucleus sampling) rather than beam search. The costs are
-# $O(n^2)$ attention per layer and sequential generation.
+# layouts: encoder–decoder for sequence-to-sequence tasks (translation, summarization),
+# encoder-only (BERT) for understanding tasks (classification, sentiment, extractive
+# question answering), decoder-only (GPT) for generation. For translation, say which
+# attention does what ({ref}`ch03-alignment`). Encoder self-attention puts each source
+# token in context, causal decoder self-attention reads the target prefix, and
+# **cross-attention**, with queries from the target and keys and values from the encoder
+# output, aligns each output token with the source. The source text credits
+# *self*-attention with linking source and target words; switching each kind of attention
+# off in the trained model settles it: without cross-attention every input gets the same
+# output, while without either self-attention the outputs still depend on the source
+# ({ref}`ch03-cross-attention`). Training uses teacher forcing and is parallel over
+# positions; decoding is sequential, greedy or beam search, with a key/value cache that
+# gives the same tokens faster but cannot remove the per-token steps ({ref}`ch03-results`,
+# {ref}`ch03-cache`). Quality is measured by exact match or BLEU, and a BLEU score is
+# comparable only with its SacreBLEU signature. The costs to name: $O(n^2)$ attention per
+# layer and sequential generation.
 # ```

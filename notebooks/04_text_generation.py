@@ -65,6 +65,7 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
 print("torch", torch.__version__, "| attnkit", ak.__version__)
 
 # %% [markdown]
+# (ch04-lm)=
 # ## Language models: predicting the next token
 #
 # ### The chain rule
@@ -134,6 +135,7 @@ print("torch", torch.__version__, "| attnkit", ak.__version__)
 # characters, so below every model scores exactly the same target characters.
 
 # %% [markdown]
+# (ch04-data)=
 # ## The data: docstrings of the Python standard library
 #
 # We need real English prose that every reader has offline. Python ships with one: the
@@ -211,6 +213,7 @@ print("validation characters left out at the end:", len(val_ids) - 1 - val_targe
 print("targets are the inputs shifted by one:", torch.equal(val_inputs[:, 1:], val_targets[:, :-1]))
 
 # %% [markdown]
+# (ch04-baselines)=
 # ## Baselines: unigram and bigram models
 #
 # Before training anything we need to know what "good" means. Two classical models, fitted
@@ -255,6 +258,7 @@ print(f"uniform over the {V} ids: perplexity {V} | {math.log2(V):.3f} bits/char"
 # "t", but nothing about words. Anything that uses more context should do better.
 
 # %% [markdown]
+# (ch04-model)=
 # ## A decoder-only Transformer
 #
 # ### The model
@@ -475,6 +479,7 @@ print(
 # of context beyond a couple of words, although it could attend to 128 characters.
 
 # %% [markdown]
+# (ch04-sampling)=
 # ## Sampling: from probabilities to text
 #
 # The model gives a distribution over the next character; a **decoding rule** turns it into
@@ -773,6 +778,7 @@ for label, sampling in (
 # depend on the model and the task.
 
 # %% [markdown]
+# (ch04-kv-cache)=
 # ## The key/value cache
 #
 # ### What is recomputed
@@ -963,6 +969,7 @@ plt.show()
 # per character, however fast each pass is.
 
 # %% [markdown]
+# (ch04-seed-generation)=
 # ## What the seed says about generation
 #
 # The seed's list of applications (自注意力机制的应用场景) gives text generation one sentence:
@@ -1065,26 +1072,36 @@ for name, d, r in rows:
 # Grade your work with `python -m attnkit.grade 04`.
 
 # %% [markdown]
+# (ch04-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请分析自注意力机制在文本生成任务中的表现，并给出实例。
+# **题目：** 请列举自注意力机制在自然语言处理中的主要应用场景。
 #
-# **Question:** Analyse how self-attention performs in text generation, and give an example.
+# **Question:** List the main applications of self-attention in natural language
+# processing.
 #
-# **Model answer.** Generation uses a decoder-only Transformer such as GPT, trained to
-# predict the next token, $p(x) = \prod_t p(x_t \mid x_{<t})$. Its self-attention is
-# causally masked, so one forward pass over a training text yields every conditional at
-# once: training is parallel. Each prediction can attend to the whole context window, not
-# just the last few tokens; for example, a small character model trained for a few minutes
-# reaches a far lower validation perplexity than a bigram model scored on the same
-# characters, and its loss falls as more context is available. Writing is sequential, one
-# forward pass per token; a key/value cache stores past keys and values so that each step
-# processes only the new token, at the price of memory that grows with length (reduced by
-# multi-query or grouped-query attention). Coherence also depends on decoding: greedy
-# decoding loops, high temperatures produce non-words, and top-k or top-p sampling trims
-# the unreliable tail. The limits are the quadratic cost of attention and the fixed context
-# window.
+# *This chapter answers the text-generation part (文本生成); {doc}`chapter 3 <03_transformer>`
+# answers machine translation, {doc}`chapter 10 <10_attention_at_work>` sentiment
+# analysis, question answering and summarization.*
+#
+# **Model answer.** Text generation uses a decoder-only Transformer such as GPT, trained
+# to predict the next token: $p(x) = \prod_t p(x_t \mid x_{<t})$ ({ref}`ch04-lm`). Its
+# self-attention is causally masked, so one forward pass over a training text yields every
+# conditional at once and training is parallel. The source text says attention "captures
+# the context"; right, but it is the *left* context only, and BERT-style bidirectional
+# attention cannot generate. The context is really used: the chapter's small character
+# model, trained for three minutes on a CPU, reaches a fraction of a bigram model's
+# perplexity on the same characters, and its loss falls as more preceding characters are
+# available, though it makes little use of context beyond a couple of words
+# ({ref}`ch04-baselines`, {ref}`ch04-model`). Writing is sequential, one forward pass per
+# token; a key/value cache stores past keys and values so that each step processes only
+# the new token, with the same output, at the price of memory that grows with length and
+# batch, reduced by multi-query or grouped-query attention ({ref}`ch04-kv-cache`). The
+# pitfall an interviewer probes: coherence is not a property of attention alone. The same
+# weights loop under greedy decoding and produce non-words at a high temperature; top-k
+# and top-p sampling cut the unreliable tail ({ref}`ch04-sampling`). The limits are the
+# quadratic cost and the fixed context window.
 # ```

@@ -239,6 +239,7 @@ for name, fn in (
 # recomputation is the idea of FlashAttention {cite:p}`dao2022flashattention`, which
 # chapter 6 builds.
 #
+# (ch05-seed-memory)=
 # ### What the seed says about memory, and why it is wrong
 #
 # The seed gives the memory cost of attention four times, each time as *weight matrices*:
@@ -268,6 +269,7 @@ for name, fn in (
 # scores, and 25 attention weights, one per (query, key) pair. One 25-entry matrix
 # per head, not 25 matrices.
 #
+# (ch05-seed-n1000)=
 # ### The seed's $n = 1000$ example, counted
 #
 # The seed's second example is "复杂度 $= O(1000^2) = 10^6$" for $n = 1000$. As an order of
@@ -897,35 +899,38 @@ print("a parameter of shape (n, n) exists:", any(p.shape == (6, 6) for p in laye
 # Grade your work with `python -m attnkit.grade 05`.
 
 # %% [markdown]
+# (ch05-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请阐述自注意力机制在自然语言处理中的优势及其局限性。
+# **题目：** 请阐述自注意力机制在自然语言处理中的优势及其局限性。
 #
-# **题目:** 请探讨自注意力机制在实现和应用中面临的核心问题和挑战。
+# **题目：** 请探讨自注意力机制在实现和应用中面临的核心问题和挑战。
 #
 # **Question:** Describe the strengths and limitations of self-attention in NLP. What are
 # the core problems and challenges in implementing and applying it?
 #
+# *This chapter answers the cost side of both questions; interpretability, the other
+# limitation, is {doc}`chapter 12 <12_interpretability>`'s.*
+#
 # **Model answer.** The strengths come from comparing every position with every other in
-# one step. Any two positions are connected by a path of length one, so long-range
-# dependencies need not survive many recurrent steps, and all positions are computed at
-# once by large matrix products: a constant number of sequential operations instead of
-# an RNN's $n$ ({ref}`ch05-parallel`). That is why Transformers train fast on parallel
-# hardware. The main limitation is the price of all pairs: per head, the scores $QK^\top$
-# and the product $AV$ cost $4 n^2 d$ FLOPs, and the $n \times n$ score and weight matrices
-# take $O(n^2)$ memory per head and layer ({ref}`ch05-cost`). That memory is activations,
-# not parameters: the projection matrices, $4 d_{\text{model}}^2$ numbers per layer, do not
-# depend on $n$, but the float32 attention weights of one 1000-token sequence with 8 heads
-# already take 30 MiB per layer, and in training they are kept for the backward pass. Measured,
-# naive attention's memory grows with slope 2 and matches $2 B H n^2 \times 4$ bytes
-# ({ref}`ch05-measured`). The practical challenges follow: a fixed, limited context window;
-# memory traffic rather than arithmetic as the bottleneck, which fused kernels such as
-# FlashAttention solve by never storing the scores (exact, linear memory, still quadratic
-# time); sequential decoding at generation time; and the need for sparse, local,
-# low-rank or kernel approximations to go below $n^2$ work, at some cost in what attention
-# can express. Attention weights are easy to read but are not guaranteed to explain a
-# prediction.
+# one step. Any two positions are joined by a path of length one, and all positions are
+# computed at once by matrix products: a constant number of sequential operations where a
+# recurrent network needs $n$. That is why Transformers train fast on parallel hardware
+# ({ref}`ch05-parallel`). The limitation is the price of all pairs: per head, $QK^\top$
+# and $AV$ cost $4 n^2 d$ FLOPs, and the $n \times n$ score and weight matrices take
+# $O(n^2)$ memory per head and layer, kept for the backward pass in training
+# ({ref}`ch05-cost`). The pitfall: that memory is *activations*, not parameters. The
+# projections, $4 d_{\text{model}}^2$ numbers per layer, do not depend on $n$; the source
+# text wrongly blames "storing many weight matrices" ({ref}`ch05-memory`). Measured, naive
+# attention's peak memory grows with log-log slope 2 and matches $2 B H n^2 \times 4$
+# bytes ({ref}`ch05-measured`), and in wall-clock time attention beats a GRU at short
+# lengths but its quadratic growth overtakes the GRU's linear growth eventually. The
+# challenges follow: a limited context window; memory traffic rather than arithmetic as
+# the bottleneck, which fused kernels such as FlashAttention remove (exact, linear memory,
+# still quadratic time); sequential decoding; sub-quadratic approximations that change
+# what attention can express ({ref}`ch06-map`); and weights that are easy to draw but not
+# guaranteed to explain a prediction ({ref}`ch12-removal`).
 # ```

@@ -561,6 +561,7 @@ assert receptive["local ±128"].nonzero().max().item() == depth * 128
 # $\bar P F$ ($n \times n$) has rank at most $k$; the paper's argument is that attention
 # matrices are close to low rank, so that little is lost.
 #
+# (ch06-seed-example)=
 # ### The seed's example, corrected
 #
 # The seed illustrates low-rank attention on $n = 1000$ tokens:
@@ -1484,37 +1485,35 @@ for module in (local_module, longformer_module, bigbird_module, blocksparse_modu
 # Grade your work with `python -m attnkit.grade 06`.
 
 # %% [markdown]
+# (ch06-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请列举和解释几种自注意力机制的改进算法，并讨论它们的优势和劣势。
+# **题目：** 请列举和解释几种自注意力机制的改进算法，并讨论它们的优势和劣势。
 #
 # **Question:** List and explain several improved self-attention algorithms, and discuss
 # their strengths and weaknesses.
 #
-# **Model answer.** First separate two goals. Exact, IO-aware attention (FlashAttention)
-# computes the same $\mathrm{softmax}(QK^\top/\sqrt d)V$ in tiles with an online softmax: a
-# running max and sum per query, rescaled as each block of keys arrives, and recomputation
-# in the backward pass. Memory drops from $O(n^2)$ to $O(n)$, the time stays $O(n^2 d)$ but
-# is faster in practice because the scores never go to main memory ({ref}`ch06-tiled`).
-# Everything else changes the function to do less work. *Local* attention lets each token
-# see a window of $w$ neighbours: $O(n w d)$, exact within the window, but $L$ layers reach
-# only $L w$ positions, so dependencies beyond that are lost. *Sparse* patterns (Sparse
-# Transformer's strided or fixed patterns, $O(n\sqrt n\, d)$) and *hybrids* (Longformer:
-# window plus global tokens; BigBird: window, global and random blocks, both linear) add
-# a few long-range connections so that any two positions are linked within two layers;
-# BigBird keeps full attention's expressive power in theory; the cost is engineering
+# **Model answer.** Separate two goals. *Exact, IO-aware* attention (FlashAttention)
+# computes the same $\mathrm{softmax}(QK^\top/\sqrt d)V$ in tiles with an online softmax,
+# a running maximum and sum per query rescaled as each block of keys arrives: memory drops
+# from $O(n^2)$ to $O(n)$, time stays $O(n^2 d)$ ({ref}`ch06-tiled`). Everything else
+# computes a different function with less work. *Local* attention sees a window of $w$
+# neighbours, $O(nwd)$, exact within the window, but $L$ layers reach only about $Lw$
+# positions. *Strided* patterns (Sparse Transformer, $O(n^{1.5} d)$) and *hybrids*
+# (Longformer: window plus global tokens; BigBird: window, global and random blocks) add
+# long-range links, so that any two positions connect within two layers
 # ({ref}`ch06-sparse`). *Low-rank* Linformer projects the keys and values along the
-# sequence to $k$ rows: $O(n k d)$ for a fixed $k$, good when attention is diffuse, but
-# its attention has rank at most $k$, it needs a fixed length, and it cannot be causal
-# ({ref}`ch06-lowrank`). *Kernel* methods replace $\exp(q^\top k)$ by
-# $\phi(q)^\top \phi(k)$, so that associativity gives linear time; linear attention is an
-# RNN in the causal case, and the Performer's positive random features estimate softmax
-# without bias, but with a variance exponential in the query and key norms, so they are
-# accurate only when the scores are small ({ref}`ch06-kernel`). In practice the
-# choice is empirical: the benchmark shows each method's cost only wins beyond some length,
-# and the retrieval task shows which methods can still find one token among a thousand
-# ({ref}`ch06-measured`, {ref}`ch06-accuracy`).
+# sequence to $k$ rows, $O(nkd)$ for a fixed $k$ (not the source text's
+# "$O(\sqrt{n}^2)$"); its attention has rank at most $k$, suits diffuse and fails sharp
+# attention, needs a fixed length and cannot be causal ({ref}`ch06-lowrank`). *Kernel*
+# methods replace $\exp(q^\top k)$ by $\phi(q)^\top \phi(k)$ and use associativity for
+# linear time; causal linear attention is an RNN, and the Performer's random features are
+# unbiased but have a variance exponential in $|q + k|^2$, so they fail for large scores
+# ({ref}`ch06-kernel`). The trade-off an interviewer wants: an efficient method pays only
+# beyond a crossover length against a fused exact kernel, and each gives up something a
+# task can expose; on the chapter's retrieval task, local attention is at chance beyond
+# its reach ({ref}`ch06-measured`, {ref}`ch06-accuracy`).
 # ```

@@ -1078,36 +1078,34 @@ print(f"chapter executed in {time.perf_counter() - CHAPTER_START:.0f} s")
 # Grade your work with `python -m attnkit.grade 07`.
 
 # %% [markdown]
+# (ch07-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请解释自注意力机制在BERT模型中的作用，以及BERT如何改进自注意力机制。
+# **题目：** 请解释自注意力机制在BERT模型中的作用，以及BERT如何改进自注意力机制。
 #
 # **Question:** Explain the role of self-attention in BERT, and how BERT improved the
 # self-attention mechanism.
 #
-# **Model answer.** BERT is a stack of Transformer encoder layers, and self-attention is
-# what builds its contextual representations: in every layer each token's vector is
-# recomputed as a weighted mix of all tokens' values, with weights from query-key dot
-# products. Because the encoder has no causal mask (only a padding mask), every token sees
-# its left *and* right context: that is the "bidirectional" in the name
-# ({ref}`ch07-bidirectional`). But BERT did not change the attention mechanism itself: it
-# is the same multi-head scaled dot-product attention as in the original Transformer
-# ({ref}`ch07-encoder`). What BERT changed is how the encoder is trained and used. Since a
-# bidirectional model sees the next token, it cannot be trained by next-token prediction;
-# instead BERT masks about 15% of the tokens (80% `[MASK]`, 10% random, 10% unchanged, so
-# that fine-tuning inputs without `[MASK]` do not surprise it and every token keeps a good
-# representation) and predicts the originals from the last hidden states, with a loss at
-# those positions only ({ref}`ch07-mlm`). It also trained next-sentence prediction on the
-# `[CLS]` vector, which RoBERTa later showed to be unnecessary. Positions and segments are
-# learned embeddings added at the input. Then the whole pretrained encoder is fine-tuned
-# with one extra layer per task. Pretraining pays because unlabelled text teaches what few
-# labels cannot, such as the meaning of words no labelled example contains: on a small
-# generated language, a fine-tuned pretrained model judges sentences about never-labelled
-# words as well as about labelled ones, while the same model from scratch guesses
-# ({ref}`ch07-transfer`); on real English a minute of CPU pretraining is far too little
-# to show it ({ref}`ch07-finetuning`). The trade-off: MLM learns from only 15% of the tokens
-# per pass, and an encoder cannot generate text left to right the way a decoder does.
+# **Model answer.** BERT is a stack of Transformer encoder layers, and self-attention
+# builds its contextual representations: in each layer every token's vector is recomputed
+# as a weighted mix of all tokens' values. The encoder has a padding mask only, no causal
+# mask, so every token sees its left *and* right context: the "bidirectional" in the name
+# ({ref}`ch07-bidirectional`). The trap in the question: BERT did **not** change the
+# attention mechanism. It is the Transformer's multi-head scaled dot-product attention,
+# which the chapter checks inside `BertModel` ({ref}`ch07-encoder`). What BERT changed is
+# the training and the use. A bidirectional model sees the next token, so it cannot learn
+# by next-token prediction; BERT selects 15% of the tokens, replaces them 80% by `[MASK]`,
+# 10% by a random token and leaves 10% unchanged, and predicts the originals, with a loss
+# at those positions only ({ref}`ch07-mlm`). It added next-sentence prediction, which
+# RoBERTa found unnecessary, and learned position and segment embeddings at the input. The
+# pretrained encoder is then fine-tuned whole, with one extra layer per task. Pretraining
+# pays when unlabelled text teaches what the labels do not: on a small generated language,
+# the fine-tuned pretrained model judges sentences about never-labelled words as well as
+# about labelled ones, while the same model from scratch can only guess
+# ({ref}`ch07-transfer`); a minute of CPU pretraining on real text is too little to show a
+# gain ({ref}`ch07-finetuning`). Trade-offs: MLM learns from only 15% of the tokens per
+# pass, and an encoder cannot generate text left to right.
 # ```

@@ -237,6 +237,7 @@ assert n_vit == by_hand == 18_218
 assert abs(n_cnn - n_vit) / n_vit < 0.01
 
 # %% [markdown]
+# (ch08-seed-classifier)=
 # ### What the classifier reads
 #
 # The head reads the class token's final hidden state, a vector of width $D$: not the
@@ -402,6 +403,7 @@ plt.show()
 # *Figure: training loss and validation accuracy every 10 epochs, same recipe for both
 # models.*
 #
+# (ch08-seed-argmax)=
 # ### From logits to a class
 #
 # The head outputs 10 logits. $\mathrm{softmax}$ turns them into a probability vector (10
@@ -785,34 +787,33 @@ assert abs(share.mean().item() - frac_ink) < 0.1  # no preference for ink
 print(f"chapter executed in {time.perf_counter() - CHAPTER_START:.1f} s")
 
 # %% [markdown]
+# (ch08-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请解释自注意力机制在计算机视觉（CV）领域的应用，并给出一个典型例子。
+# **题目：** 请解释自注意力机制在计算机视觉（CV）领域的应用，并给出一个典型例子。
 #
-# **Question:** Explain the applications of self-attention in computer vision, and give a
-# typical example.
+# **Question:** Explain the applications of self-attention in computer vision (CV), and
+# give a typical example.
 #
 # **Model answer.** The typical example is the Vision Transformer. It cuts an image into
-# $P \times P$ patches (16x16 on ImageNet, so 196 of them), flattens and linearly projects
-# each to width $D$, prepends a learned class token and adds learned position embeddings,
-# $z_0 = [x_\text{class}; x_p^1 E; \dots; x_p^N E] + E_\text{pos}$ ({ref}`ch08-patches`).
-# A standard pre-LN Transformer encoder then lets every patch attend to every other, so the
-# receptive field is global from the first layer. The classifier is a linear head on the
-# class token's final hidden state, not on attention scores; softmax turns its logits into
-# probabilities and the predicted class is the argmax ({ref}`ch08-model`,
-# {ref}`ch08-training`). The position embeddings are essential: without them the encoder
-# is permutation-equivariant and the prediction does not change when the patches are
-# shuffled ({ref}`ch08-position`). The important caveat is data: ViT matched or beat
-# strong CNNs only after pretraining on ImageNet-21k or JFT-300M and was behind comparable
-# ResNets on ImageNet alone, because it lacks the convolution's locality and translation
-# equivariance; DeiT showed that strong augmentation, regularisation and distillation close
-# the gap without extra data. On a small data set a CNN of the same size is usually as
-# accurate and faster, as in this chapter ({ref}`ch08-small-data`). Beyond classification,
-# self-attention is used in detection (DETR's set prediction over CNN features) and in
-# hierarchical windowed backbones such as Swin for detection and segmentation.
-# Attention-rollout maps show where the class token gathers information from, a useful
-# picture but not a full explanation ({ref}`ch08-inside`).
+# $P \times P$ patches (16 × 16 pixels for ImageNet, 196 patches), projects each linearly,
+# prepends a learned class token and adds learned position embeddings
+# ({ref}`ch08-patches`). A standard pre-LN Transformer encoder lets every patch attend to
+# every other, so the receptive field is global from the first layer; a linear head on the
+# class token's final state gives the logits, softmax the probabilities, the argmax the
+# class ({ref}`ch08-model`). The position embeddings are essential: without them the
+# encoder sees a bag of patches, and the chapter's ViT loses more than 20 points of test
+# accuracy ({ref}`ch08-position`). The caveat an interviewer probes is data. ViT matched
+# or beat strong CNNs only after pretraining on ImageNet-21k or JFT-300M and was behind
+# comparable ResNets on ImageNet alone, because it lacks the convolution's locality and
+# translation equivariance; DeiT closed the gap with augmentation, regularisation and
+# distillation. On the chapter's 1,259 training digits a CNN of the same size is at least
+# as accurate and trains faster ({ref}`ch08-small-data`). Beyond classification, DETR uses
+# a Transformer for set-based object detection, and windowed, hierarchical backbones such
+# as Swin serve detection and segmentation, where global attention would be quadratic in
+# the number of patches. Attention-rollout maps show where the class token gathers
+# information from, not a full explanation of a decision ({ref}`ch08-inside`).
 # ```

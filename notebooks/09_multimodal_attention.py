@@ -674,30 +674,39 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5)
 # Grade your work with `python -m attnkit.grade 09`.
 
 # %% [markdown]
+# (ch09-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
+# **题目：** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
 #
-# **Question:** Analyse the future trends of self-attention in natural language
-# processing.
+# **Question:** Analyse the development trends of self-attention in the future of natural
+# language processing.
 #
-# **Model answer.** Four directions, each already under way. *Efficiency:* attention's
-# cost is quadratic in the sequence length, so long contexts rely on exact, IO-aware
-# kernels (FlashAttention), on sparse, low-rank or linear approximations, and on
-# key/value caches for generation (chapters 5 and 6). *Multimodality:* the same attention
-# joins text with images, audio and video. Be precise about how: in captioning and most
-# vision-language models the text reads the image through **cross-attention**, queries
-# from the words and keys and values from the image patches (Show, Attend and Tell,
-# Flamingo, BLIP); the alternative feeds image tokens and text tokens into one
-# self-attention; CLIP instead aligns two separate encoders contrastively. On a small
-# image-to-text task the cross-attention maps point each digit word at its digit and
-# each teen at both of its digits, while "hundred", decided by the text already written,
-# barely looks at the image ({ref}`ch09-designs`, {ref}`ch09-maps`). *Interpretability:*
-# attention weights are easy to draw but are not explanations by themselves; they must
-# be checked with measurements and interventions {cite:p}`jain2019attention,wiegreffe2019attention`.
-# *Scale and hardware:* larger pretrained models on GPUs and TPUs, where the memory
-# traffic of attention, not its arithmetic, is often the limit.
+# *This chapter answers the multimodal trend (多模态自注意力);
+# {doc}`chapter 6 <06_efficient_attention>` answers efficiency,
+# {doc}`chapter 12 <12_interpretability>` interpretability,
+# {doc}`chapter 13 <13_hardware_acceleration>` hardware,
+# {doc}`chapter 14 <14_scaling_out>` scale and {doc}`chapter 15 <15_adaptive_attention>`
+# adaptive attention.*
+#
+# **Model answer.** The source text names five trends: more efficient attention,
+# multimodal attention, interpretability, adaptive attention and hardware acceleration. On
+# multimodality, be precise about the mechanism, because "self-attention over images and
+# text" hides three designs ({ref}`ch09-designs`). In captioning and many vision-language
+# models the text reads the image through **cross-attention**: queries from the words,
+# keys and values from the image patches (Show, Attend and Tell, Flamingo, BLIP). The
+# alternative puts image tokens and text tokens into one sequence under ordinary
+# self-attention; cross-attention is in fact one block of that joint attention, which the
+# chapter checks in code. CLIP has no attention between the modalities at all: two
+# encoders aligned contrastively, ideal for retrieval and zero-shot classification but
+# unable to generate a caption. The trade-off: cross-attention encodes the image once and
+# caches its keys and values for every word, while a single stream lets the modalities
+# attend to each other at the price of every layer processing $N + T$ tokens
+# ({ref}`ch09-cross-attention`). And attention maps must be measured, not trusted: in the
+# chapter's digits-to-words model, digit words concentrate their cross-attention on their
+# own digit and teens on both of theirs, while "hundred", already decided by the words
+# written before it, puts little weight on the hundreds digit ({ref}`ch09-maps`).
 # ```

@@ -661,33 +661,36 @@ assert len(rows) == 3 + 2 + 3
 # Grade your work with `python -m attnkit.grade 10`.
 
 # %% [markdown]
+# (ch10-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请列举自注意力机制在自然语言处理中的主要应用场景。
+# **题目：** 请列举自注意力机制在自然语言处理中的主要应用场景。
 #
 # **Question:** List the main applications of self-attention in natural language
 # processing.
 #
-# **Model answer.** Almost every NLP task now runs on Transformers, so the useful answer
-# names the task *and* the kind of attention it uses. *Classification* (sentiment, topic,
-# natural-language inference): an encoder's self-attention builds contextual token states
-# and a `[CLS]` token or an attention pooling turns them into one vector; what beats a bag
-# of keywords is seeing order and scope ("not good", "... but great"), which a recurrent
-# network also sees ({ref}`ch10-sentiment`). *Extractive question answering* (SQuAD): the
-# question and the passage are encoded together, `[CLS] question [SEP] passage`, so
-# self-attention relates every passage word to the question; a linear layer gives start
-# and end scores and the answer is the best legal span, scored by exact match and token
-# F1 ({ref}`ch10-qa`, {ref}`ch10-metrics`). *Translation and summarization*:
-# encoder–decoder models, where the link between an output word and the source words is
-# the decoder's *cross*-attention, not self-attention as often stated
-# ({ref}`ch10-which-attention`, {ref}`ch10-summarization`); summaries are scored with
-# ROUGE, translations with BLEU. *Text generation and language modelling*: decoder-only
-# models with causal self-attention. Also tagging (named entities) and retrieval. Two
-# caveats: attention is not automatically better, since on small, short tasks a GRU can
-# match or beat a small Transformer at the same budget ({ref}`ch10-results`), and the
-# large published gains come with pre-training and scale; and attention weights are a
-# view of the model, not a proof of what it used.
+# *This chapter answers the sentiment-analysis, question-answering and summarization parts
+# (情感分析、问答系统、文本摘要); {doc}`chapter 3 <03_transformer>` answers machine translation,
+# {doc}`chapter 4 <04_text_generation>` text generation.*
+#
+# **Model answer.** The useful answer names each task *and* the attention it uses.
+# *Sentiment and other classification*: an encoder's self-attention builds contextual
+# token states, pooled into one vector by a `[CLS]` token or attention pooling; what beats
+# a bag of keywords is seeing order and scope ("not good", "... but great"), not "finding
+# the sentiment keywords" as the source text puts it, and a recurrent network sees that
+# too ({ref}`ch10-sentiment`). *Extractive question answering* (SQuAD): question and
+# passage are encoded together, `[CLS] question [SEP] passage`, so self-attention relates
+# every passage word to the question; a linear layer scores start and end positions, the
+# answer is the best legal span, scored by exact match and token F1 ({ref}`ch10-qa`,
+# {ref}`ch10-metrics`). *Summarization and translation*: encoder–decoder models, where the
+# link between an output word and the source words is the decoder's **cross**-attention,
+# not self-attention ({ref}`ch10-which-attention`, {ref}`ch10-summarization`); summaries
+# are scored with ROUGE against a Lead-k baseline. *Generation*: decoder-only models with
+# causal self-attention. The caveat an interviewer wants: attention is not automatically
+# better. At the same small budget a GRU matched the Transformer on sentiment, lost on
+# question answering and won on summarization ({ref}`ch10-results`); the large published
+# gains came with pretraining and scale ({ref}`ch11-verdict`).
 # ```

@@ -589,31 +589,36 @@ assert abs(uniform_acc - test_acc) < 0.02
 # Grade your work with `python -m attnkit.grade 12`.
 
 # %% [markdown]
+# (ch12-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请探讨自注意力机制在实现和应用中面临的核心问题和挑战。
+# **题目：** 请探讨自注意力机制在实现和应用中面临的核心问题和挑战。
 #
 # **Question:** Discuss the core problems and challenges that self-attention faces in
 # implementation and application.
 #
-# **Model answer.** Cost first: one head over $n$ tokens computes $n^2$ scores, so time
-# grows as $O(n^2 d)$ and, done naively, memory as $O(n^2)$; tiled attention removes the
-# memory term exactly and sparse, low-rank or kernel methods reduce the time by changing
-# the function. Then interpretability, which is often stated wrongly as "the weights are
-# hard to interpret because they are learned". Every parameter is learned; the real
-# problem is faithfulness. A weight on position $t$ in a deep layer is a weight on a
-# mixture of the whole sentence, it ignores the size of the value vector and the residual
-# paths, and quite different weights can produce the same output, so attention need not
-# say why the model decided ({ref}`ch12-methods`). It has to be tested: rank agreement
-# with erasure and gradients, removing the top tokens against a random baseline, and
-# counterfactual weights. On the sentiment model of this chapter the attention-pooling
-# weights fail all three: removing the most-attended word is about as harmful as removing
-# a random one, and permuted or uniform pooling weights barely change the output, while
-# attention rollout and leave-one-out erasure do point at the negations and contrast
-# words that decide the label ({ref}`ch12-removal`, {ref}`ch12-truth`,
-# {ref}`ch12-counterfactual`). So attention maps describe what a layer does; to claim they
+# *This chapter answers the interpretability challenge (可解释性); the cost challenges are
+# {doc}`chapter 5 <05_quadratic_wall>`'s.*
+#
+# **Model answer.** Cost comes first, $O(n^2 d)$ time and, done naively, $O(n^2)$ memory
+# ({ref}`ch05-cost`); the subtler challenge is interpretability, which the source text
+# states wrongly: "the weights are hard to interpret because they are learned". Every
+# parameter is learned; the real problem is *faithfulness*. A weight on position $t$ in a
+# deep layer is a weight on a mixture of the whole sentence, it ignores the size of the
+# value vector and the residual paths, and quite different weights can give the same
+# output, so attention need not say why the model decided ({ref}`ch12-methods`). It has to
+# be tested: agreement with erasure and gradient attributions, removing the top tokens
+# against a random baseline, ground truth where it exists, and counterfactual weights. On
+# this chapter's sentiment model the attention-pooling weights fail these tests: deleting
+# the most-attended word flips about as many predictions as deleting a random word, their
+# top word is a deciding token in only a minority of sentences, and permuted or uniform
+# pooling weights barely change the output; attention rollout and leave-one-out erasure do
+# find the negations and contrast words that decide the label ({ref}`ch12-removal`,
+# {ref}`ch12-truth`, {ref}`ch12-counterfactual`). On real data there is no ground truth
+# and the evidence is spread over many words, so these tests matter more
+# ({ref}`ch12-real`). Attention maps describe what a layer does; to claim that they
 # explain a decision, one must measure it.
 # ```

@@ -889,35 +889,36 @@ for what, factor in summary.items():
 # Grade your work with `python -m attnkit.grade 13`.
 
 # %% [markdown]
+# (ch13-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请分析自注意力机制在未来自然语言处理领域的发展趋势。(Here: the hardware side.)
+# **题目：** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
 #
-# **Question:** Analyse the development trends of self-attention in future natural
-# language processing, focusing on hardware acceleration.
+# **Question:** Analyse the development trends of self-attention in the future of natural
+# language processing.
 #
-# **Model answer.** "Use GPUs and TPUs" is not the answer; much of the gain of recent
-# years came from fitting attention to the hardware's balance. Attention does $4n^2d$
-# FLOPs per head; computed naively it also writes and reads the $n \times n$ scores, so
-# its arithmetic intensity stays near a constant ($\approx d/6$ FLOP/byte in float32, with
-# a separate scaling pass) while a GPU's ridge point is in the hundreds: it is
-# memory-bound there, and even on one CPU core, whose ridge point is lower, its large
-# buffers make it at least twice as slow as a fused kernel at $n = 4096$
-# ({ref}`ch13-intensity`). IO-aware kernels (FlashAttention 1, 2, 3) tile the computation
-# with an online softmax so that the scores never leave on-chip memory: same FLOPs, far
-# fewer bytes, $O(n)$ memory, and faster; on one CPU core we measured this with PyTorch's
-# fused SDPA against the naive version ({ref}`ch13-three-ways`). Second, lower precision
-# with the right format: bfloat16 keeps float32's 8-bit exponent, so it needs no loss
-# scaling and does not overflow on large logits as float16 does, while halving the bytes
-# and using matrix units (tensor cores, AMX); FP8 is the next step
-# {cite:p}`shah2024flashattention3` ({ref}`ch13-bf16`).
-# Third, compilers: `torch.compile` fuses element-wise chains and even pattern-matches
-# attention into the fused kernel ({ref}`ch13-compile`). In practice: call the fused
-# kernel (and check that it is the one running: dropout or 3-D inputs silently fall back
-# to the math path, {ref}`ch13-dispatch`), use bfloat16, and measure on the target
-# machine. Next come serving-side ideas such as paged KV caches
-# {cite:p}`kwon2023efficient` and distributing long sequences over devices.
+# *This chapter answers the hardware-acceleration trend (硬件加速).*
+#
+# **Model answer.** "Use GPUs and TPUs", as the source text says, is not the answer; the
+# substance is fitting attention to the hardware's balance of arithmetic and memory
+# traffic. Attention does $4n^2d$ FLOPs per head; computed naively it also writes and
+# reads the $n \times n$ scores, so its arithmetic intensity stays near a constant (about
+# $d/6$ FLOP/byte in float32) while a recent GPU's ridge point is in the hundreds: it is
+# memory-bound ({ref}`ch13-intensity`). IO-aware kernels (FlashAttention and its
+# successors) tile the computation with an online softmax so that the scores never leave
+# on-chip memory: the same FLOPs, far fewer bytes, $O(n)$ memory. Even on one CPU core,
+# PyTorch's fused kernel is at least twice as fast as the naive version at $n = 4096$
+# ({ref}`ch13-three-ways`). Second, lower precision in the right format: bfloat16 keeps
+# float32's 8-bit exponent, so it needs no loss scaling and does not overflow on large
+# logits where float16 does, while halving the bytes and using matrix units (tensor cores,
+# AMX); FP8 is the next step {cite:p}`shah2024flashattention3` ({ref}`ch13-bf16`). Third,
+# compilers: `torch.compile` fuses element-wise chains and rewrites the attention pattern
+# into the fused kernel ({ref}`ch13-compile`). The pitfall: check which kernel actually
+# runs, since dropout or 3-D inputs silently fall back to the math path
+# ({ref}`ch13-dispatch`), and measure on the target machine. Next come paged key/value
+# caches for serving {cite:p}`kwon2023efficient` and long sequences spread over devices
+# ({ref}`ch14-sequence`).
 # ```

@@ -659,34 +659,37 @@ assert err < 1e-12
 # Grade your work with `python -m attnkit.grade 14`.
 
 # %% [markdown]
+# (ch14-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
+# **题目：** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
 #
-# **Question:** Analyse the development trends of self-attention in natural language
-# processing.
+# **Question:** Analyse the development trends of self-attention in the future of natural
+# language processing.
 #
-# **Model answer.** The trends the question usually expects are real: cheaper attention
-# (exact IO-aware kernels such as FlashAttention, and sparse, low-rank or kernel
-# approximations), multimodal models, interpretability, adaptive computation, and
-# hardware acceleration. One trend that shapes all of them is scale: models and contexts
-# outgrow one device, so training is spread over many. The first step is data
-# parallelism: every device holds the model, takes an equal shard of the global batch,
-# and the gradients are averaged, which gives exactly the gradient of the global batch
-# ({ref}`ch14-why`); PyTorch's DDP all-reduces gradient buckets during the backward pass
-# so that communication overlaps computation, and a ring all-reduce costs each device
-# about twice the gradient size whatever the number of devices ({ref}`ch14-ddp`,
-# {ref}`ch14-ring`). Larger global batches need the learning rate scaled with a warm-up.
-# When the model state no longer fits, ZeRO and FSDP shard the optimizer state, the
-# gradients and the parameters (16 bytes per parameter for mixed-precision Adam become
-# $16/N$); tensor parallelism splits each layer's matrices and heads inside a node; and
-# for long contexts, sequence and context parallelism split the sequence itself, ring
-# attention being the online-softmax merge of tiled attention across devices
-# ({ref}`ch14-beyond`, {ref}`ch14-sequence`). The common thread is that communication, not
-# arithmetic, becomes the bottleneck, so the algorithms are designed around what has to
-# move between devices, just as FlashAttention is designed around what moves between
-# memory levels on one device.
+# *This chapter answers a side of the question that the source text's answer leaves out:
+# scale, training spread over many devices.*
+#
+# **Model answer.** Beside the trends usually listed (cheaper attention, multimodality,
+# interpretability, adaptive computation, hardware), one shapes all of them: scale. Models
+# and contexts outgrow one device, so training is spread over many. The first step is data
+# parallelism: every device holds the model and takes an equal shard of the global batch,
+# and the average of the shard gradients is exactly the global batch's gradient; unequal
+# shards, batch normalisation and per-rank randomness break that equality
+# ({ref}`ch14-why`). PyTorch's DDP all-reduces gradient buckets during the backward pass,
+# overlapping communication with computation, and a ring all-reduce sends $2(N-1)/N$ times
+# the gradient size per device, almost independent of $N$ ({ref}`ch14-ddp`,
+# {ref}`ch14-ring`). The chapter's two- and four-process runs reproduce single-process
+# training to float32 rounding, and on two CPU cores give no speed-up for a model this
+# small: overheads can eat the gain ({ref}`ch14-run`). Larger global batches need the
+# learning rate scaled, with a warm-up. When the model state no longer fits, ZeRO and FSDP
+# shard the optimizer state, gradients and parameters (16 bytes per parameter for
+# mixed-precision Adam, divided by $N$ when all three are sharded); tensor parallelism
+# splits each layer's matrices inside a node; and sequence or context parallelism splits
+# long sequences, ring attention being tiled attention's online-softmax merge across
+# devices ({ref}`ch14-beyond`, {ref}`ch14-sequence`). The common thread: communication,
+# not arithmetic, becomes the bottleneck, just as memory traffic is on one device.
 # ```

@@ -572,36 +572,35 @@ assert torch.equal(nonzero[0][0, 0], torch.arange(1, 65)) and torch.equal(nonzer
 # Grade your work with `python -m attnkit.grade 15`.
 
 # %% [markdown]
+# (ch15-interview)=
 # ## Interview question
 #
 # ```{admonition} Interview question
 # :class: tip
 #
-# **题目:** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
+# **题目：** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
 #
-# **Question:** Analyse the future development trends of self-attention in natural
-# language processing. (This chapter's answer focuses on the seed's fourth trend, adaptive
-# attention.)
+# **Question:** Analyse the development trends of self-attention in the future of natural
+# language processing.
 #
-# **Model answer.** The lasting trends are efficiency (exact IO-aware kernels such as
-# FlashAttention, and sparse, low-rank or kernel approximations for very long inputs),
-# multimodality, interpretability and hardware-aware design. "Adaptive attention" needs a
-# precise meaning: attention weights *already* adapt to every input, since they are a
-# softmax of scores computed from it ({ref}`ch15-trend`). What research makes adaptive is
-# what ordinary attention fixes. The *range*: the adaptive attention span gives each head
-# a learnable span $z$ and multiplies its weights by a soft mask
-# $m_z(x) = \mathrm{clamp}((R + z - x)/R, 0, 1)$ of the distance $x$, renormalised;
-# the mask is differentiable in $z$ (slope $1/R$ on the ramp), so spans are learned with
-# the model, and an L1 penalty on them keeps each head only as long as the task needs
-# ({ref}`ch15-mask`). Keys beyond $z + R$ get weight 0, so only a band of keys is
-# computed and the cost becomes $O(n (S + R) d)$; in the paper most heads stay short and a
-# few grow to thousands of tokens, so the context can be long at a small cost. On a toy
-# task with one short and one long lookup, at most half of the heads kept a long reach, the
-# others shrank, with the accuracy of full attention and fewer FLOPs, far fewer at long
-# lengths ({ref}`ch15-task`, {ref}`ch15-cost`); the saving becomes a speed-up only
-# beyond a crossover length against a fused dense kernel. The *sparsity*: $\alpha$-entmax attention learns per head how
-# sparse its weights are. The *computation*: adaptive computation time and the Universal
-# Transformer decide per position how many steps to run. A dynamic span computed from the
-# current token combines range and input dependence. The caveat: spans that retreat past a
-# needed key get no gradient back, so the penalty must stay weak.
+# *This chapter answers the source text's fourth trend, adaptive attention (自适应注意力).*
+#
+# **Model answer.** Attention weights *already* adapt to every input, since they are a
+# softmax of scores computed from it, so "attention that adjusts its weights to the task
+# and context" is not a new trend ({ref}`ch15-trend`). Research makes adaptive what
+# ordinary attention fixes. The *range*: the adaptive attention span gives each head a
+# learnable span $z$ and multiplies its weights by a soft mask
+# $m_z(x) = \mathrm{clamp}((R + z - x)/R, 0, 1)$ of the distance $x$, then renormalises;
+# the mask is differentiable in $z$ (slope $1/R$ on the ramp), and an L1 penalty keeps
+# each head only as long as its job needs ({ref}`ch15-mask`). Keys beyond $z + R$ get
+# weight exactly 0, so only a band is computed, $O(n(S + R)d)$ instead of $O(n^2 d)$; in
+# the paper most heads stay short and a few grow long, which made a context of 8192
+# characters affordable. On the chapter's task with one short and one long lookup, at most
+# half of the heads kept a long reach, the others shrank, and the accuracy matched full
+# attention with fewer FLOPs ({ref}`ch15-task`, {ref}`ch15-cost`). The trade-offs: fewer
+# FLOPs become less time only beyond a crossover length against a fused dense kernel, and
+# a span that retreats past a needed key gets no gradient back, so the penalty must stay
+# weak. Other adaptive axes: the *sparsity* ($\alpha$-entmax learns per head how sparse
+# its weights are) and the *computation* (adaptive computation time and the Universal
+# Transformer decide per position how many steps to run).
 # ```
