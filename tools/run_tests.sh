@@ -2,16 +2,20 @@
 # Run every check: set up the environment if needed, then lint, notebook-pair sync,
 # exercises up to date with the solutions, and one pytest run holding the attnkit tests,
 # the exercise graders (every solution passes, every untouched exercise fails) and nbval
-# over the chapter notebooks. Extra arguments go to pytest, e.g. -k causal or -x.
+# over the chapter notebooks, and the built book (_build/html, from tools/build_book.sh)
+# checked link by link and page by page in headless Chromium (installed here if missing).
+# Extra arguments go to pytest, e.g. -k causal or -x.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 echo "==> ruff"
 ruff check .
-ruff format --check attnkit tests tools
+ruff format --check attnkit tests tools book/_ext
 echo "==> notebook pairs in sync, outputs stripped"
 python tools/nbsync.py --check
 echo "==> exercises generated from solutions"
 python tools/make_exercises.py --check
-echo "==> pytest (attnkit, graders, notebooks)"
+echo "==> a browser for the tests of the built book"
+bash tools/install_browser.sh
+echo "==> pytest (attnkit, graders, notebooks, the built book in a browser)"
 python -m pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout=600 \
     --durations=10 "$@"
