@@ -1,0 +1,100 @@
+"""Take the README's two screenshots: a page of the built book and a grading report.
+
+    python tools/screenshots.py            # after `bash tools/build_book.sh`
+
+1. ``book/images/readme-book.png``: chapter 1 of ``_build/html`` opened in headless
+   Chromium (the system's, as in the browser tests), scrolled to the section on the
+   scaling factor, after MathJax has typeset it.
+2. ``book/images/readme-grading.png``: what a learner sees after writing the first
+   exercise of chapter 1. A copy of the untouched exercise (``exercises/`` is not
+   modified) gets a correct ``attention_scores``; ``python -m attnkit.grade 01 --file``
+   grades it; its real output is shown in a terminal-like page and photographed.
+
+Nothing is downloaded; Chinese text needs a CJK font installed (Debian: fonts-noto-cjk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from book_site import serve  # noqa: E402
+from test_book_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from test_learner_journey import SCALED, fill_first_exercise  # noqa: E402
+
+OUT = ROOT / "book" / "images"
+TERMINAL = """<!doctype html><html><head><meta charset="utf-8"><style>
+body {{ margin: 0; background: #1e1e1e; }}
+pre {{ margin: 0; padding: 18px 22px; color: #d4d4d4; font: 15px/1.45 "DejaVu Sans Mono",
+      monospace; white-space: pre; display: inline-block; }}
+.prompt {{ color: #6a9955; }} .ok {{ color: #4ec9b0; }} .todo {{ color: #ce9178; }}
+</style></head><body><pre id="term">{body}</pre></body></html>"""
+
+
+def grading_output() -> str:
+    """The grader's report for chapter 1 with only its first exercise written."""
+    exercise = next((ROOT / "exercises").glob("01_*.py"))
+    with tempfile.TemporaryDirectory() as tmp:
+        learner = Path(tmp) / exercise.name
+        learner.write_text(exercise.read_text(encoding="utf-8"), encoding="utf-8")
+        fill_first_exercise(learner, SCALED)
+        done = subprocess.run(
+            [sys.executable, "-m", "attnkit.grade", "01", "--file", str(learner)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    return done.stdout.replace(str(learner), f"exercises/{exercise.name}")
+
+
+def colour(line: str) -> str:
+    text = html.escape(line)
+    if line.rstrip().endswith(" passed"):
+        return f'<span class="ok">{text}</span>'
+    if line.rstrip().endswith("not attempted"):
+        return f'<span class="todo">{text}</span>'
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--book", type=Path, default=ROOT / "_build" / "html")
+    args = parser.parse_args(argv)
+    chapter = args.book / "notebooks" / "01_scaled_dot_product_attention.html"
+    if not chapter.is_file():
+        print(f"error: {chapter} not found; build the book first.", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    report = grading_output()
+    lines = ["$ python -m attnkit.grade 01", *report.rstrip().splitlines()]
+    body = "\n".join(
+        f'<span class="prompt">{html.escape(line)}</span>' if i == 0 else colour(line)
+        for i, line in enumerate(lines)
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        with serve(args.book) as base:
+            page.goto(base + "notebooks/01_scaled_dot_product_attention.html#ch01-scaling")
+            page.evaluate("() => MathJax.startup.promise")
+            page.locator("#ch01-scaling").scroll_into_view_if_needed()
+            page.screenshot(path=str(OUT / "readme-book.png"))
+        page.set_content(TERMINAL.format(body=body))
+        page.locator("#term").screenshot(path=str(OUT / "readme-grading.png"))
+        browser.close()
+    print(report)
+    print(f"wrote {OUT / 'readme-book.png'} and {OUT / 'readme-grading.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
