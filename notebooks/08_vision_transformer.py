@@ -469,8 +469,8 @@ plt.show()
 # random). Later work closed the gap without extra data by *helping* the model: DeiT
 # {cite:p}`touvron2021training` trains ViTs on ImageNet alone with strong augmentation,
 # regularisation and distillation from a CNN teacher, and {cite:t}`steiner2022how` measure
-# that the right augmentation and regularisation are worth about as much as ten times more
-# data.
+# that the right augmentation and regularisation, together with more training compute, are
+# worth about as much as ten times more data.
 #
 # Our digits are the small-data regime in miniature: 1,259 training images. Four
 # experiments, each with the chapter's recipe and seed, test what matters here:
