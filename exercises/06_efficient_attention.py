@@ -231,7 +231,7 @@ print(f"exp(q.k) = {exact:.3f}, estimated within 2%: {abs(estimate / exact - 1) 
 # random_blocks)`: the bool `(n_blocks, n_blocks)` layout of BigBird, `True` where query
 # block `i` attends key block `j`:
 #
-# - **window**: $|i - j| \le (\text{num\_window\_blocks} - 1) / 2$ (`num_window_blocks` is
+# - **window**: $|i - j| \le (\text{num_window_blocks} - 1) / 2$ (`num_window_blocks` is
 #   odd: the block itself and as many neighbours on each side);
 # - **global**: the first `num_global_blocks` blocks attend to every block (their *rows*
 #   are all `True`) and every block attends to them (their *columns* are all `True`);

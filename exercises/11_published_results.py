@@ -171,7 +171,7 @@ for hs in (hyp_tokens, [hyp_tokens[0], hyp_tokens[1][:4]]):
 # pass; {cite:t}`kaplan2020scaling`). The ratio of the two is the fraction of the GPUs'
 # peak that the training would have had to sustain. Write
 # `implied_utilization(num_params, num_tokens, hours, num_gpus, peak_tflops)` returning
-# $6ND / (\text{hours} \cdot 3600 \cdot \text{GPUs} \cdot \text{peak\_tflops} \cdot 10^{12})$.
+# $6ND / (\text{hours} \cdot 3600 \cdot \text{GPUs} \cdot \text{peak_tflops} \cdot 10^{12})$.
 
 
 # %%

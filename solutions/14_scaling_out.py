@@ -199,7 +199,7 @@ except ValueError:
 # `scaled_learning_rate(base_lr, base_batch, batch, step, warmup_steps)`, the learning
 # rate of step `step` (counted from 0):
 #
-# - target $= \text{base\_lr} \times \text{batch} / \text{base\_batch}$;
+# - target $= \text{base_lr} \times \text{batch} / \text{base_batch}$;
 # - for `step < warmup_steps`: base_lr + (target - base_lr) * step / warmup_steps;
 # - otherwise (and always when `warmup_steps` is 0): the target.
 
