@@ -64,6 +64,13 @@ _INSPECT = r"""
   const maths = [...document.querySelectorAll(".math")];
   const untypeset = maths.filter((m) => !m.querySelector("mjx-container"))
                          .map((m) => m.textContent.trim().slice(0, 80));
+  // TeX that MathJax could not turn into math: red error boxes (an unknown macro, say)
+  // and macros printed as text (\_ inside \text{} shows a backslash).
+  const texErrors = [...document.querySelectorAll("mjx-merror")]
+    .map((e) => "error: " + e.textContent.slice(0, 80))
+    .concat([...document.querySelectorAll("mjx-assistive-mml mtext")]
+      .map((e) => e.textContent).filter((t) => t.includes("\\"))
+      .map((t) => "literal macro: " + t.slice(0, 80)));
   const images = [...document.images].map((img) => ({
     src: img.getAttribute("src").slice(0, 120),
     ok: img.complete && img.naturalWidth > 0,
@@ -72,7 +79,7 @@ _INSPECT = r"""
     mathjax: typeof window.MathJax === "object" && !!window.MathJax.startup,
     maths: maths.length,
     typeset: document.querySelectorAll("mjx-container").length,
-    untypeset, rawTex, images,
+    untypeset, rawTex, texErrors, images,
   };
 }
 """
@@ -177,6 +184,7 @@ def test_page_reads_offline_and_typeset(visit, site, page):
     assert report["untypeset"] == [], f"{page}: math left untypeset {report['untypeset']}"
     assert report["typeset"] >= report["maths"]
     assert report["rawTex"] == [], f"{page}: raw TeX in the text {report['rawTex']}"
+    assert report["texErrors"] == [], f"{page}: TeX MathJax could not render {report['texErrors']}"
     broken = [image["src"] for image in report["images"] if not image["ok"]]
     assert broken == [], f"{page}: images that did not load {broken}"
 
@@ -220,3 +228,28 @@ def test_the_checks_catch_a_broken_page(browser, tmp_path):
     assert any("missing.png" in failure for failure in bad.failed)
     assert len(report["rawTex"]) == 1 and not report["mathjax"]
     assert [image["ok"] for image in report["images"]] == [False]
+
+
+def test_the_checks_catch_tex_that_mathjax_cannot_render(browser, tmp_path):
+    """The book's own MathJax on a page with an unknown macro and a backslash in text."""
+    book = require_book()
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "mathjax").symlink_to(book / "_static" / "mathjax")
+    (tmp_path / "index.html").write_text(
+        "<html><body><article><p><span class='math'>\\(\\text{a\\_b} + c\\)</span> "
+        "<span class='math'>\\(\\notamacro{x}\\)</span> "
+        "<span class='math'>\\(\\sqrt{d_k}\\)</span></p></article>"
+        '<script src="_static/mathjax/tex-chtml.js"></script></body></html>',
+        encoding="utf-8",
+    )
+    with serve(tmp_path) as base:
+        bad = PageVisit(browser, base)
+        try:
+            bad.open(base + "index.html")
+            report = bad.page.evaluate(_INSPECT)
+        finally:
+            bad.close()
+    assert report["mathjax"] and report["untypeset"] == [] and report["rawTex"] == []
+    assert len(report["texErrors"]) == 2, report["texErrors"]
+    assert any("notamacro" in error for error in report["texErrors"])
+    assert any("a\\_b" in error for error in report["texErrors"])
