@@ -208,6 +208,17 @@ def test_search_finds_a_term(visit, site):
     assert visit.console_errors == [] and visit.external == []
 
 
+def inspect_test_page(browser, folder: Path) -> tuple[PageVisit, dict]:
+    """Serve ``folder``, open its index.html, inspect it; the visit keeps what it saw."""
+    with serve(folder) as base:
+        visit = PageVisit(browser, base)
+        try:
+            visit.open(base + "index.html")
+            return visit, visit.page.evaluate(_INSPECT)
+        finally:
+            visit.close()
+
+
 def test_the_checks_catch_a_broken_page(browser, tmp_path):
     """A page with an external script, raw TeX, a missing image and a JS error fails."""
     (tmp_path / "index.html").write_text(
@@ -216,13 +227,7 @@ def test_the_checks_catch_a_broken_page(browser, tmp_path):
         "<script>undefinedFunction()</script></article></body></html>",
         encoding="utf-8",
     )
-    with serve(tmp_path) as base:
-        bad = PageVisit(browser, base)
-        try:
-            bad.open(base + "index.html")
-            report = bad.page.evaluate(_INSPECT)
-        finally:
-            bad.close()
+    bad, report = inspect_test_page(browser, tmp_path)
     assert bad.external == ["https://cdn.example.org/x.js"]
     assert any("undefinedFunction" in error for error in bad.console_errors)
     assert any("missing.png" in failure for failure in bad.failed)
@@ -242,13 +247,7 @@ def test_the_checks_catch_tex_that_mathjax_cannot_render(browser, tmp_path):
         '<script src="_static/mathjax/tex-chtml.js"></script></body></html>',
         encoding="utf-8",
     )
-    with serve(tmp_path) as base:
-        bad = PageVisit(browser, base)
-        try:
-            bad.open(base + "index.html")
-            report = bad.page.evaluate(_INSPECT)
-        finally:
-            bad.close()
+    _, report = inspect_test_page(browser, tmp_path)
     assert report["mathjax"] and report["untypeset"] == [] and report["rawTex"] == []
     assert len(report["texErrors"]) == 2, report["texErrors"]
     assert any("notamacro" in error for error in report["texErrors"])
