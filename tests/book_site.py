@@ -1,4 +1,4 @@
-"""The built book as a web site: where it is, which pages it has, a local server.
+"""The built book as a web site: where it is, its pages, a local server, the browser.
 
 Shared by ``tests/test_book_links.py`` (static crawl of every link) and
 ``tests/test_book_browser.py`` (every page in headless Chromium). Both test the HTML that
@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_HTML = Path(os.environ.get("ATTNKIT_BOOK_HTML", ROOT / "_build" / "html"))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# The browser of the browser tests (and of tools/screenshots.py): the system's Chromium.
+CHROMIUM = os.environ.get("ATTNKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Headless and quiet: no GPU, no sandbox (CI runs as root), and none of Chromium's own
+# background traffic (updates, sync, safe browsing), which would leave the machine.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-features=Translate,OptimizationHints,MediaRouter",
+]
 
 # Folders of the build that hold assets or copies of sources, not pages of the book.
 _NOT_PAGES = {"_static", "_sources", "_images", "_downloads", ".doctrees", "_panels_static"}

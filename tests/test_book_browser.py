@@ -17,32 +17,22 @@ Chromium when it is missing; without it the tests skip, except in CI where they 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from book_site import BOOK_HTML, IN_CI, book_pages, require_book, serve
+from book_site import (
+    BOOK_HTML,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    IN_CI,
+    book_pages,
+    require_book,
+    serve,
+)
 
 PAGES = book_pages()
-
-CHROMIUM = os.environ.get("ATTNKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# Headless and quiet: no GPU, no sandbox (CI runs as root), and none of Chromium's own
-# background traffic (updates, sync, safe browsing), which would leave the machine.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-features=Translate,OptimizationHints,MediaRouter",
-]
 
 # Jupyter Book's root index.html only redirects to the first page.
 _REFRESH = re.compile(r'<meta http-equiv="Refresh" content="\d+; url=([^"]+)"', re.IGNORECASE)

@@ -25,7 +25,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISE = "exercises/01_scaled_dot_product_attention.py"
-PLACEHOLDER = '    raise NotImplementedError("Exercise: replace this line with your code.")\n'
 
 # What a learner types into the body of attention_scores(q, k, scale=None).
 UNSCALED = "    return q @ k.transpose(-2, -1)\n"

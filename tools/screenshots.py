@@ -24,8 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from book_site import serve  # noqa: E402
-from test_book_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from book_site import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
 from test_learner_journey import SCALED, fill_first_exercise  # noqa: E402
 
 OUT = ROOT / "book" / "images"
