@@ -36,6 +36,7 @@ from .scoring import (
 from .softmax import masked_softmax
 from .training import (
     TrainConfig,
+    TrainingTimeout,
     TrainResult,
     count_parameters,
     make_optimizer,
@@ -68,6 +69,7 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "TrainConfig",
     "TrainResult",
+    "TrainingTimeout",
     "TransformerDecoder",
     "TransformerDecoderLayer",
     "TransformerEncoder",

@@ -277,8 +277,11 @@ class TrainConfig:
         seed: passed to :func:`seed_everything` at the start of training (it drives
             dropout and any shuffling that uses torch's global generator).
         progress: show a text progress bar on ``sys.stderr``.
-        max_seconds: wall-clock budget in seconds, or ``None``. It is checked after each
-            step, so a run overshoots it by at most one step plus the final evaluation.
+        max_seconds: a guard, not a budget: if the run has taken longer than this many
+            wall-clock seconds after a step that is not the last, :func:`train` raises
+            :class:`TrainingTimeout` naming the steps done. A run is defined by its steps,
+            data and seed, so it is never silently shortened; ``None`` (the default) sets
+            no guard.
     """
 
     steps: int
@@ -312,6 +315,25 @@ class TrainConfig:
         check_scale(self.max_seconds, "max_seconds")
 
 
+class TrainingTimeout(RuntimeError):
+    """A training run exceeded its ``max_seconds`` guard; raised, never a shortened run.
+
+    Attributes:
+        steps_done: updates made before the guard fired.
+        steps: updates the run was defined with.
+        seconds: wall-clock seconds elapsed when it fired.
+    """
+
+    def __init__(self, steps_done: int, steps: int, seconds: float, max_seconds: float):
+        self.steps_done, self.steps, self.seconds = steps_done, steps, seconds
+        super().__init__(
+            f"training exceeded its max_seconds={max_seconds:g} guard after {steps_done} of "
+            f"{steps} steps ({seconds:.0f} s). The run is defined by its {steps} steps and is "
+            "not shortened: this machine is slower or busier than the guard allows; raise "
+            "max_seconds (or set it to None) and run again."
+        )
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns.
@@ -322,15 +344,14 @@ class TrainResult:
             entry's last update), ``grad_norm`` (mean pre-clipping gradient norm since
             the previous entry), ``elapsed_s`` (wall-clock seconds since the start,
             evaluation included) and the metrics returned by ``evaluate``, if any.
-        steps_done: number of updates made (``config.steps`` unless stopped early).
+        steps_done: number of updates made (always ``config.steps`` for a returned
+            result: a run that cannot finish raises instead).
         seconds: wall-clock duration of the whole run.
-        stopped_early: ``True`` if the ``max_seconds`` budget ended the run early.
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
     steps_done: int = 0
     seconds: float = 0.0
-    stopped_early: bool = False
 
     def losses(self) -> tuple[list[int], list[float]]:
         """The logged steps and their mean training losses, as two lists."""
@@ -363,10 +384,7 @@ class TrainResult:
             ax.plot(*zip(*points), marker="o", markersize=3, label=name)
         ax.set_xlabel("step")
         ax.set_ylabel("loss" if all("loss" in m for m in present) else "value")
-        title = f"Training curves ({self.steps_done} steps, {self.seconds:.1f} s)"
-        if self.stopped_early:
-            title += ": stopped early (time budget)"
-        ax.set_title(title)
+        ax.set_title(f"Training curves ({self.steps_done} steps)")
         ax.legend()
         return ax
 
@@ -602,6 +620,8 @@ def train(
             message gives the step, and the parameters are those before that step.
         ValueError: the model has no trainable parameters, or ``loss_fn`` does not return
             a scalar tensor with a gradient graph.
+        TrainingTimeout: ``config.max_seconds`` is set and the run took longer than that
+            before its last step (the run is never shortened to fit).
     """
     _check_module(model)
     if not callable(loss_fn):
@@ -635,10 +655,7 @@ def train(
             result.steps_done = step
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-            budget = config.max_seconds
-            out_of_time = budget is not None and time.perf_counter() - start > budget
-            out_of_time = out_of_time and step < config.steps
-            if step % config.eval_every == 0 or step == config.steps or out_of_time:
+            if step % config.eval_every == 0 or step == config.steps:
                 metrics = {} if evaluate is None else _evaluate(model, evaluate, step)
                 result.history.append(
                     {
@@ -652,11 +669,10 @@ def train(
                 )
                 losses.clear()
                 norms.clear()
-            if out_of_time:
-                result.stopped_early = True
-                msg = f"Stopped early at step {step}: max_seconds={budget} reached."
-                bar.write(msg, file=sys.stderr)
-                break
+            elapsed = time.perf_counter() - start
+            guard = config.max_seconds
+            if guard is not None and elapsed > guard and step < config.steps:
+                raise TrainingTimeout(step, config.steps, elapsed, guard)
     finally:
         bar.close()
         for module, mode in modes.items():

@@ -228,7 +228,8 @@ def fit_classifier(
             the end) the history records ``val_loss`` and ``val_acc`` on it.
         seed: seeds :func:`attnkit.training.train` (dropout) and the batches.
         progress: show a progress bar.
-        max_seconds: optional wall-clock budget (see :class:`~attnkit.training.TrainConfig`).
+        max_seconds: optional wall-clock guard: exceeding it raises
+            :class:`~attnkit.training.TrainingTimeout` (see :class:`~attnkit.training.TrainConfig`).
 
     Returns:
         The :class:`~attnkit.training.TrainResult`; ``history[i]["step"] / steps_per_epoch``

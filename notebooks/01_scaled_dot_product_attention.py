@@ -52,6 +52,9 @@ import torch.nn.functional as F
 import attnkit as ak
 
 torch.manual_seed(0)
+# One thread: the book runs its chapters side by side, one thread each, so every number
+# below is the same on any machine, however many cores it has and however busy it is.
+torch.set_num_threads(1)
 torch.set_printoptions(precision=4, sci_mode=False)
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
 print("torch", torch.__version__, "| attnkit", ak.__version__)

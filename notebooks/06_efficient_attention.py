@@ -98,7 +98,10 @@ from attnkit.efficient.sparse_transformer import (
 from attnkit.efficient.tiled import attention_with_lse, merge_attention_blocks, tiled_attention
 
 torch.manual_seed(0)
-torch.set_num_threads(2)  # the book is built on 2 CPU cores
+# One thread: the book runs its chapters side by side, one thread each, so every number
+# below is the same on any machine, however many cores it has and however busy it is
+# (timings aside).
+torch.set_num_threads(1)
 torch.set_printoptions(precision=4, sci_mode=False)
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
 print("torch", torch.__version__, "| attnkit", ak.__version__)

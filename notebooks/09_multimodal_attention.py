@@ -69,9 +69,10 @@ from attnkit.models.image_to_text import ImageToText, greedy_caption
 from attnkit.models.vit import ViTConfig
 
 torch.manual_seed(0)
-# Two threads, as on the machine that builds the book; with a fixed number of threads
-# every printed number below is reproducible (timings aside).
-torch.set_num_threads(2)
+# One thread: the book runs its chapters side by side, one thread each, so every number
+# below is the same on any machine, however many cores it has and however busy it is
+# (timings aside).
+torch.set_num_threads(1)
 torch.set_printoptions(precision=4, sci_mode=False)
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
 print("torch", torch.__version__, "| attnkit", ak.__version__)
