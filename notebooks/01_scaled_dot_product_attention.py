@@ -48,6 +48,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from myst_nb import glue
 
 import attnkit as ak
 
@@ -108,23 +109,51 @@ print("hard weights  :", hard_w, "-> answer", (hard_w @ values).item())
 # call the *temperature*.
 
 # %%
-rows = []
+rows, soft = [], {}
 for scale in [0.01, 1.0, 10.0, 100.0]:
     out, w = ak.scaled_dot_product_attention(query, keys, values, scale=scale, return_weights=True)
+    soft[scale] = (w[0], out.item())  # (weights over the 4 keys, soft answer)
     rows.append(f"scale={scale:>6}: weights={w[0]}  soft answer={out.item():.4f}")
 print("\n".join(rows))
 
+# %% tags=["remove-cell"]
+# The claims of the next paragraph, checked on the numbers above.
+w_hot, answer_hot = soft[0.01]
+w_mid, _ = soft[10.0]
+w_cold, answer_cold = soft[100.0]
+assert (w_hot - 0.25).abs().max() < 0.01 and abs(answer_hot - 25) < 0.5, (
+    "claim no longer holds: 'at scale 0.01 the weights are nearly uniform, answer close to 25'"
+)
+assert w_cold.argmax() == 3 and abs(answer_cold - 40) < 0.01, (
+    "claim no longer holds: 'at scale 100 the soft answer is the hard answer, 40'"
+)
+assert w_mid.argsort(descending=True)[1] == 2 and w_mid[2] > 0.2, (
+    "claim no longer holds: 'at scale 10 the runner-up, key 2, gets a sizeable share'"
+)
+glue("ch01_answer_scale_0p01", answer_hot, display=False)
+glue("ch01_max_dev_uniform_scale_0p01", float((w_hot - 0.25).abs().max()), display=False)
+glue("ch01_answer_scale_100", answer_cold, display=False)
+glue("ch01_key2_weight_scale_10", float(w_mid[2]), display=False)
+
 # %% [markdown]
-# At a small scale (high temperature) all keys get nearly the same weight and the answer
-# is close to the plain mean, 25. As the scale grows the weights concentrate on the best
-# key and the soft answer tends to the hard answer, 40: the hard look-up is the limit of
-# the soft one. At intermediate scales the runner-up, key 2, still gets a sizeable share.
+# At a small scale (high temperature) all keys get nearly the same weight: at scale 0.01
+# no weight is more than {glue:text}`ch01_max_dev_uniform_scale_0p01:.3f` away from 1/4,
+# and the answer, {glue:text}`ch01_answer_scale_0p01:.2f`, is close to the plain mean,
+# 25. As the scale grows the weights concentrate on the best key and the soft answer
+# tends to the hard answer, 40 ({glue:text}`ch01_answer_scale_100:.4f` at scale 100): the
+# hard look-up is the limit of the soft one. At intermediate scales the runner-up, key 2,
+# still gets a sizeable share ({glue:text}`ch01_key2_weight_scale_10:.0%` at scale 10).
 
 # %%
 scale_grid = torch.logspace(-2, 2.5, 200)
 answers = [
     ak.scaled_dot_product_attention(query, keys, values, scale=float(s)).item() for s in scale_grid
 ]
+# the caption's claim: the answer climbs steadily from about 25 (the mean) to 40 (the best key)
+rising = (np.diff(answers) >= -1e-4).all()  # -1e-4: float32 round-off near 40
+assert rising and abs(answers[0] - 25) < 0.1 and abs(answers[-1] - 40) < 0.01, (
+    "claim no longer holds: 'the soft answer slides from the mean (25) to the best value (40)'"
+)
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 shown = [0.01, 1.0, 10.0, 100.0]
@@ -238,6 +267,7 @@ A = torch.softmax(S, dim=-1)  # (n_q, n_k) softmax over keys, one row per query
 O = A @ V  # (n_q, d_v) weighted sums of values
 print("A =\n", A)
 print("row sums:", A.sum(dim=-1))
+assert torch.allclose(A.sum(dim=-1), torch.ones(len(tokens))), "every row must sum to 1"
 
 # %% [markdown]
 # Now the library function and PyTorch's own implementation must give the same numbers.
@@ -245,9 +275,14 @@ print("row sums:", A.sum(dim=-1))
 # %%
 O_ak, A_ak = ak.scaled_dot_product_attention(Q, K, V, return_weights=True)
 O_torch = F.scaled_dot_product_attention(Q, K, V)
-print("attnkit weights == step-by-step weights:", torch.allclose(A_ak, A, atol=1e-6))
-print("attnkit output  == step-by-step output :", torch.allclose(O_ak, O, atol=1e-6))
-print("attnkit output  == torch F.sdpa output :", torch.allclose(O_ak, O_torch, atol=1e-6))
+checks = {
+    "attnkit weights == step-by-step weights": torch.allclose(A_ak, A, atol=1e-6),
+    "attnkit output  == step-by-step output ": torch.allclose(O_ak, O, atol=1e-6),
+    "attnkit output  == torch F.sdpa output ": torch.allclose(O_ak, O_torch, atol=1e-6),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert all(checks.values()), "claim no longer holds: 'the three computations agree'"
 
 # %%
 fig, ax = plt.subplots(figsize=(5.2, 4.3))
@@ -280,8 +315,15 @@ plt.show()
 # %%
 perm = torch.tensor([3, 0, 5, 1, 4, 2])
 O_perm = ak.scaled_dot_product_attention(X[perm] @ W_Q, X[perm] @ W_K, X[perm] @ W_V)
-print("rows of 'the' equal:", torch.allclose(O_ak[0], O_ak[4]))
-print("attention(X[perm]) == attention(X)[perm]:", torch.allclose(O_perm, O_ak[perm], atol=1e-6))
+checks = {
+    "rows of 'the' equal (weights and outputs)": torch.allclose(A_ak[0], A_ak[4], atol=1e-6)
+    and torch.allclose(O_ak[0], O_ak[4], atol=1e-6),
+    "columns of 'the' equal": torch.allclose(A_ak[:, 0], A_ak[:, 4], atol=1e-6),
+    "attention(X[perm]) == attention(X)[perm]": torch.allclose(O_perm, O_ak[perm], atol=1e-6),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert all(checks.values()), "claim no longer holds: identical tokens, identical rows and columns"
 
 # %% [markdown]
 # (ch01-worked-example)=
@@ -340,6 +382,10 @@ print("S =\n", x @ x.T)
 print("A =\n", a)
 print("outputs (attnkit):", o.squeeze(-1))
 print("outputs (closed form above):", torch.tensor(o_exact, dtype=torch.float64))
+assert torch.allclose(o.squeeze(-1), torch.tensor(o_exact, dtype=torch.float64))
+assert round(o_exact[0], 3) == 2.575, "claim no longer holds: 'o_1 is about 2.575'"
+# every o_i lies in [1, 3], and the larger the query, the closer to 3
+assert 1 <= o_exact[0] < o_exact[1] < o_exact[2] <= 3
 
 # %% [markdown]
 # (ch01-seed-example)=
@@ -392,6 +438,13 @@ print(
     "= correct o_1 =",
     round(correct[0].item(), 4),
 )
+seed_numbers = torch.cat([seed_step4, seed_step5])
+n_outside = int(((seed_numbers < 1) | (seed_numbers > 3)).sum())
+print("seed numbers outside [1, 3]:", n_outside, "of", seed_numbers.numel())
+# the claims of the next paragraph
+assert n_outside == 5, f"claim no longer holds: 'five of the six numbers' (measured {n_outside})"
+assert torch.allclose(seed_p, a[0]), "claim no longer holds: 'the seed's weights are row 1 of A'"
+assert torch.allclose(seed_step4.sum(), correct[0]), "claim: 'step 4 sums to the correct o_1'"
 
 # %% [markdown]
 # Five of the seed's six numbers fall outside $[1, 3]$, which no weighted average of the
@@ -438,6 +491,11 @@ for d in dims:
 print(" d_k  | Var(q.k) | Var(q.k / sqrt(d_k))")
 for d, vr, vs in zip(dims, var_raw, var_scaled):
     print(f"{d:5d} | {vr:8.1f} | {vs:.3f}")
+# Var(q.k) / d_k is Var(q.k / sqrt(d_k)): its largest distance from 1 over all widths
+var_dev = max(abs(vs - 1) for vs in var_scaled)
+print(f"largest |Var(q.k) / d_k - 1|: {var_dev:.3f}")
+assert var_dev < 0.05, f"claim no longer holds: 'Var(q.k) = d_k within 5%' (measured {var_dev:.1%})"
+glue("ch01_var_max_rel_dev", var_dev, display=False)
 
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -454,7 +512,8 @@ plt.show()
 
 # %% [markdown]
 # *Figure: the measured variance of $q^\top k$ lies on the line $y = d_k$, while the scaled
-# score keeps variance 1 at every width.*
+# score keeps variance 1 at every width (both within
+# {glue:text}`ch01_var_max_rel_dev:.1%` of the theory, with 20,000 pairs per width).*
 #
 # ### Step 2: large scores saturate the softmax
 #
@@ -493,6 +552,25 @@ for i, d in enumerate(dims_sat):
         f"          {un['entropy'][i]:.3f}   {sc['entropy'][i]:.3f}"
     )
 
+# %% tags=["remove-cell"]
+# The claims of the caption below, checked on the table above.
+un, sc = stats["unscaled"], stats["scaled"]
+assert (np.diff(un["max"]) > 0).all() and un["max"][-1] > 0.9, (
+    "claim no longer holds: 'unscaled, the largest weight tends to 1 as d_k grows'"
+)
+assert (np.diff(un["entropy"]) < 0).all() and un["entropy"][-1] < 0.2, (
+    "claim no longer holds: 'unscaled, the entropy tends to 0 as d_k grows'"
+)
+assert max(sc["max"]) - min(sc["max"]) < 0.05 and min(sc["entropy"]) > 2.2, (
+    "claim no longer holds: 'scaled, the largest weight and the entropy stay flat'"
+)
+glue("ch01_unscaled_max_1024", un["max"][-1], display=False)
+glue("ch01_unscaled_entropy_1024", un["entropy"][-1], display=False)
+glue("ch01_scaled_max_lo", min(sc["max"]), display=False)
+glue("ch01_scaled_max_hi", max(sc["max"]), display=False)
+glue("ch01_scaled_entropy_lo", min(sc["entropy"]), display=False)
+glue("ch01_scaled_entropy_hi", max(sc["entropy"]), display=False)
+
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 for name, style in (("unscaled", "o-"), ("scaled", "s-")):
@@ -510,8 +588,13 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# *Figure: without scaling the softmax becomes one-hot as $d_k$ grows (largest weight
-# $\to 1$, entropy $\to 0$); with scaling both curves stay flat.*
+# *Figure: without scaling the softmax becomes one-hot as $d_k$ grows (at $d_k = 1024$ the
+# largest weight is {glue:text}`ch01_unscaled_max_1024:.3f` on average and the entropy
+# {glue:text}`ch01_unscaled_entropy_1024:.3f` nats); with scaling both curves stay flat
+# (largest weight between {glue:text}`ch01_scaled_max_lo:.3f` and
+# {glue:text}`ch01_scaled_max_hi:.3f`, entropy between
+# {glue:text}`ch01_scaled_entropy_lo:.2f` and {glue:text}`ch01_scaled_entropy_hi:.2f`
+# nats, at every width).*
 #
 # ### Step 3: a saturated softmax passes almost no gradient
 #
@@ -537,15 +620,19 @@ ax.set_title("Gradient reaching the scores")
 ax.legend()
 fig.tight_layout()
 plt.show()
-for name in ("unscaled", "scaled"):
-    print(
-        f"{name:>8}: gradient norm at d_k=1024 / at d_k=1 = "
-        f"{stats[name]['grad'][-1] / stats[name]['grad'][0]:.1e}"
-    )
+grad_ratio = {name: stats[name]["grad"][-1] / stats[name]["grad"][0] for name in stats}
+for name, ratio in grad_ratio.items():
+    print(f"{name:>8}: gradient norm at d_k=1024 / at d_k=1 = {ratio:.1e}")
+assert grad_ratio["unscaled"] < 1e-4, "claim no longer holds: 'more than four orders of magnitude'"
+assert 0.5 < grad_ratio["scaled"] < 2, "claim no longer holds: 'with scaling it stays of order one'"
+glue("ch01_grad_ratio_unscaled", grad_ratio["unscaled"], display=False)
+glue("ch01_grad_ratio_scaled", grad_ratio["scaled"], display=False)
 
 # %% [markdown]
 # *Figure: without scaling the gradient through the softmax collapses by more than four
-# orders of magnitude between $d_k = 1$ and $d_k = 1024$; with scaling it stays of order one.*
+# orders of magnitude between $d_k = 1$ and $d_k = 1024$ (the median norm is multiplied by
+# {glue:text}`ch01_grad_ratio_unscaled:.1e`); with scaling it stays of order one (a factor
+# {glue:text}`ch01_grad_ratio_scaled:.2f`).*
 #
 # (ch01-seed-scale)=
 # ### Why not divide by the sequence length?
@@ -575,7 +662,12 @@ n_fixed = 16
 rows.append(f"\nstd of the logits, n = {n_fixed} keys:\n  d_k | scale 1/n | scale 1/sqrt(d_k)")
 for d in (16, 256, 4096):
     dots = (torch.randn(5000, d) * torch.randn(5000, d)).sum(-1)
-    rows.append(f"{d:5d} | {(dots / n_fixed).std():9.2f} | {(dots / math.sqrt(d)).std():6.2f}")
+    std_n, std_d = (dots / n_fixed).std().item(), (dots / math.sqrt(d)).std().item()
+    rows.append(f"{d:5d} | {std_n:9.2f} | {std_d:6.2f}")
+    # item 2: with 1/n the std is sqrt(d_k) / n, growing with d_k; with 1/sqrt(d_k) it is 1
+    assert abs(std_n / (math.sqrt(d) / n_fixed) - 1) < 0.05 and abs(std_d - 1) < 0.05, (
+        f"claim no longer holds: 'logit std sqrt(d_k)/n with 1/n, 1 with 1/sqrt(d_k)' at d_k={d}"
+    )
 print("\n".join(rows))
 
 # %% [markdown]
@@ -606,6 +698,23 @@ for i, n in enumerate(lengths_n):
         f"         {kl_unif['1/n'][i]:.4f}  {kl_unif['1/sqrt(d_k)'][i]:.4f}"
     )
 
+# %% tags=["remove-cell"]
+# The claims of the caption below, checked on the table above.
+at = {n: i for i, n in enumerate(lengths_n)}
+kl_fall = kl_unif["1/n"][at[64]] / kl_unif["1/n"][at[256]]  # 1/n^2 predicts (256/64)^2 = 16
+kl_long = kl_unif["1/sqrt(d_k)"][at[64] :]  # n = 64 .. 4096
+assert norm_ent["1/n"][at[2]] < 0.5 and norm_ent["1/n"][at[2]] < norm_ent["1/sqrt(d_k)"][at[2]], (
+    "claim no longer holds: 'with 1/n, sharp for n = 2'"
+)
+assert min(norm_ent["1/n"][at[256] :]) > 0.999, "claim: 'with 1/n, uniform for long sequences'"
+assert 12 < kl_fall < 20, f"claim: 'the distance from uniform falls like 1/n^2' (ratio {kl_fall})"
+assert min(kl_long) > 0.4 and max(kl_long) < 0.6, "claim: 'with 1/sqrt(d_k) it levels off near 0.5'"
+assert norm_ent["1/n"][at[8]] == norm_ent["1/sqrt(d_k)"][at[8]], "claim: 'they coincide at n = 8'"
+glue("ch01_norm_entropy_n2_inv_n", norm_ent["1/n"][at[2]], display=False)
+glue("ch01_kl_fall_64_256", kl_fall, display=False)
+glue("ch01_kl_sqrt_lo", min(kl_long), display=False)
+glue("ch01_kl_sqrt_hi", max(kl_long), display=False)
+
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 for name, style in (("1/n", "o-"), ("1/sqrt(d_k)", "s-")):
@@ -623,10 +732,15 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# *Figure: with $1/n$ the behaviour depends on the length (sharp for $n = 2$, uniform for
-# long sequences, where the distance from uniform falls like $1/n^2$), whereas
-# $1/\sqrt{d_k}$ keeps the distance from uniform about constant; the two coincide only
-# at $n = \sqrt{d_k} = 8$.*
+# *Figure: with $1/n$ the behaviour depends on the length: sharp for $n = 2$ (normalised
+# entropy {glue:text}`ch01_norm_entropy_n2_inv_n:.2f`), uniform for long sequences, where
+# the distance from uniform falls like $1/n^2$ (it is divided by
+# {glue:text}`ch01_kl_fall_64_256:.1f` from $n = 64$ to $n = 256$, where $1/n^2$ predicts
+# 16). With $1/\sqrt{d_k}$ the distance from uniform grows over the first few dozen keys
+# and then levels off: from $n = 64$ to $4096$ it stays between
+# {glue:text}`ch01_kl_sqrt_lo:.2f` and {glue:text}`ch01_kl_sqrt_hi:.2f` nats, close to
+# $\sigma^2/2 = 0.5$, its limit for many keys with logits of variance $\sigma^2 = 1$. The
+# two scales coincide only at $n = \sqrt{d_k} = 8$.*
 
 # %% [markdown]
 # (ch01-masks)=
@@ -684,6 +798,8 @@ Xb = torch.randn(2, T, 8)  # (B, T, d_model), positions >= length are padding
 Qb, Kb, Vb = Xb @ W_Q, Xb @ W_K, Xb @ W_V
 Ob, Ab = ak.scaled_dot_product_attention(Qb, Kb, Vb, combined, return_weights=True)
 print("weights of sequence 1 (length 3):\n", Ab[1])
+# masked keys get weight exactly 0, and every row still sums to 1
+assert (Ab[~combined] == 0).all() and torch.allclose(Ab.sum(-1), torch.ones(2, T))
 
 # %%
 from matplotlib.colors import ListedColormap
@@ -725,15 +841,23 @@ plt.show()
 # have no key left. A naive softmax of a row of $-\infty$ computes $0/0$:
 
 # %%
-print("torch.softmax of an all -inf row:", torch.softmax(torch.full((3,), float("-inf")), 0))
+naive = torch.softmax(torch.full((3,), float("-inf")), 0)
+print("torch.softmax of an all -inf row:", naive)
 
 full_mask = ak.combine_masks(combined, pad[:, :, None])  # also block padding queries
 Of, Af = ak.scaled_dot_product_attention(Qb, Kb, Vb, full_mask, return_weights=True)
 print("attnkit weights, seq. 1:\n", Af[1])
 print("attnkit outputs of the fully masked rows:\n", Of[1, 3:])
 O_torch_full = F.scaled_dot_product_attention(Qb, Kb, Vb, attn_mask=full_mask)
-print("torch F.sdpa agrees:", torch.allclose(Of, O_torch_full, atol=1e-6))
-print("and masking a NaN away afterwards does not work: 0 * nan =", 0 * torch.tensor(float("nan")))
+agrees = torch.allclose(Of, O_torch_full, atol=1e-6)
+print("torch F.sdpa agrees:", agrees)
+nan_times_zero = 0 * torch.tensor(float("nan"))
+print("and masking a NaN away afterwards does not work: 0 * nan =", nan_times_zero)
+# the claims of the next paragraph
+assert naive.isnan().all() and nan_times_zero.isnan()
+assert (Af[1, 3:] == 0).all() and (Of[1, 3:] == 0).all() and agrees, (
+    "claim no longer holds: 'attnkit and torch give zeros, not NaN, for a fully masked row'"
+)
 
 # %% [markdown]
 # `attnkit` (like `F.scaled_dot_product_attention` in the PyTorch version used here) returns
@@ -780,12 +904,17 @@ Q6, K6, V6 = torch.randn(6, 4), torch.randn(6, 4), torch.randn(6, 4)
 full = ak.scaled_dot_product_attention(Q6, K6, V6, ak.causal_mask(6))
 cached = ak.scaled_dot_product_attention(Q6[3:], K6, V6, ak.causal_mask(3, 6))
 top_left = ak.scaled_dot_product_attention(Q6[3:], K6, V6, ak.causal_mask(3, 6, offset=0))
-print(
-    "default offset reproduces the full computation:", torch.allclose(cached, full[3:], atol=1e-6)
-)
-print("offset=0 reproduces it:", torch.allclose(top_left, full[3:], atol=1e-6))
 O_is_causal = F.scaled_dot_product_attention(Q6[3:], K6, V6, is_causal=True)
-print("offset=0 equals torch is_causal=True:", torch.allclose(top_left, O_is_causal, atol=1e-6))
+checks = {
+    "default offset reproduces the full computation": torch.allclose(cached, full[3:], atol=1e-6),
+    "offset=0 reproduces it": torch.allclose(top_left, full[3:], atol=1e-6),
+    "offset=0 equals torch is_causal=True": torch.allclose(top_left, O_is_causal, atol=1e-6),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert checks == {name: name != "offset=0 reproduces it" for name in checks}, (
+    "claim no longer holds: 'only the default offset reproduces the cache-free computation'"
+)
 
 # %% [markdown]
 # (ch01-seed-multiplicative)=
@@ -822,21 +951,30 @@ q, k, v = torch.randn(n_q, d), torch.randn(n_k, d), torch.randn(n_k, d)
 additive = ak.AdditiveAttention(d, d, d_hidden=16)
 dot = ak.MultiplicativeAttention(d, d, variant="dot")
 general = ak.MultiplicativeAttention(d, d, variant="general")
-rows = []
+rows, weights_of = [], {}
 with torch.no_grad():
     for name, module in (("additive", additive), ("dot", dot), ("general", general)):
-        _, w = module(q, k, v, return_weights=True)
+        _, weights_of[name] = module(q, k, v, return_weights=True)
         n_params = sum(p.numel() for p in module.parameters())
-        rows.append(f"{name:>8}: {n_params:3d} parameters, weights of query 0 = {w[0]}")
-    _, w = ak.scaled_dot_product_attention(q, k, v, return_weights=True)
-    rows.append(f"{'scaled':>8}:   0 parameters, weights of query 0 = {w[0]}")
+        rows.append(
+            f"{name:>8}: {n_params:3d} parameters, weights of query 0 = {weights_of[name][0]}"
+        )
+    _, weights_of["scaled"] = ak.scaled_dot_product_attention(q, k, v, return_weights=True)
+    rows.append(f"{'scaled':>8}:   0 parameters, weights of query 0 = {weights_of['scaled'][0]}")
 print("\n".join(rows))
+top_dot, top_scaled = (weights_of[name].max(-1).values for name in ("dot", "scaled"))  # (n_q,)
+print("largest weight of each query, dot:", top_dot, "| scaled:", top_scaled)
+assert (top_dot > top_scaled).all(), "claim no longer holds: 'dot weights are sharper than scaled'"
+glue("ch01_dot_top_weight_mean", top_dot.mean().item(), display=False)
+glue("ch01_scaled_top_weight_mean", top_scaled.mean().item(), display=False)
 
 # %% [markdown]
-# Even at $d = 8$ the unscaled "dot" weights are much sharper than the scaled ones: the
-# saturation of the previous section, in miniature. Two checks make the formulas concrete: one additive score computed by hand from the
-# module's parameters, and Luong's "dot" equal to scaled dot-product attention with
-# `scale=1`.
+# Even at $d = 8$ the unscaled "dot" weights are clearly sharper than the scaled ones (the
+# largest weight of a query is {glue:text}`ch01_dot_top_weight_mean:.2f` on average,
+# against {glue:text}`ch01_scaled_top_weight_mean:.2f` with the scale): the saturation of
+# the previous section, in miniature. Two checks make the formulas concrete: one additive
+# score computed by hand from the module's parameters, and Luong's "dot" equal to scaled
+# dot-product attention with `scale=1`.
 
 # %%
 with torch.no_grad():
@@ -846,10 +984,10 @@ with torch.no_grad():
     same_as_dot = torch.allclose(
         dot(q, k, v), ak.scaled_dot_product_attention(q, k, v, scale=1.0), atol=1e-6
     )
-    print(
-        "additive score (0,1) by hand == module:", torch.allclose(s_01, additive.scores(q, k)[0, 1])
-    )
+    by_hand_ok = torch.allclose(s_01, additive.scores(q, k)[0, 1])
+    print("additive score (0,1) by hand == module:", by_hand_ok)
     print("Luong dot == attnkit with scale=1:", same_as_dot)
+    assert by_hand_ok and same_as_dot, "claim no longer holds: the two checks of the formulas"
     print(
         "additive needs a hidden tensor of shape",
         tuple(hidden.shape),
@@ -888,16 +1026,19 @@ torch.manual_seed(0)
 proj = torch.nn.ModuleDict({name: torch.nn.Linear(64, 64, bias=False) for name in ("q", "k", "v")})
 n_params = sum(p.numel() for p in proj.parameters())
 rows = ["    n  | parameters | entries of A | A in float32 | multiply-adds in QK^T and AV"]
+entries = {}
 with torch.no_grad():
     for n in (16, 256, 1024, 4096):
         Xn = torch.randn(n, 64)
         Qn, Kn, Vn = proj["q"](Xn), proj["k"](Xn), proj["v"](Xn)
         _, An = ak.scaled_dot_product_attention(Qn, Kn, Vn, return_weights=True)
+        entries[n] = An.numel()
         mib = An.numel() * 4 / 2**20
         rows.append(
             f"{n:6d} | {n_params:10d} | {An.numel():12d} | {mib:8.2f} MiB | {2 * n * n * 64:14d}"
         )
 print("\n".join(rows))
+assert entries[4096] == 256 * entries[256] and n_params == sum(p.numel() for p in proj.parameters())
 
 # %% [markdown]
 # Multiplying $n$ by 16 (256 to 4096) multiplies the weights tensor by 256 and leaves the
@@ -914,7 +1055,9 @@ torch.manual_seed(0)
 X_path = torch.randn(1024, 64, requires_grad=True)
 out = ak.scaled_dot_product_attention(proj["q"](X_path), proj["k"](X_path), proj["v"](X_path))
 out[0].sum().backward()
-print("d out[0] / d x[1023] is nonzero:", bool(X_path.grad[-1].abs().sum() > 0))
+reaches = bool(X_path.grad[-1].abs().sum() > 0)
+print("d out[0] / d x[1023] is nonzero:", reaches)
+assert reaches, "claim no longer holds: 'the first output depends on the last input'"
 
 # %% [markdown]
 # ## Key takeaways

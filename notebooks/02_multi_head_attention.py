@@ -26,7 +26,7 @@
 #   size $d_{\text{model}}/H$ can attend to several places at once where one head of size
 #   $d_{\text{model}}$ cannot, at the same cost;
 # - write multi-head attention with every shape right, and check it against PyTorch;
-# - show, in a model trained in a few seconds, heads that specialise in different relations;
+# - show, in a tiny model trained on a CPU, heads that specialise in different relations;
 # - prove and check that attention without positions is blind to order, and say *where*
 #   positions must enter;
 # - derive the sinusoidal encoding, rotary embeddings (RoPE) and ALiBi, and check their
@@ -47,13 +47,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from myst_nb import glue
 from torch import nn
 
 import attnkit as ak
 
 torch.manual_seed(0)
-# The models in this chapter are tiny: one thread is the fastest setting for them, and it
-# makes every printed number reproducible bit for bit whatever the number of cores.
+# One thread: the book runs its chapters side by side, one thread each, so every number
+# below is the same on any machine, however many cores it has and however busy it is.
 torch.set_num_threads(1)
 torch.set_printoptions(precision=4, sci_mode=False)
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
@@ -145,6 +146,8 @@ for H in (1, 2, 4, 8):
     mha = ak.MultiHeadAttention(d_model, H)
     _, w = mha(x_demo, need_weights=True)
     rows.append(f"{H:2d} | {mha.head_dim:11d} | {ak.count_parameters(mha):10d} | {tuple(w.shape)}")
+    assert ak.count_parameters(mha) == 4 * d_model**2 + 4 * d_model  # the same for every H
+    assert w.shape == (1, H, T_demo, T_demo)  # the weights tensor grows with H
 print("\n".join(rows))
 print("4 * d_model**2 + 4 * d_model =", 4 * d_model**2 + 4 * d_model)
 
@@ -171,9 +174,15 @@ print("x =\n", x_small[0])
 print("split into 3 heads, shape", tuple(heads.shape))
 for h in range(3):
     print(f"head {h}:\n", heads[0, h])
-print("merge_heads(split_heads(x)) == x:", torch.equal(ak.merge_heads(heads), x_small))
-print("split_heads shares memory with x (a view):", heads.data_ptr() == x_small.data_ptr())
-print("but it is no longer contiguous:", heads.is_contiguous())
+checks = {
+    "merge_heads(split_heads(x)) == x": torch.equal(ak.merge_heads(heads), x_small),
+    "split_heads shares memory with x (a view)": heads.data_ptr() == x_small.data_ptr(),
+    "but it is no longer contiguous": not heads.is_contiguous(),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert all(checks.values())
+assert torch.equal(heads[0, 1], x_small[0, :, 2:4])  # head 1 receives features 2 and 3
 
 # %% [markdown]
 # Head 0 sees features 0 and 1 of both tokens, head 1 features 2 and 3, head 2 features
@@ -199,8 +208,13 @@ with torch.no_grad():
     out_ak, w_ak = mha(x, need_weights=True)
     out_pt, w_pt = torch_mha(x, x, x, need_weights=True, average_attn_weights=False)
 print("output shape", tuple(out_ak.shape), "| weights shape", tuple(w_ak.shape))
-print("outputs equal:", torch.allclose(out_ak, out_pt, atol=1e-6))
-print("per-head weights equal:", torch.allclose(w_ak, w_pt, atol=1e-6))
+checks = {
+    "outputs equal": torch.allclose(out_ak, out_pt, atol=1e-6),
+    "per-head weights equal": torch.allclose(w_ak, w_pt, atol=1e-6),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert all(checks.values()), "claim no longer holds: 'attnkit and torch give the same numbers'"
 
 # %% [markdown]
 # The two libraries disagree on one convention. A key padding mask in `attnkit` is `True`
@@ -223,8 +237,13 @@ with torch.no_grad():
         average_attn_weights=False,
     )
 print("attnkit key_padding_mask:\n", real)
-print("masked outputs equal:", torch.allclose(out_ak, out_pt, atol=1e-6))
-print("masked per-head weights equal:", torch.allclose(w_ak, w_pt, atol=1e-6))
+checks = {
+    "masked outputs equal": torch.allclose(out_ak, out_pt, atol=1e-6),
+    "masked per-head weights equal": torch.allclose(w_ak, w_pt, atol=1e-6),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert all(checks.values()), "claim no longer holds: 'the negated masks give the same result'"
 
 # %% [markdown]
 # ### The formula, step by step, from the module's own weights
@@ -248,8 +267,13 @@ with torch.no_grad():
     as_sum = sum(per_head[:, h] @ W_o[:, h * D : (h + 1) * D].T for h in range(H)) + b_o
     out_module, _ = mha(x)
 print("q, k, v:", tuple(q.shape), "| per-head outputs:", tuple(per_head.shape))
-print("by hand == module:", torch.allclose(by_hand, out_module, atol=1e-6))
-print("sum over heads of head_h W_o^h == module:", torch.allclose(as_sum, out_module, atol=1e-6))
+checks = {
+    "by hand == module": torch.allclose(by_hand, out_module, atol=1e-6),
+    "sum over heads of head_h W_o^h == module": torch.allclose(as_sum, out_module, atol=1e-6),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert all(checks.values()), "claim no longer holds: 'the module computes the formula'"
 
 # %% [markdown]
 # (ch02-heads)=
@@ -317,10 +341,13 @@ val_tokens, val_targets = make_batch(torch.Generator().manual_seed(1234), batch_
 def evaluate(model):
     pred = model(val_tokens)[0][:, 1:].argmax(-1)  # (1000, T-1, 2)
     correct = pred == val_targets
+    late = correct[:, 1:]  # queries t >= 2, where the two targets are different positions
     return {
         "acc_previous": correct[..., 0].float().mean().item(),
         "acc_first": correct[..., 1].float().mean().item(),
         "acc_both": correct.all(-1).float().mean().item(),
+        "acc_previous_late": late[..., 0].float().mean().item(),
+        "acc_first_late": late[..., 1].float().mean().item(),
     }
 
 
@@ -332,12 +359,12 @@ print("target (first)    :", ["-", *targets[0, :, 1].tolist()])
 # %% [markdown]
 # ### Training with 1, 2 and 4 heads
 #
-# We train three models that differ only in $H$, each for 1500 steps with `ak.train`
+# We train three models that differ only in $H$, each for 1000 steps with `ak.train`
 # (AdamW, warm-up then cosine decay), on fresh random batches, and measure on 1000
 # held-out sequences how often *both* outputs are right.
 
 # %%
-config = ak.TrainConfig(steps=1500, lr=1e-2, warmup_steps=50, eval_every=100, progress=False)
+config = ak.TrainConfig(steps=1000, lr=1e-2, warmup_steps=50, eval_every=100, progress=False)
 models, results = {}, {}
 for H in (1, 2, 4):
     ak.seed_everything(0)
@@ -352,6 +379,29 @@ for H, res in results.items():
         f" {H} | {ak.count_parameters(models[H]):10d} | {final['acc_previous']:13.3f} |"
         f" {final['acc_first']:10.3f} | {final['acc_both']:9.3f}"
     )
+
+# %% tags=["remove-cell"]
+# The claims of the caption below (and of the key takeaways), checked on the runs above.
+n_params = {ak.count_parameters(m) for m in models.values()}
+acc_both = {H: res.history[-1]["acc_both"] for H, res in results.items()}
+loss_end = {H: res.history[-1]["train_loss"] for H, res in results.items()}
+solved_at = {  # first logged step with a held-out accuracy on both outputs of at least 99%
+    H: min((h["step"] for h in res.history if h["acc_both"] >= 0.99), default=None)
+    for H, res in results.items()
+}
+assert len(n_params) == 1, "claim no longer holds: 'the same number of parameters for every H'"
+assert min(acc_both[2], acc_both[4]) >= 0.99, f"claim: '2 and 4 heads solve the task' ({acc_both})"
+assert max(solved_at[2], solved_at[4]) <= 500, f"claim: 'within a few hundred steps' ({solved_at})"
+assert max(loss_end[2], loss_end[4]) < 0.1 * loss_end[1], f"claim: 'loss towards zero' ({loss_end})"
+assert 0.8 < acc_both[1] < 0.99 and solved_at[1] is None, (
+    f"claim no longer holds: 'the single head stalls short of perfect' ({acc_both[1]:.3f})"
+)
+glue("ch02_two_rel_params", n_params.pop(), display=False)
+for H in (1, 2, 4):
+    glue(f"ch02_two_rel_acc_both_h{H}", acc_both[H], display=False)
+    glue(f"ch02_two_rel_loss_end_h{H}", loss_end[H], display=False)
+glue("ch02_two_rel_solved_at_h2", int(solved_at[2]), display=False)
+glue("ch02_two_rel_solved_at_h4", int(solved_at[4]), display=False)
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -368,9 +418,15 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# *Figure: with the same 7744 parameters, the models with 2 and 4 heads solve the task
-# within a few hundred steps and drive the loss towards zero; the single-head model
-# learns more slowly and stalls about 5% short of perfect.*
+# *Figure: with the same {glue:text}`ch02_two_rel_params` parameters, the models with 2 and
+# 4 heads solve the task within a few hundred steps (their held-out accuracy on both
+# outputs is at least 99% from step {glue:text}`ch02_two_rel_solved_at_h2` and step
+# {glue:text}`ch02_two_rel_solved_at_h4` on, and {glue:text}`ch02_two_rel_acc_both_h2:.1%`
+# and {glue:text}`ch02_two_rel_acc_both_h4:.1%` at the end) and drive the loss towards zero
+# (final training loss {glue:text}`ch02_two_rel_loss_end_h2:.1e` and
+# {glue:text}`ch02_two_rel_loss_end_h4:.1e`); the single-head model learns more slowly
+# and stalls short of perfect, at {glue:text}`ch02_two_rel_acc_both_h1:.1%` (final loss
+# {glue:text}`ch02_two_rel_loss_end_h1:.2f`).*
 #
 # ### Looking at the heads
 #
@@ -412,29 +468,56 @@ plt.show()
 
 # %%
 t = torch.arange(2, T)
-roles = {}
-print(" model | head | weight on first token | weight on previous token | role")
+roles, shares = {}, {}
+print(" model | head | weight on first token | weight on previous token | on itself | role")
 for H, w in weights.items():
     on_first = w[:, :, t, 0].mean(dim=(0, 2))  # (H,)
     on_prev = w[:, :, t, t - 1].mean(dim=(0, 2))  # (H,)
+    on_self = w[:, :, t, t].mean(dim=(0, 2))  # (H,) the query's own position
     for h in range(H):
-        f, p = on_first[h].item(), on_prev[h].item()
+        f, p, s_ = on_first[h].item(), on_prev[h].item(), on_self[h].item()
         role = "first" if f > 0.8 else "previous" if p > 0.6 else "mixed"
-        roles[H, h] = role
-        print(f"   H={H} |   {h}  | {f:21.3f} | {p:24.3f} | {role}")
+        roles[H, h], shares[H, h] = role, (f, p, s_)
+        print(f"   H={H} |   {h}  | {f:21.3f} | {p:24.3f} | {s_:9.3f} | {role}")
+
+# %% tags=["remove-cell"]
+# The claims of the figure caption above and of the next two paragraphs, checked.
+head_of = {role: [h for h in range(2) if roles[2, h] == role] for role in ("first", "previous")}
+first_2, prev_2 = shares[2, head_of["first"][0]], shares[2, head_of["previous"][0]]
+roles_4 = sorted(roles[4, h] for h in range(4))
+assert roles[1, 0] == "mixed" and sorted(roles[2, h] for h in range(2)) == ["first", "previous"], (
+    "claim no longer holds: 'one head of the 2-head model per relation, the single head mixed'"
+)
+assert roles_4 == ["first", "first", "previous", "previous"], (
+    f"claim no longer holds: 'the 4-head model has two heads of each kind' ({roles_4})"
+)
+assert first_2[0] > 0.95, "claim no longer holds: 'almost all its weight on the first token'"
+assert prev_2[2] > (1 - prev_2[1]) / 2, "claim: 'most of the rest on the query's own position'"
+single = shares[1, 0]
+assert 0.35 < single[0] < 0.65 and 0.35 < single[1] < 0.65, (
+    f"claim no longer holds: 'the single head splits its weight roughly in half' ({single})"
+)
+glue("ch02_h2_first_head_on_first", first_2[0], display=False)
+glue("ch02_h2_prev_head_on_prev", prev_2[1], display=False)
+glue("ch02_h2_prev_head_on_self", prev_2[2], display=False)
+glue("ch02_h1_on_first", single[0], display=False)
+glue("ch02_h1_on_prev", single[1], display=False)
 
 # %% [markdown]
 # With two heads the division of labour is clean: one head puts almost all its weight on
-# the first token, the other about 0.86 on the previous token (most of the rest on
-# the query's own position). With four heads there are two heads of each kind (heads 1
-# and 2 attend to the first token, heads 0 and 3 to the previous one). Which head takes which job is
-# decided by the random initialisation; that they split the jobs is not (we checked
-# seeds 0 to 3 while writing this chapter, with the same outcome).
+# the first token ({glue:text}`ch02_h2_first_head_on_first:.3f`), the other
+# {glue:text}`ch02_h2_prev_head_on_prev:.2f` on the previous token, with most of the rest
+# on the query's own position ({glue:text}`ch02_h2_prev_head_on_self:.2f`). With four
+# heads there are two heads of each kind (the table names them). Which head takes which
+# job is decided by the random initialisation: the heads are interchangeable, so
+# permuting them at initialisation permutes their roles.
 #
 # The single head, having only one softmax, splits its weight roughly in half *on
-# average*: 0.47 on the first token and 0.50 on the previous one. It still gets about 95% right, so let us see how: the split
-# varies a lot from sequence to sequence, and we compare its errors with how even the
-# split is.
+# average*: {glue:text}`ch02_h1_on_first:.2f` on the first token and
+# {glue:text}`ch02_h1_on_prev:.2f` on the previous one. It still gets both outputs right
+# for {glue:text}`ch02_two_rel_acc_both_h1:.1%` of the held-out queries, so let us see
+# how: the split varies a lot from sequence to sequence, and we compare its errors with how
+# even the split is.
 
 # %%
 with torch.no_grad():
@@ -443,23 +526,34 @@ wrong = (logits.argmax(-1) != val_targets).any(-1)[:, 1:]  # queries t >= 2, (10
 w1 = weights[1][:, 0]  # (1000, T, T)
 share_first = w1[:, t, 0] / (w1[:, t, 0] + w1[:, t, t - 1])  # first / (first + previous)
 even = (share_first - 0.5).abs() < 0.05
+err_even, err_other = wrong[even].float().mean().item(), wrong[~even].float().mean().item()
 print(f"std of the weight on the first token across queries: {w1[:, t, 0].std():.2f}")
 print(
     f"queries with a nearly even split (share of 'first' in 0.45..0.55): {even.float().mean():.1%}"
 )
-print(f"error rate on those queries:   {wrong[even].float().mean():.1%}")
+print(f"error rate on those queries:   {err_even:.1%}")
 print(
-    f"error rate on all other ones:  {wrong[~even].float().mean():.1%}"
+    f"error rate on all other ones:  {err_other:.1%}"
     f" ({wrong[~even].sum().item()} errors in {(~even).sum().item()} queries)"
 )
+assert err_even > 0.2 and err_other < 0.01, (
+    "claim no longer holds: 'the errors are where the split is even, hardly anywhere else'"
+)
+glue("ch02_h1_share_std", w1[:, t, 0].std().item(), display=False)
+glue("ch02_h1_err_even", err_even, display=False)
+glue("ch02_h1_errors_other", int(wrong[~even].sum()), display=False)
+glue("ch02_h1_queries_other", int((~even).sum()), display=False)
 
 # %% [markdown]
 # The single head survives by **leaning**: depending on the tokens, it gives clearly more
-# weight to one of the two positions, and the read-out can then tell them apart. Where it
+# weight to one of the two positions (the weight on the first token varies with a standard
+# deviation of {glue:text}`ch02_h1_share_std:.2f` across queries), and the read-out can then tell them apart. Where it
 # does not lean (a split within 0.45 to 0.55) the two tokens arrive as a nearly symmetric
 # blend, exactly the situation described at the start of the chapter, and the model is
-# wrong on 39% of those queries, against none of the other 8726. Two heads
-# remove the problem: each keeps its own softmax and its own output coordinates.
+# wrong on {glue:text}`ch02_h1_err_even:.0%` of those queries, against
+# {glue:text}`ch02_h1_errors_other` errors in the other
+# {glue:text}`ch02_h1_queries_other` queries. Two heads remove the problem: each keeps its
+# own softmax and its own output coordinates.
 #
 # (ch02-seed-heads)=
 # ### Knocking out heads
@@ -488,18 +582,57 @@ first_heads = [h for h in range(4) if roles[4, h] == "first"]
 prev_heads = [h for h in range(4) if roles[4, h] == "previous"]
 print(f"4-head model: heads {first_heads} attend to the first token,", end=" ")
 print(f"heads {prev_heads} to the previous one")
-print(" heads removed | acc. previous | acc. first")
+print(" heads removed | acc. previous | acc. first | at t >= 2: previous | first")
+ablations = {}
 for off in [[], *[[h] for h in range(4)], first_heads, prev_heads]:
-    acc = accuracy_without(models[4], off)
-    print(f" {off!s:>13} | {acc['acc_previous']:13.3f} | {acc['acc_first']:10.3f}")
+    acc = ablations[tuple(off)] = accuracy_without(models[4], off)
+    print(
+        f" {off!s:>13} | {acc['acc_previous']:13.3f} | {acc['acc_first']:10.3f} |"
+        f" {acc['acc_previous_late']:19.3f} | {acc['acc_first_late']:5.3f}"
+    )
 print(f"chance level: {1 / V:.3f}")
 
+# %% tags=["remove-cell"]
+# The claims of the next paragraph, checked on the table above.
+full = ablations[()]
+no_first, no_prev = ablations[tuple(first_heads)], ablations[tuple(prev_heads)]
+assert no_first["acc_first_late"] < 2 / V and no_prev["acc_previous_late"] < 2 / V, (
+    "claim no longer holds: 'removing a pair drops its relation to chance at t >= 2'"
+)
+assert no_first["acc_previous"] >= full["acc_previous"] - 0.01, "claim: 'previous untouched'"
+assert no_prev["acc_first"] >= full["acc_first"] - 0.01, "claim: 'first untouched'"
+single_drops = [  # accuracy lost on a head's own relation when that head alone is removed
+    full[f"acc_{roles[4, h]}"] - ablations[(h,)][f"acc_{roles[4, h]}"] for h in range(4)
+]
+pair_drops = [
+    full["acc_first"] - no_first["acc_first"],
+    full["acc_previous"] - no_prev["acc_previous"],
+]
+assert min(single_drops) > 0 and max(single_drops) < 0.75 * min(pair_drops), (
+    f"claim: 'one head of a pair costs much less than the pair' ({single_drops}, {pair_drops})"
+)
+glue("ch02_ablate_first_pair_acc_first", no_first["acc_first"], display=False)
+glue("ch02_ablate_first_pair_acc_first_late", no_first["acc_first_late"], display=False)
+glue("ch02_ablate_prev_pair_acc_prev", no_prev["acc_previous"], display=False)
+glue("ch02_ablate_prev_pair_acc_prev_late", no_prev["acc_previous_late"], display=False)
+glue("ch02_ablate_single_drop_min", 100 * min(single_drops), display=False)
+glue("ch02_ablate_single_drop_max", 100 * max(single_drops), display=False)
+glue("ch02_ablate_pair_drop_min", 100 * min(pair_drops), display=False)
+
 # %% [markdown]
-# The ablations confirm the reading of the heatmaps. Removing both "first" heads drops
-# the accuracy on the first token to near chance (1/32) and leaves the previous token
-# untouched; removing both "previous" heads does the opposite. Removing one head of a pair
-# costs between 8 and 45 points of accuracy on its relation, since the read-out was
-# trained on the sum of both, but much less than removing the pair.
+# The ablations confirm the reading of the heatmaps. Removing both "first" heads leaves
+# the previous token untouched and drops the accuracy on the first token to
+# {glue:text}`ch02_ablate_first_pair_acc_first:.3f`. That is above chance
+# ($1/32 \approx 0.031$) only because of position $t = 1$, where the first token *is* the
+# previous token and still arrives through the "previous" heads: at the positions
+# $t \ge 2$ the accuracy is {glue:text}`ch02_ablate_first_pair_acc_first_late:.3f`, chance
+# level. Removing both "previous" heads does the opposite (accuracy on the previous token
+# {glue:text}`ch02_ablate_prev_pair_acc_prev:.3f`, and
+# {glue:text}`ch02_ablate_prev_pair_acc_prev_late:.3f` at $t \ge 2$). Removing one head of
+# a pair costs between {glue:text}`ch02_ablate_single_drop_min:.0f` and
+# {glue:text}`ch02_ablate_single_drop_max:.0f` points of accuracy on its relation, since
+# the read-out was trained on the sum of both, but much less than removing the pair (at
+# least {glue:text}`ch02_ablate_pair_drop_min:.0f` points).
 #
 # In large trained Transformers the picture is similar but noisier. Voita et al.
 # {cite:p}`voita2019analyzing` find a few specialised heads (attending to the neighbouring
@@ -541,8 +674,13 @@ perm = torch.tensor([4, 0, 6, 2, 1, 5, 3])
 with torch.no_grad():
     out, w = mha(x, need_weights=True)
     out_p, w_p = mha(x[:, perm], need_weights=True)
-print("MHA(X[perm]) == MHA(X)[perm]:", torch.allclose(out_p, out[:, perm], atol=1e-6))
-print("weights: A' == P A P^T:", torch.allclose(w_p, w[:, :, perm][:, :, :, perm], atol=1e-6))
+checks = {
+    "MHA(X[perm]) == MHA(X)[perm]": torch.allclose(out_p, out[:, perm], atol=1e-6),
+    "weights: A' == P A P^T": torch.allclose(w_p, w[:, :, perm][:, :, :, perm], atol=1e-6),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert all(checks.values()), "claim no longer holds: 'multi-head attention is equivariant'"
 
 # %% [markdown]
 # For language this is fatal. Take "dog bites man" and "man bites dog": same three
@@ -558,8 +696,13 @@ s2 = torch.tensor([[2, 1, 0]])  # man bites dog
 with torch.no_grad():
     o1, _ = mha(emb(s1))
     o2, _ = mha(emb(s2))
-print("output of 'dog' equal in both sentences:", torch.allclose(o1[0, 0], o2[0, 2], atol=1e-6))
-print("mean over the sentence equal:", torch.allclose(o1.mean(1), o2.mean(1), atol=1e-6))
+checks = {
+    "output of 'dog' equal in both sentences": torch.allclose(o1[0, 0], o2[0, 2], atol=1e-6),
+    "mean over the sentence equal": torch.allclose(o1.mean(1), o2.mean(1), atol=1e-6),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert all(checks.values()), "claim no longer holds: 'without positions both sentences look alike'"
 
 # %% [markdown]
 # So positions must be injected. The rest of the chapter is about how, and the first
@@ -620,10 +763,14 @@ print("  PE after attention  (seed)       , man bites dog:", dog_row(w2, s2))
 print("  PE before attention (Transformer), dog bites man:", dog_row(v1, s1))
 print("  PE before attention (Transformer), man bites dog:", dog_row(v2, s2))
 content_gap = after1[0, 0] - after2[0, 2] - (pe[0] - pe[2])
-print(
-    "seed: output(dog) differs between sentences only by PE(0) - PE(2):",
-    torch.allclose(content_gap, torch.zeros(16), atol=1e-6),
+only_label = torch.allclose(content_gap, torch.zeros(16), atol=1e-6)
+print("seed: output(dog) differs between sentences only by PE(0) - PE(2):", only_label)
+# the claims of the next paragraph
+weight_change = (dog_row(v1, s1) - dog_row(v2, s2)).abs().max().item()
+assert torch.allclose(dog_row(w1, s1), dog_row(w2, s2), atol=1e-6) and only_label, (
+    "claim no longer holds: 'with PE after attention, dog attends the same way in both sentences'"
 )
+assert weight_change > 0.01, "claim no longer holds: 'with PE before attention the weights change'"
 
 # %% [markdown]
 # With the positions added after attention, "dog" attends in exactly the same way in both
@@ -660,6 +807,11 @@ print(
 )
 print("best key of each query, raw scores      :", raw.argmax(-1).tolist())
 print("best key of each query, projected scores:", proj.argmax(-1).tolist())
+assert torch.allclose(raw, raw.T) and not torch.allclose(proj, proj.T)
+assert raw.argmax(-1).tolist() == list(range(6)), (
+    "claim: 'with raw vectors, every query picks itself'"
+)
+assert proj.argmax(-1).tolist() != list(range(6)), "claim: 'with projections, not always itself'"
 
 # %% [markdown]
 # With raw vectors every query's best key is itself ($0, 1, \dots, 5$); with projections
@@ -692,7 +844,9 @@ print("PE shape:", tuple(PE.shape), "| first position:", PE[0, :6].tolist())
 
 module = ak.SinusoidalPositionalEncoding(d_pe, max_len=n_pos)
 emb_in = torch.randn(2, 10, d_pe)
-print("module adds the table:", torch.allclose(module(emb_in), emb_in + PE[:10].float()))
+adds = torch.allclose(module(emb_in), emb_in + PE[:10].float())
+print("module adds the table:", adds)
+assert adds and PE.abs().max() <= 1  # the caption: all values lie in [-1, 1]
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1.3, 1]})
 im = ax1.imshow(PE.numpy(), cmap="RdBu_r", aspect="auto", vmin=-1, vmax=1)
@@ -755,6 +909,7 @@ for k in (1, 5, 37):
     rotates = torch.allclose(shifted, PE[k:], atol=1e-12)
     orthogonal = torch.allclose(M @ M.T, torch.eye(d_pe, dtype=torch.float64))
     print(f"k = {k:2d}: PE[p + k] == M_k PE[p] for all p: {rotates}; M_k orthogonal: {orthogonal}")
+    assert rotates and orthogonal, f"claim no longer holds: 'a shift is a rotation' (k = {k})"
 
 # %% [markdown]
 # ### Dot products depend on the distance only
@@ -775,19 +930,22 @@ for k in (1, 5, 37):
 
 # %%
 gram = PE @ PE.T  # (n_pos, n_pos) dot products between positions
-print(
-    "row p = 0 equals row p = 40 shifted (Toeplitz):", torch.allclose(gram[0, :60], gram[40, 40:])
-)
+toeplitz = torch.allclose(gram[0, :60], gram[40, 40:])
+print("row p = 0 equals row p = 40 shifted (Toeplitz):", toeplitz)
 print("PE_p . PE_p =", round(gram[7, 7].item(), 6), "= d_model / 2")
+assert toeplitz and torch.allclose(gram.diagonal(), torch.full_like(gram[0], d_pe / 2))
+assert (gram.argmax(-1) == torch.arange(n_pos)).all()  # largest on the main diagonal
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
 im = ax1.imshow(gram.numpy(), cmap="viridis")
 ax1.set(xlabel="position q", ylabel="position p", title="$PE_p \\cdot PE_q$, $d_{model} = 64$")
 fig.colorbar(im, ax=ax1, label="dot product")
 dist = np.arange(0, 100)
+similarity = {}  # normalised PE_50 . PE_(50 + distance), distance 0..99
 for d in (64, 512):
     table = ak.sinusoidal_encoding(200, d, dtype=torch.float64)
-    ax2.plot(dist, (table[50] @ table[50:150].T / (d / 2)).numpy(), label=f"$d_{{model}} = {d}$")
+    similarity[d] = table[50] @ table[50:150].T / (d / 2)
+    ax2.plot(dist, similarity[d].numpy(), label=f"$d_{{model}} = {d}$")
 ax2.axhline(0, color="gray", lw=1, ls=":")
 ax2.set(
     xlabel="distance $|p - q|$",
@@ -798,12 +956,25 @@ ax2.legend()
 fig.tight_layout()
 plt.show()
 
+# %% tags=["remove-cell"]
+# The claims of the caption below, checked on the curves of the right panel.
+wiggle = {d: sim[10:].diff().abs().sum().item() for d, sim in similarity.items()}
+assert all(sim[10] < 0.75 for sim in similarity.values()), "claim: 'drops quickly over ten'"
+assert wiggle[512] < wiggle[64] / 2, "claim no longer holds: 'wiggles average out when wider'"
+assert min(sim.min() for sim in similarity.values()) > 0.3, "claim: 'stays well above zero'"
+for d, sim in similarity.items():
+    glue(f"ch02_pe_similarity_10_d{d}", sim[10].item(), display=False)
+    glue(f"ch02_pe_similarity_min_d{d}", sim.min().item(), display=False)
+
 # %% [markdown]
 # *Figure: the dot-product matrix is constant along diagonals (it depends on $p - q$ only)
 # and largest on the main diagonal. The normalised similarity drops quickly over the first
-# ten positions, then slowly, with wiggles that average out for wider encodings; it stays
-# well above zero at distance 100, because the slowest columns have hardly turned yet.
-# Nearby positions look alike, distant ones less so.*
+# ten positions (to {glue:text}`ch02_pe_similarity_10_d64:.2f` for $d_{\text{model}} = 64$
+# and {glue:text}`ch02_pe_similarity_10_d512:.2f` for 512), then slowly, with wiggles that
+# average out for wider encodings; up to distance 99 it stays well above zero (never below
+# {glue:text}`ch02_pe_similarity_min_d64:.2f` and {glue:text}`ch02_pe_similarity_min_d512:.2f`),
+# because the slowest columns have hardly turned yet. Nearby positions look alike, distant
+# ones less so.*
 #
 # (ch02-seed-learned-pe)=
 # ### Fixed or learned?
@@ -827,8 +998,11 @@ plt.show()
 learned = ak.LearnedPositionalEmbedding(max_len=512, d_model=64)
 print("learned table, 512 positions x 64:", ak.count_parameters(learned), "parameters")
 print("sinusoidal module:", ak.count_parameters(ak.SinusoidalPositionalEncoding(64)), "parameters")
+assert ak.count_parameters(learned) == 512 * 64
+assert ak.count_parameters(ak.SinusoidalPositionalEncoding(64)) == 0
 try:
     learned(torch.randn(1, 600, 64))
+    raise AssertionError("claim no longer holds: 'no vector for a position beyond the table'")
 except ValueError as err:
     print("600 positions ->", type(err).__name__ + ":", str(err).split(";")[0])
 far = ak.sinusoidal_encoding(10**6 + 1, 4)[-1]
@@ -890,11 +1064,20 @@ def rope_score(m, n):
     return (q_rot @ k_rot).item()
 
 
+rope_scores = {}
 for m, n in [(5, 2), (10, 7), (100, 97), (4000, 3997), (5, 3), (5, 8)]:
-    print(f"(m, n) = ({m:4d}, {n:4d}), m - n = {m - n:2d}: score = {rope_score(m, n):+.6f}")
+    rope_scores[m, n] = rope_score(m, n)
+    print(f"(m, n) = ({m:4d}, {n:4d}), m - n = {m - n:2d}: score = {rope_scores[m, n]:+.6f}")
 q_at_50 = rope.rotate(q_vec[None], offset=50)[0]
-print("rotation keeps the norm:", math.isclose(q_at_50.norm().item(), q_vec.norm().item()))
+keeps_norm = math.isclose(q_at_50.norm().item(), q_vec.norm().item())
+print("rotation keeps the norm:", keeps_norm)
 print("RoPE has", ak.count_parameters(rope), "parameters")
+# the claims of the next paragraph: one score for m - n = 3, other scores for 2 and -3
+at_3 = [rope_scores[m, m - 3] for m in (5, 10, 100, 4000)]
+assert max(at_3) - min(at_3) < 1e-9 and keeps_norm and ak.count_parameters(rope) == 0
+assert min(abs(rope_scores[5, n] - at_3[0]) for n in (3, 8)) > 0.1, (
+    "claim: 'other distances differ'"
+)
 
 # %% [markdown]
 # Every pair with $m - n = 3$ gives the same score, even at position 4000, and other
@@ -907,7 +1090,9 @@ n_show = 40
 q_all = rope.rotate(q_vec.expand(n_show, head_dim), offset=0)  # q at positions 0..39
 k_all = rope.rotate(k_vec.expand(n_show, head_dim), offset=0)  # k at positions 0..39
 scores_qk = q_all @ k_all.T  # (n_show, n_show), entry (m, n)
-print("constant along diagonals:", torch.allclose(scores_qk[:-5, :-5], scores_qk[5:, 5:]))
+diagonal = torch.allclose(scores_qk[:-5, :-5], scores_qk[5:, 5:])
+print("constant along diagonals:", diagonal)
+assert diagonal, "claim no longer holds: 'the score matrix is constant along its diagonals'"
 
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
 im = ax.imshow(scores_qk.numpy(), cmap="RdBu_r")
@@ -942,20 +1127,22 @@ with torch.no_grad():
     q_r, k_r = mha_rope.rotary(q, k)  # rotate queries and keys, positions 0..T-1
     by_hand = mha_rope.out_proj(ak.merge_heads(ak.scaled_dot_product_attention(q_r, k_r, v)))
     q_s, k_s = mha_rope.rotary(q, k, offset=1000)  # the same tokens at positions 1000..1005
-    print(
-        "module == rotate q, k per head, then attention:",
-        torch.allclose(out_module, by_hand, atol=1e-6),
-    )
-    print(
-        "scores unchanged when all positions shift by 1000:",
-        torch.allclose(q_r @ k_r.transpose(-2, -1), q_s @ k_s.transpose(-2, -1), atol=1e-4),
-    )
     o1, _ = mha_rope(emb(s1))
     o2, _ = mha_rope(emb(s2))
-    print(
-        "with RoPE, output of 'dog' equal in both sentences:",
-        torch.allclose(o1[0, 0], o2[0, 2], atol=1e-6),
-    )
+checks = {
+    "module == rotate q, k per head, then attention": torch.allclose(
+        out_module, by_hand, atol=1e-6
+    ),
+    "scores unchanged when all positions shift by 1000": torch.allclose(
+        q_r @ k_r.transpose(-2, -1), q_s @ k_s.transpose(-2, -1), atol=1e-4
+    ),
+    "with RoPE, output of 'dog' equal in both sentences": torch.allclose(
+        o1[0, 0], o2[0, 2], atol=1e-6
+    ),
+}
+for name, ok in checks.items():
+    print(f"{name}: {ok}")
+assert list(checks.values()) == [True, True, False], "claim no longer holds: the three RoPE facts"
 
 # %% [markdown]
 # (The shift check uses a tolerance of $10^{-4}$ because the rotated queries and keys are
@@ -991,9 +1178,10 @@ torch.manual_seed(0)
 q, k, v = torch.randn(2, H, T, 16), torch.randn(2, H, T, 16), torch.randn(2, H, T, 16)
 out_ak = ak.scaled_dot_product_attention(q, k, v, mask)
 out_pt = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-print(
-    "attnkit == torch F.sdpa with the same float mask:", torch.allclose(out_ak, out_pt, atol=1e-6)
-)
+same = torch.allclose(out_ak, out_pt, atol=1e-6)
+print("attnkit == torch F.sdpa with the same float mask:", same)
+assert same and bias[0, 11, 0] == -5.5  # the caption below: head 0 reaches -5.5 at distance 11
+assert torch.allclose(slopes, 2.0 ** (-8.0 * torch.arange(1, H + 1) / H))  # 2^(-8/H) ... 2^(-8)
 
 # %%
 fig, axes = plt.subplots(2, 4, figsize=(15, 7), layout="constrained")
@@ -1043,10 +1231,17 @@ ax.set(
 ax.legend()
 fig.tight_layout()
 plt.show()
+last_five_head0 = w_bias[0, 0, -1, -5:].sum().item()  # weight on distances 0..4
+spread_head7 = (w_bias[0, 7, -1].max() / w_bias[0, 7, -1].min()).item()  # 1 = uniform
+assert last_five_head0 > 0.9 and spread_head7 < 1.5, "claim no longer holds: the caption below"
+glue("ch02_alibi_head0_last5", last_five_head0, display=False)
+glue("ch02_alibi_head7_spread", spread_head7, display=False)
 
 # %% [markdown]
-# *Figure: head 0 puts almost all its weight on the last few tokens, head 7 spreads it
-# nearly uniformly over all 64.*
+# *Figure: head 0 puts almost all its weight on the last few tokens
+# ({glue:text}`ch02_alibi_head0_last5:.0%` on the last five), head 7 spreads it nearly
+# uniformly over all 64 (its largest weight is {glue:text}`ch02_alibi_head7_spread:.2f`
+# times its smallest).*
 #
 # Because the penalty is defined for any distance and nothing is learned per position,
 # an ALiBi model trained on short sequences can be run on longer ones; Press et al. show
@@ -1080,9 +1275,14 @@ L_big, H_big, D_big, bytes_per = 32, 32, 128, 2
 weights_gib = 7e9 * bytes_per / 2**30
 print(f"weights: {weights_gib:.1f} GiB (computed)")
 print("   T    | batch | KV cache, H_kv = 32 | H_kv = 8 | H_kv = 1   (computed from the formula)")
+kv_gib = {}
 for T_ctx, batch in ((4096, 1), (32768, 1), (4096, 16)):
     row = [2 * L_big * batch * h_kv * T_ctx * D_big * bytes_per / 2**30 for h_kv in (32, 8, 1)]
+    kv_gib[T_ctx, batch] = row[0]
     print(f" {T_ctx:6d} | {batch:5d} | {row[0]:15.1f} GiB | {row[1]:4.1f} GiB | {row[2]:5.2f} GiB")
+# the next paragraph: at 32k tokens, or 16 x 4k, the MHA cache outgrows the 13 GiB of weights
+assert round(weights_gib) == 13 and kv_gib[4096, 1] < weights_gib
+assert min(kv_gib[32768, 1], kv_gib[4096, 16]) > weights_gib
 
 # %% [markdown]
 # At 32k tokens of context, or 16 sequences of 4k, the cache of standard multi-head
@@ -1123,12 +1323,12 @@ for H_kv in (8, 4, 2, 1):
     same = torch.allclose(out_module, out_torch, atol=1e-6)
     shape = str(tuple(gqa.k_proj.weight.shape))
     print(f" {H_kv:4d} | {shape:>13} | {ak.count_parameters(gqa):10d} | {same}")
+    assert same, f"claim no longer holds: 'attnkit GQA == torch enable_gqa' (H_kv = {H_kv})"
 
 kv = torch.arange(2.0).reshape(1, 2, 1, 1)  # two key/value heads holding 0 and 1
-print(
-    "repeat_kv to 8 query heads -> kv head used by each query head:",
-    ak.repeat_kv(kv, 4).flatten().tolist(),
-)
+used = ak.repeat_kv(kv, 4).flatten().tolist()
+print("repeat_kv to 8 query heads -> kv head used by each query head:", used)
+assert used == [h // 4 for h in range(8)]  # query head h uses kv head floor(h / (H / H_kv))
 
 # %% [markdown]
 # ### Measuring the cache
@@ -1171,6 +1371,9 @@ for H_kv in (8, 4, 2, 1):
     shape = str(tuple(caches[0].k.shape))
     row = f" {H_kv:4d} | {len(caches[0]):6d} | {shape:>18} | {cache_bytes[H_kv]:16,d} |"
     print(row, f"{formula:9,d} | {same}")
+    assert same and cache_bytes[H_kv] == formula, "claim: 'decoding == full; bytes == formula'"
+# the caption below: halving H_kv halves the cache, from 1024 KiB (MHA) to 128 KiB (MQA)
+assert [cache_bytes[h] // 1024 for h in (8, 4, 2, 1)] == [1024, 512, 256, 128]
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -1208,9 +1411,10 @@ plt.show()
 # - Splitting into heads is a reshape, $(B, T, d_{\text{model}}) \to (B, H, T, D)$; it costs
 #   no parameters and no extra multiply-adds. Only the attention-weights tensor grows $H$-fold.
 # - Trained heads can specialise: on a task needing the previous token and the first
-#   token, 2 heads split the jobs cleanly (100% accuracy) where 1 head with the same 7744
-#   parameters reaches about 95%; ablations confirm the roles. In large models many heads
-#   are redundant and can be pruned.
+#   token, 2 heads split the jobs cleanly ({glue:text}`ch02_two_rel_acc_both_h2:.1%`
+#   accuracy) where 1 head with the same {glue:text}`ch02_two_rel_params` parameters
+#   reaches {glue:text}`ch02_two_rel_acc_both_h1:.1%`; ablations confirm the roles. In
+#   large models many heads are redundant and can be pruned.
 # - Without positions, self-attention is **permutation-equivariant**: "dog bites man" and
 #   "man bites dog" look the same. The Transformer adds the positional encoding to the
 #   **input embeddings**, before the first layer; adding it to the attention output (as
