@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the book: set up the environment if needed, execute every chapter notebook
-# (results cached in _build/.jupyter_cache, so unchanged chapters are not re-run) and
-# write the static HTML to _build/html. Sphinx warnings are errors. Works offline.
+# (two at a time, one thread each, by tools/execute_chapters.py; results cached in
+# _build/.jupyter_cache, so unchanged chapters are not re-run) and write the static HTML
+# to _build/html. A chapter that fails, or whose results no longer support its text (an
+# assert of the chapter), fails the build. Sphinx warnings are errors. Works offline.
 #
 #   bash tools/build_book.sh            # incremental build
 #   bash tools/build_book.sh --clean    # remove _build/html first (keeps the cache)
@@ -12,8 +14,12 @@ if [ "${1:-}" = "--clean" ]; then
 fi
 
 python tools/nbsync.py --check
-echo "==> building the book (executing notebooks; this takes a few minutes the first time)"
 start=$(date +%s)
+echo "==> executing the chapters (a few minutes the first time; cached chapters are skipped)"
+python tools/execute_chapters.py
+executed=$(date +%s)
+echo "==> rendering the book (chapters executed in $(( executed - start )) s)"
 jupyter-book build "$ROOT" --warningiserror --nitpick --keep-going
-echo "==> built in $(( $(date +%s) - start )) s. Open this file in a browser (works offline):"
+echo "==> built in $(( $(date +%s) - start )) s (rendering $(( $(date +%s) - executed )) s)."
+echo "    Open this file in a browser (works offline):"
 echo "    $ROOT/_build/html/index.html"

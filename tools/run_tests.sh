@@ -17,5 +17,7 @@ python tools/make_exercises.py --check
 echo "==> a browser for the tests of the built book"
 bash tools/install_browser.sh
 echo "==> pytest (attnkit, graders, notebooks, the built book in a browser)"
+# -n: one pytest worker per core; --dist loadfile keeps each file (and so each notebook's
+# cells, which share one kernel) on one worker.
 python -m pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout=600 \
-    --durations=10 "$@"
+    -n "${ATTNKIT_TEST_WORKERS:-auto}" --dist loadfile --durations=10 "$@"
