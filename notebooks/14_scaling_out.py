@@ -245,10 +245,12 @@ grad_bytes = 4 * ak.count_parameters(model)
 bucket_mb = inspect.signature(DistributedDataParallel).parameters["bucket_cap_mb"].default
 print(f"gradient: {ak.count_parameters(model):,} float32 values = {grad_bytes / 2**20:.2f} MiB")
 print(f"bucket_cap_mb default: {bucket_mb} (None means DDP's built-in 25 MiB)")
+assert grad_bytes < 25 * 2**20 / 10, "claim no longer holds: 'well under one bucket'"
 
 # %% [markdown]
-# Well under one bucket: in our runs the whole gradient is all-reduced in one piece at the
-# end of the backward pass, so there is nothing to overlap. The overlap pays off for
+# Well under one bucket (less than a tenth of 25 MiB, the assert checks): in our runs the
+# whole gradient is all-reduced in one piece at the end of the backward pass, so there is
+# nothing to overlap. The overlap pays off for
 # models whose gradients span many buckets.
 #
 # (ch14-ring)=
@@ -394,7 +396,8 @@ print(
 )
 assert all(d.max() < 1e-5 for d in rel_diff.values())
 assert all(d < 1e-4 for d in param_diff.values())
-assert reference[0] > 4.0 and reference[-1] < reference[0] - 1.0
+assert abs(reference[0] - math.log(vocab_size)) < 0.5, "claim: 'falls from about ln V'"
+assert reference[-1] < reference[0] - 1.0, "claim: 'to well below it in 40 steps'"
 glue("ch14_loss_max_rel_diff_ddp2", float(rel_diff["2 processes (DDP)"].max()), display=False)
 glue("ch14_param_max_abs_diff_ddp2", float(param_diff["2 processes (DDP)"]), display=False)
 glue("ch14_final_loss", float(reference[-1]), display=False)
@@ -416,43 +419,45 @@ glue("ch14_final_loss", float(reference[-1]), display=False)
 # ### Step times
 #
 # Now the honest part. Each run also recorded the wall-clock time of every step on every
-# rank. We add one more reference: a single process with **two** threads, which uses the
-# same two cores as the two-process run.
+# rank, and the launcher the wall-clock time of the whole run, start-up included. These are
+# times, not facts of the algorithm: they depend on the machine and on what else runs on
+# it. (When this book is built, another chapter runs on the machine's other core at the
+# same time, so the two DDP processes share two cores with a third busy process.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-runs["1 process, 2 threads"] = akd.launch(settings, 1, text_file=corpus, threads=2)
 header = ("run", "median step (ms)", "mean step per rank (ms)", "whole run (s)")
-print(" | ".join(f"{h:>{w}}" for h, w in zip(header, (22, 16, 26, 13))))
+print(" | ".join(f"{h:>{w}}" for h, w in zip(header, (18, 16, 26, 13))))
 step_ms = {}
 for name, run in runs.items():
     step_ms[name] = 1000 * float(np.median(run["step_seconds"]))
     per_rank = ", ".join(f"{1000 * t:.1f}" for t in run["mean_step_seconds_per_rank"])
-    print(f"{name:>22} | {step_ms[name]:16.1f} | {per_rank:>26} | {run['wall_seconds']:13.1f}")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
+    print(f"{name:>18} | {step_ms[name]:16.1f} | {per_rank:>26} | {run['wall_seconds']:13.1f}")
 speedup = step_ms["1 process"] / step_ms["2 processes (DDP)"]
-print(f"step time of 1 process / step time of 2 processes: {speedup:.2f} (ideal: 2)")
-assert 0 < speedup < 1.8
-assert runs["2 processes (DDP)"]["wall_seconds"] > runs["1 process"]["wall_seconds"]
+print(f"median step of 1 process / median step of 2 processes: {speedup:.2f} (ideal: 2)")
 glue("ch14_step_ms_1proc", step_ms["1 process"], display=False)
 glue("ch14_step_ms_ddp2", step_ms["2 processes (DDP)"], display=False)
+glue("ch14_step_speedup_ddp2", speedup, display=False)
+glue("ch14_wall_s_1proc", float(runs["1 process"]["wall_seconds"]), display=False)
+glue("ch14_wall_s_ddp2", float(runs["2 processes (DDP)"]["wall_seconds"]), display=False)
 
 # %% [markdown]
-# Each DDP process computes half the batch, yet the ratio of step times printed above is
-# far from the ideal 2 (the cell asserts that it stays below 1.8), and the whole run,
-# start-up included, takes longer with two processes than with one. (Read the medians:
-# the means are pulled up by a few slow steps, the first one and any step during which
-# something else ran on the machine.) On a machine with two cores this is the expected
-# outcome, not a failure of DDP. The model is tiny (a step is a few milliseconds of
-# arithmetic), so fixed costs dominate: the optimizer update and gradient clipping, which
-# every rank repeats in full, the all-reduce through gloo (which goes through the
-# operating system's network stack even on one machine), and the all-reduce of the logged
-# loss. The two processes also compete for the same two cores with each other and with
-# everything else running, and four processes on two cores are simply oversubscribed.
-# Start-up costs seconds too: `torchrun`, two Python interpreters importing torch, and the
-# rendezvous.
+# On the machine that built this page, the median step took
+# {glue:text}`ch14_step_ms_1proc:.1f` ms in one process and
+# {glue:text}`ch14_step_ms_ddp2:.1f` ms in each of two: a step speed-up of
+# {glue:text}`ch14_step_speedup_ddp2:.2f`, where each DDP process computes half the batch
+# and the ideal is 2. The whole run, start-up included, took
+# {glue:text}`ch14_wall_s_1proc:.1f` s with one process and
+# {glue:text}`ch14_wall_s_ddp2:.1f` s with two. (Read the medians: a rank's mean includes
+# the first step and any step during which something else ran on the machine.) On a machine
+# with two cores a speed-up short of the ideal is expected, not a failure of DDP. The
+# model is tiny, so the fixed costs of a step weigh heavily: the optimizer update and
+# gradient clipping, which every rank repeats in full, the all-reduce through gloo (which
+# goes through the operating system's network stack even on one machine), and the
+# all-reduce of the logged loss. The two processes also compete for the same two cores
+# with each other and with everything else running, and four processes on two cores are
+# simply oversubscribed. Start-up costs seconds too: `torchrun`, one Python interpreter
+# per process importing torch, and the rendezvous.
 #
 # None of this is what data parallelism is for. It pays off when each device is a separate
 # accelerator and the computation per step is large compared with the all-reduce of the
@@ -641,8 +646,11 @@ assert err < 1e-12
 #   all-reduce sends $2 (N - 1) / N$ times the gradient size per device, the optimum
 #   ({ref}`ch14-ring`).
 # - Measured here: two gloo processes and four reproduce single-process training to float32
-#   rounding (losses within $10^{-5}$ relative), and on two CPU cores give no speed-up for a
-#   model this small ({ref}`ch14-run`).
+#   rounding (losses within $10^{-5}$ relative). On the two CPU cores that built this page
+#   the median step of two processes was {glue:text}`ch14_step_speedup_ddp2:.2f` times as
+#   fast as one process's, against an ideal of 2, and the whole run, start-up included,
+#   took {glue:text}`ch14_wall_s_ddp2:.1f` s against {glue:text}`ch14_wall_s_1proc:.1f` s:
+#   for a model this small, fixed costs eat most of the gain ({ref}`ch14-run`).
 # - Beyond: NCCL and `torchrun --nnodes` for many GPUs; the linear scaling rule with
 #   warm-up for larger batches; ZeRO/FSDP to shard the 16 bytes per parameter of model
 #   state; tensor parallelism inside a node; sequence and context parallelism (ring
@@ -686,8 +694,9 @@ assert err < 1e-12
 # overlapping communication with computation, and a ring all-reduce sends $2(N-1)/N$ times
 # the gradient size per device, almost independent of $N$ ({ref}`ch14-ddp`,
 # {ref}`ch14-ring`). The chapter's two- and four-process runs reproduce single-process
-# training to float32 rounding, and on two CPU cores give no speed-up for a model this
-# small: overheads can eat the gain ({ref}`ch14-run`). Larger global batches need the
+# training to float32 rounding; on two CPU cores and a model this small, two processes made
+# a step only {glue:text}`ch14_step_speedup_ddp2:.2f` times as fast (ideal 2) when this
+# page was built: overheads can eat the gain ({ref}`ch14-run`). Larger global batches need the
 # learning rate scaled, with a warm-up. When the model state no longer fits, ZeRO and FSDP
 # shard the optimizer state, gradients and parameters (16 bytes per parameter for
 # mixed-precision Adam, divided by $N$ when all three are sharded); tensor parallelism
