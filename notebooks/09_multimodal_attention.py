@@ -29,7 +29,8 @@
 # {cite:p}`dosovitskiy2021image`) turns the strip into patch vectors; a Transformer
 # decoder (chapter 3) writes the words, and **cross-attention** connects them: at every
 # word, the decoder's query is compared with the keys of all image patches. The task is
-# small enough to train on two CPU cores in about a minute, and structured enough that we
+# small enough to train on one CPU core (the time it took on the machine that built this
+# page is printed with the training curve), and structured enough that we
 # know which part of the image each word *should* come from: "hundred" from the first
 # digit, "forty" from the middle one, "seventeen" from the last two. So we can check
 # whether the cross-attention maps look where they should, and measure it.
@@ -62,6 +63,7 @@ from collections import Counter, defaultdict
 
 import matplotlib.pyplot as plt
 import torch
+from myst_nb import glue
 
 import attnkit as ak
 from attnkit.data import digit_strips as ds
@@ -185,7 +187,7 @@ assert torch.allclose(joint_w[:, :, N:, :N], cross_w, atol=1e-7)
 # pixels. The number is **right-aligned**: the units digit is always in slot 2, the tens
 # in slot 1, the hundreds in slot 0; a two-digit number leaves slot 0 blank. The target is
 # the number in words, American style (no "and", no hyphens), one token per word, over a
-# vocabulary of 29 words and `<pad>`, `<bos>`, `<eos>`. The English number system makes
+# vocabulary of 29 words and `<pad>`, `<bos>`, `<eos>` (asserted below). The English number system makes
 # the alignment interesting: "hundred" and the word before it describe slot 0, a tens word
 # ("forty") slot 1, a units word slot 2, but a teen ("seventeen", "ten") describes slots 1
 # *and* 2 with one word, and a zero digit produces no word at all.
@@ -210,7 +212,11 @@ used = {
 print("digit images shared by train and test strips:", len(used["train"] & used["test"]))
 print("distinct digit images in the test strips:", len(used["test"]))
 print("two-digit numbers among the test strips:", int((test.numbers < 100).sum()))
+print("distinct digit images in the training strips:", len(used["train"]))
 assert not used["train"] & used["test"] and not used["train"] & used["val"]
+assert len(ds.VOCAB) == 32 and ds.VOCAB[:3] == ("<pad>", "<bos>", "<eos>")  # 29 words + 3
+glue("ch09_n_train", len(train.numbers), display=False)
+glue("ch09_train_digit_images", len(used["train"]), display=False)
 
 # %%
 fig, axes = plt.subplots(2, 4, figsize=(12, 3.6), layout="constrained")
@@ -265,9 +271,12 @@ vit_config = ViTConfig(
     num_layers=2,
     d_ff=128,
     num_classes=0,
+    dropout=0.1,
 )
 ak.seed_everything(0)
-model = ImageToText(vit_config, len(ds.VOCAB), num_decoder_layers=2, d_ff=128, max_len=8)
+model = ImageToText(
+    vit_config, len(ds.VOCAB), num_decoder_layers=2, d_ff=128, max_len=8, dropout=0.1
+)
 ak.set_fused_attention(model)
 print("patch grid:", vit_config.grid, "->", vit_config.num_patches, "patches")
 for name, part in (
@@ -282,21 +291,27 @@ with torch.no_grad():
     logits = model(train.images[:4], train.tgt_in[:4])
     memory = model.encode(train.images[:4])
 print("memory", tuple(memory.shape), "| logits", tuple(logits.shape))
+assert memory.shape == (4, 12, 64) and logits.shape == (4, train.tgt_in.shape[1], 32)
 
 # %% [markdown]
 # (ch09-training)=
 # ## Training
 #
 # Cross-entropy of `tgt_out` under teacher forcing, ignoring padding (`model.loss`);
-# AdamW with peak learning rate $2 \times 10^{-3}$, 100 warm-up steps and a cosine decay
-# over 3000 steps of 64 strips (`ak.train`, with a progress bar), no dropout, and no time
-# budget (a run cut short by a busy machine would change the results). The 20,000
-# training strips are made of only 1,259 distinct digit images, each seen many times in
-# different numbers.
+# AdamW with peak learning rate $3 \times 10^{-3}$, 100 warm-up steps and a cosine decay
+# over {glue:text}`ch09_steps` steps of {glue:text}`ch09_batch` strips (`ak.train`, with a
+# progress bar), dropout 0.1 in the encoder and the decoder, and no time budget: the run is
+# defined by its steps, data and seed. The {glue:text}`ch09_n_train` training strips are
+# made of only {glue:text}`ch09_train_digit_images` distinct digit images, each seen many
+# times in different numbers; the dropout is a guard against learning those images by
+# heart.
 
 # %%
-batches = ds.strip_batches(train, batch_size=64, num_batches=3000, seed=0)
-config = ak.TrainConfig(steps=3000, lr=2e-3, warmup_steps=100, eval_every=500, progress=True)
+STEPS, BATCH = 2000, 64
+batches = ds.strip_batches(train, batch_size=BATCH, num_batches=STEPS, seed=0)
+config = ak.TrainConfig(steps=STEPS, lr=3e-3, warmup_steps=100, eval_every=400, progress=True)
+glue("ch09_steps", STEPS, display=False)
+glue("ch09_batch", BATCH, display=False)
 
 
 def loss_fn(model, batch):
@@ -327,8 +342,8 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# *Figure: mean training loss per 500 steps and validation loss on 500 strips of unseen
-# digit images.*
+# *Figure: mean training loss per 400 steps (with dropout active) and validation loss on
+# 500 strips of unseen digit images.*
 #
 # (ch09-results)=
 # ## Results
@@ -350,17 +365,24 @@ refs = [ds.number_to_words(n) for n in test.numbers.tolist()]
 correct = torch.tensor([p == r for p, r in zip(preds, refs)])
 exact = correct.float().mean().item()
 two = test.numbers < 100
+exact_two, exact_three = (correct[s].float().mean().item() for s in (two, ~two))
 print("same words with and without the cache:", torch.equal(out, out_nocache))
 print(f"exact match on {len(refs)} test strips: {exact:.3f}")
-print(f"  two-digit numbers   ({int(two.sum()):4d}): {correct[two].float().mean().item():.3f}")
-print(f"  three-digit numbers ({int((~two).sum()):4d}): {correct[~two].float().mean().item():.3f}")
-assert torch.equal(out, out_nocache)
-assert exact >= 0.88, exact
-assert min(correct[two].float().mean(), correct[~two].float().mean()) >= 0.85
+print(f"  two-digit numbers   ({int(two.sum()):4d}): {exact_two:.3f}")
+print(f"  three-digit numbers ({int((~two).sum()):4d}): {exact_three:.3f}")
+assert torch.equal(out, out_nocache), "claim no longer holds: 'the decoders agree on every strip'"
+assert exact >= 0.85, f"claim no longer holds: 'exact match of 0.85 or more' ({exact:.3f})"
+assert min(exact_two, exact_three) >= 0.83, (
+    f"claim no longer holds: '0.83 or more for each length' ({exact_two:.3f}, {exact_three:.3f})"
+)
+glue("ch09_exact", exact, display=False)
+glue("ch09_exact_two", exact_two, display=False)
+glue("ch09_exact_three", exact_three, display=False)
 
 # %% [markdown]
-# About nine strips in ten of unseen handwriting are read exactly, two-digit and
-# three-digit numbers alike (the asserts pin the accuracy at 0.88 or more overall and 0.85
+# The model reads {glue:text}`ch09_exact:.1%` of the strips of unseen handwriting exactly:
+# {glue:text}`ch09_exact_two:.1%` of the two-digit and {glue:text}`ch09_exact_three:.1%` of
+# the three-digit numbers (the asserts pin the accuracy at 0.85 or more overall and 0.83
 # or more for each length). The cached and the recomputing decoders agree on every strip.
 #
 # Per word: for each position of the target, is the generated word right? (A prediction
@@ -398,18 +420,27 @@ print(
     round(sum(word_right.values()) / sum(word_total.values()), 3),
 )
 worst = sorted(word_acc, key=word_acc.get)
+slot_acc = slot_right.float().mean(0)  # (3,): hundreds, tens, units
+teen_counts = [word_total[w] for w in ds.ONES[10:]]
 assert bool(valid.all())  # every output is the spelling of some number
-assert slot_right.float().mean(0).min() >= 0.95
-assert sum(word_right.values()) / sum(word_total.values()) >= 0.96
+assert slot_acc.min() >= 0.93, f"claim no longer holds: 'at least 93% per slot' ({slot_acc})"
+assert sum(word_right.values()) / sum(word_total.values()) >= 0.94
 assert all(w in ds.ONES[10:] for w in worst[:3])  # the three worst words are teens
+assert min(teen_counts) >= 10 and max(teen_counts) <= 35  # "about 20 test strips each"
+glue("ch09_slot_acc_min", slot_acc.min().item(), display=False)
+glue("ch09_word_acc", sum(word_right.values()) / sum(word_total.values()), display=False)
+glue("ch09_teen_count_min", min(teen_counts), display=False)
+glue("ch09_teen_count_max", max(teen_counts), display=False)
 
 # %% [markdown]
 # Every output is a well-formed number (the model has learned the grammar of number
-# words perfectly), and each digit slot is read right at least 95% of the time: the
-# errors are misread handwriting, not bad English. Exact match needs all three digits, so
-# it is lower than the per-digit accuracies. The three worst words are teens: they are
-# rare (only numbers ending in 10 to 19 use them, about 20 test strips each) and each
-# needs two digits read correctly.
+# words perfectly), and each digit slot is read right at least
+# {glue:text}`ch09_slot_acc_min:.1%` of the time (asserted: at least 93%): the errors are
+# misread handwriting, not bad English. Exact match needs all three digits, so it is lower
+# than the per-digit accuracies. The three worst words are teens (asserted): they are rare
+# (only numbers ending in 10 to 19 use them, {glue:text}`ch09_teen_count_min` to
+# {glue:text}`ch09_teen_count_max` test strips each) and each needs two digits read
+# correctly.
 
 # %% [markdown]
 # Some of the errors:
@@ -556,28 +587,44 @@ for k in kinds:
         for l in (0, 1)
     ]
     print(f"{k:<28} {counts[k]:>6} | {cells[0]} | {cells[1]}")
-for layer in (0, 1):
-    assert summary[layer]["teen / ten"] >= 0.85  # chance: about 2/3
-    assert summary[layer]["tens word (twenty..ninety)"] >= 0.65  # chance: about 1/3
-assert summary[1]["hundreds digit word"] >= 0.7 and summary[0]["units word"] >= 0.6
-assert summary[1]["'hundred'"] < 0.15  # "hundred" hardly looks at the hundreds digit
+chance = {k: 2 / 3 if k == "teen / ten" else 1 / 3 for k in kinds}  # position ignored
+digit_kinds = ["hundreds digit word", "tens word (twenty..ninety)", "units word"]
+below_chance = {l: [k for k in digit_kinds if summary[l][k] < chance[k]] for l in (0, 1)}
+print("digit words with less than chance (1/3) on their own slot:", below_chance)
+assert all(below_chance[l] for l in (0, 1)), (
+    "claim no longer holds: 'in each layer, some kind of digit word puts less than 1/3 of "
+    f"its attention on its own slot' ({below_chance})"
+)
+for key, kind in (("teen", "teen / ten"), ("tens", "tens word (twenty..ninety)"),
+                  ("hundreds_digit", "hundreds digit word"), ("units", "units word"),
+                  ("hundred", "'hundred'")):  # fmt: skip
+    for layer in (0, 1):
+        glue(f"ch09_mass_{key}_l{layer + 1}", summary[layer][kind], display=False)
 
 # %% [markdown]
-# Reading the table (the asserts check each statement):
+# Reading the table: the maps do **not** simply mark the digit that each word describes.
+# The share of attention on the word's own slot, first and second layer, against 1/3 for
+# attention that ignored position:
 #
-# - **Digit words look at their digit.** The tens words put at least 0.65 of their
-#   attention on the middle slot in both layers, against about 1/3 for attention that
-#   ignores position; the hundreds digit word puts at least 0.7 on slot 0 in the second
-#   layer, the units words at least 0.6 on slot 2 in the first layer.
-# - **Teens look at two digits.** "seventeen" needs the tens digit (a 1) and the units
-#   digit (the 7): teens put at least 0.85 of their attention on slots 1 and 2 together,
-#   against about 2/3 by chance.
-# - **"hundred" hardly looks at the hundreds digit** (under 0.15 of its second-layer
-#   attention). It does not need to: a number starts with "one" to "nine" only if it has
-#   three digits, so once the decoder has written the hundreds digit word, "hundred" is
-#   decided by the text alone, and its attention is free to go elsewhere. The intuition
-#   "hundred should look at the first digit" is reasonable, and wrong for this model;
-#   only a measurement shows it.
+# | word kind | own slot(s) | layer 1 | layer 2 | chance |
+# |---|---|---|---|---|
+# | hundreds digit word | 0 | {glue:text}`ch09_mass_hundreds_digit_l1:.2f` | {glue:text}`ch09_mass_hundreds_digit_l2:.2f` | 0.33 |
+# | tens word | 1 | {glue:text}`ch09_mass_tens_l1:.2f` | {glue:text}`ch09_mass_tens_l2:.2f` | 0.33 |
+# | units word | 2 | {glue:text}`ch09_mass_units_l1:.2f` | {glue:text}`ch09_mass_units_l2:.2f` | 0.33 |
+# | teen / ten | 1 and 2 | {glue:text}`ch09_mass_teen_l1:.2f` | {glue:text}`ch09_mass_teen_l2:.2f` | 0.67 |
+# | "hundred" | 0 | {glue:text}`ch09_mass_hundred_l1:.2f` | {glue:text}`ch09_mass_hundred_l2:.2f` | 0.33 |
+#
+# In each layer at least one kind of digit word puts *less* of its attention on its own
+# slot than attention that ignored position would (asserted), and yet the model reads
+# every slot right at least 93% of the time. So the words read their digits from patches
+# of *other* slots. That is the warning of section {ref}`ch09-cross-attention` made
+# concrete: the ViT's two self-attention layers have already moved information between
+# the patches, so a patch state is not "the pixels of that patch" and the decoder can find
+# a digit wherever the encoder put it. A cross-attention map shows where the decoder
+# reads, not where the evidence was in the image; the intuition "forty should look at the
+# middle digit" is reasonable, and only a measurement tells whether a given model does.
+# (Chapter 12 measures the same gap between attention weights and the tokens that decide
+# a prediction, and one remedy: following the mixing back through the layers.)
 
 # %% [markdown]
 # ### Checking the weights against the equations
@@ -629,14 +676,14 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5)
 #   image and text tokens into one self-attention is the *other* design, and CLIP uses
 #   neither: its two encoders meet only in a similarity score. In this chapter's model,
 #   cross-attention is the only path from the image to the words (the test
-#   `test_each_patch_reaches_the_text` and the measurement above show it carries the
-#   digits' positions).
+#   `test_each_patch_reaches_the_text` checks that every patch reaches the words).
+#   Cross-attention maps are not self-explaining either: the measurement of section
+#   {ref}`ch09-maps` shows that after the encoder's self-attention the words read their
+#   digits largely from patches of other slots.
 # - **Loose, too:** "at the same time" hides that the two directions are not symmetric. In
 #   an encoder–decoder captioner the image is encoded once, without seeing the text, and
 #   the text reads it; the image's keys and values are computed once and cached for all
-#   words (the static cross-attention cache of chapter 3). What the model learns to read
-#   is not always what we expect either: "hundred" hardly looks at the hundreds digit,
-#   because the words already written decide it.
+#   words (the static cross-attention cache of chapter 3).
 # - The seed gives no evidence for its prediction; the measurements of this chapter
 #   (exact match, per-slot attention mass) are the kind of evidence such claims need.
 
@@ -652,12 +699,13 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5)
 #   $T \times N$ per head, each row a distribution over the image patches; with patch
 #   states as memory it can be folded back onto the image.
 # - `ImageToText` = ViT encoder (patch states, class token dropped) + pre-LN Transformer
-#   decoder with tied output. Trained with teacher forcing in under a minute on two
-#   cores, it reads strips of unseen handwriting with the exact-match accuracy shown
-#   above; its errors are misread digits, and the rare teens are its hardest words.
-# - The maps agree with the task's structure where the image is needed (digit words and
-#   teens look at their slots) and not where the text suffices ("hundred"). Attention
-#   maps are evidence to be measured, not pictures to be trusted.
+#   decoder with tied output. Trained with teacher forcing for {glue:text}`ch09_steps`
+#   steps, it reads {glue:text}`ch09_exact:.1%` of the strips of unseen handwriting
+#   exactly; its errors are misread digits, and the rare teens are its hardest words.
+# - The maps do not mark the digit each word describes: in each layer some kind of digit
+#   word puts less than chance on its own slot, because the encoder's self-attention has
+#   already moved the digits' information between patches. Attention maps are evidence to
+#   be measured, not pictures to be trusted.
 
 # %% [markdown]
 # ## Exercises
@@ -707,7 +755,8 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5)
 # caches its keys and values for every word, while a single stream lets the modalities
 # attend to each other at the price of every layer processing $N + T$ tokens
 # ({ref}`ch09-cross-attention`). And attention maps must be measured, not trusted: in the
-# chapter's digits-to-words model, digit words concentrate their cross-attention on their
-# own digit and teens on both of theirs, while "hundred", already decided by the words
-# written before it, puts little weight on the hundreds digit ({ref}`ch09-maps`).
+# chapter's digits-to-words model, which reads each digit right at least 93% of the
+# time, some kinds of digit words put less than chance of their cross-attention on their
+# own digit: the ViT encoder's self-attention has already mixed the patches, so the
+# decoder reads a digit wherever the encoder moved it ({ref}`ch09-maps`).
 # ```

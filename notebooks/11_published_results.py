@@ -60,8 +60,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import sacrebleu
 import torch
+from myst_nb import glue
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 import attnkit as ak
 from attnkit import published as pub
@@ -149,10 +151,12 @@ for pair in ("WMT14 En-De", "WMT14 En-Fr"):
 # - The strongest earlier *single* model was the recurrent MoE on both pairs; the strongest
 #   earlier *ensemble* was the convolutional ConvS2S. So "better than RNNs" is true but
 #   incomplete: the convolutional models were the ones to beat for ensembles.
-# - On English-French, the big Transformer is the best single model (41.0 in the NeurIPS
-#   version of the paper that this book cites; the later arXiv revisions print 41.8) but,
-#   at 41.0, below the GNMT and ConvS2S ensembles; the base Transformer is below the single
-#   recurrent and convolutional models there.
+# - On English-French, the big Transformer is the best single model
+#   ({glue:text}`ch11_big_fr:.1f` in the NeurIPS version of the paper that this book cites;
+#   the later arXiv revisions print 41.8) but, at {glue:text}`ch11_big_fr:.1f`, below the
+#   GNMT ({glue:text}`ch11_gnmt_fr_ensemble:.2f`) and ConvS2S
+#   ({glue:text}`ch11_convs2s_fr_ensemble:.2f`) ensembles; the base Transformer is below
+#   every earlier single model there, recurrent and convolutional.
 
 # %%
 de, fr = "WMT14 En-De", "WMT14 En-Fr"
@@ -182,7 +186,13 @@ for p in (de, fr):
 big_fr = value("Transformer (big)", "BLEU", fr)
 assert big_fr > max(r.value for r in prior_fr if not r.ensemble)
 assert big_fr < value("GNMT + RL", "BLEU", fr, ensemble=True) < best_ensemble[fr].value
-assert value("Transformer (base)", "BLEU", fr) < value("GNMT + RL", "BLEU", fr)
+assert value("Transformer (base)", "BLEU", fr) < min(r.value for r in prior_fr if not r.ensemble)
+big_de = value("Transformer (big)", "BLEU", de)
+glue("ch11_big_fr", big_fr, display=False)
+glue("ch11_gnmt_fr_ensemble", value("GNMT + RL", "BLEU", fr, ensemble=True), display=False)
+glue("ch11_convs2s_fr_ensemble", best_ensemble[fr].value, display=False)
+glue("ch11_big_de", big_de, display=False)
+glue("ch11_big_de_margin", big_de - max(r.value for r in prior_de), display=False)
 
 cost = {
     (r.dataset, r.model, r.ensemble): r.training_flops
@@ -194,6 +204,7 @@ assert cheapest[1] == "Transformer (base)"
 ratio = cost[(de, "ConvS2S", True)] / cost[(de, "Transformer (big)", False)]
 assert ratio > 3
 print(f"ConvS2S ensemble / big Transformer training cost (En-De): {ratio:.1f}x")
+glue("ch11_cost_ratio", ratio, display=False)
 
 # %% [markdown]
 # The training costs are estimates, and the paper says how it made them (footnote in
@@ -212,7 +223,9 @@ assert math.isclose(flops_big, cost[(de, "Transformer (big)", False)], rel_tol=0
 # %% [markdown]
 # This is an upper bound on the arithmetic actually done (no GPU sustains its peak), and the
 # other systems' costs were estimated the same way from *their* reported hardware and
-# training time, so the comparison is of GPU budgets, not of operations counted. The cost
+# training time, so the comparison is of GPU budgets, not of operations counted. By these
+# estimates the ConvS2S ensemble cost {glue:text}`ch11_cost_ratio:.1f` times as much as the
+# big Transformer on English-German (asserted above: more than 3 times). The cost
 # advantage is real but has a precise cause: a Transformer layer processes all positions of
 # a sentence in parallel during training, whereas an LSTM must go position by position.
 # That is the "parallel computation" half of the seed's explanation; it is about training
@@ -243,6 +256,8 @@ for name in ("Transformer (base)", "Transformer (big)"):
     n = ak.count_parameters(pub.paper_transformer(s))  # shared tensors count once
     n_sep = ak.count_parameters(pub.paper_transformer(s, share_source=False))
     counts[name] = n
+    if name == "Transformer (base)":
+        separate_extra = n_sep - n  # a second (source) embedding matrix
     print(
         f"{name}: {n / 1e6:.1f}M with one shared embedding ({n_sep / 1e6:.1f}M with "
         f"separate source embeddings); Table 3: {s.reported_millions}M "
@@ -252,11 +267,18 @@ for name in ("Transformer (base)", "Transformer (big)"):
 assert next(pub.paper_transformer(sizes["Transformer (base)"]).parameters()).is_meta
 assert abs(counts["Transformer (base)"] / 65e6 - 1) < 0.04
 assert abs(counts["Transformer (big)"] / 213e6 - 1) < 0.01
+deviation = {name: counts[name] / 1e6 / sizes[name].reported_millions - 1 for name in counts}
+assert separate_extra == sizes["Transformer (base)"].vocab_size * 512
+for name in counts:
+    glue(f"ch11_dev_{name.split()[-1].strip('()')}", deviation[name], display=False)
+glue("ch11_separate_extra_base_millions", separate_extra / 1e6, display=False)
 
 # %% [markdown]
-# Both counts come within a few percent of Table 3, and only with the shared embedding:
+# Both counts come within a few percent of Table 3 ({glue:text}`ch11_dev_base:+.2%` for
+# base, {glue:text}`ch11_dev_big:+.1%` for big), and only with the shared embedding:
 # separate source and target matrices would add $37000 \times d_\text{model}$ parameters
-# (19 million for base), far off the table. The remaining differences cannot be removed by
+# ({glue:text}`ch11_separate_extra_base_millions:.1f` million for base), far off the
+# table. The remaining differences cannot be removed by
 # a better guess of the vocabulary. Everything except the embedding is fixed by the
 # configuration, so each count implies a vocabulary size, and the two implied sizes
 # disagree:
@@ -272,11 +294,15 @@ for name, n in counts.items():
         f"{implied[name]:,.0f} tokens"
     )
 assert implied["Transformer (base)"] > 39_000 > 37_000 > implied["Transformer (big)"]
+glue("ch11_implied_vocab_base", implied["Transformer (base)"], display=False)
+glue("ch11_implied_vocab_big", implied["Transformer (big)"], display=False)
 
 # %% [markdown]
-# So the printed counts are rounded figures of a setup the paper does not fully specify
-# (the exact vocabulary, and whatever else its implementation counted), and a
-# reimplementation matches them to within about 3%, not exactly. The same holds for BERT
+# The base count implies {glue:text}`ch11_implied_vocab_base:.0f` tokens, the big one
+# {glue:text}`ch11_implied_vocab_big:.0f`, on either side of the paper's "about 37000". So
+# the printed counts are rounded figures of a setup the paper does not fully specify (the
+# exact vocabulary, and whatever else its implementation counted), and a
+# reimplementation matches them to within a few percent, not exactly. The same holds for BERT
 # {cite:p}`devlin2019bert`, whose paper states 110M (base: 12 layers, $H = 768$, 12 heads)
 # and 340M (large: 24 layers, $H = 1024$, 16 heads) parameters. With `attnkit.models.bert`,
 # the released 30,522-token WordPiece vocabulary, 512 positions, 2 segments and the pooler:
@@ -296,6 +322,18 @@ for name in ("BERT-base", "BERT-large"):
     )
 assert abs(counts["BERT-base"] / 110e6 - 1) < 0.01
 assert abs(counts["BERT-large"] / 340e6 - 1) < 0.02
+deviation = {name: counts[name] / 1e6 / sizes[name].reported_millions - 1 for name in counts}
+largest_deviation = max(abs(v) for v in deviation.values())
+print(f"largest deviation from a printed count, four models: {largest_deviation:.1%}")
+assert largest_deviation < 0.03, f"claim no longer holds: 'within 3%' ({largest_deviation:.1%})"
+glue("ch11_dev_bert_base", deviation["BERT-base"], display=False)
+glue("ch11_dev_bert_large", deviation["BERT-large"], display=False)
+glue("ch11_largest_deviation", largest_deviation, display=False)
+
+# %% [markdown]
+# BERT's counts come within {glue:text}`ch11_dev_bert_base:+.1%` (base) and
+# {glue:text}`ch11_dev_bert_large:+.1%` (large) of the paper's; over the four models the
+# largest deviation is {glue:text}`ch11_largest_deviation:.2%`.
 
 # %% [markdown]
 # (ch11-bleu)=
@@ -353,18 +391,46 @@ assert (
 )
 assert bleu_scores["hyphens split before scoring"] == max(bleu_scores.values())
 assert min(bleu_scores.values()) < 45 and max(bleu_scores.values()) > 75
+glue("ch11_bleu_min", min(bleu_scores.values()), display=False)
+glue("ch11_bleu_max", max(bleu_scores.values()), display=False)
+glue("ch11_bleu_spread", spread, display=False)
 
 # %% [markdown]
-# The same outputs score anywhere from about 40 to about 79 BLEU. On three sentences the
-# effects are exaggerated, but their direction is general: splitting punctuation off the
-# words (13a) creates matches that whitespace splitting misses; lower-casing forgives
-# "the"/"The"; splitting hyphenated compounds turns one matched token into seven matched
-# tokens and inflates every $n$-gram precision. The signature line (`tok:13a`,
+# Why does splitting the hyphens help so much? The scorer tokenizes *after* the split. Count
+# the tokens of one hyphenated compound as the 13a tokenizer (the default above) sees them:
+
+# %%
+tok13a = Tokenizer13a()
+compound = "state-of-the-art"
+marker = split_hyphens("-").strip()  # the marker that replaces each hyphen
+n_plain = len(tok13a(compound).split())  # 13a keeps a hyphen between letters
+n_split = len(tok13a(split_hyphens(compound)).split())
+n_marker = len(tok13a(marker).split())
+n_split_spaces = len(split_hyphens(compound).split())  # tokenize="none": whitespace only
+print(f"{compound!r} under 13a: {n_plain} token")
+print(f"{marker!r} under 13a: {n_marker} tokens: {tok13a(marker)}")
+print(f"{split_hyphens(compound)!r} under 13a: {n_split} tokens ({n_split_spaces} split on spaces)")
+assert n_plain == 1 and n_marker == 11 and n_split == 4 + 3 * n_marker and n_split_spaces == 7
+glue("ch11_hyphen_tokens_13a", n_split, display=False)
+glue("ch11_marker_tokens_13a", n_marker, display=False)
+glue("ch11_hyphen_tokens_spaces", n_split_spaces, display=False)
+
+# %% [markdown]
+# The same outputs score anywhere from {glue:text}`ch11_bleu_min:.1f` to
+# {glue:text}`ch11_bleu_max:.1f` BLEU, a spread of {glue:text}`ch11_bleu_spread:.1f` points.
+# On three sentences the effects are exaggerated, but their direction is general: splitting
+# punctuation off the words (13a) creates matches that whitespace splitting misses;
+# lower-casing forgives "the"/"The"; splitting hyphenated compounds turns the one matched
+# token "state-of-the-art" into {glue:text}`ch11_hyphen_tokens_13a` matched tokens under
+# 13a (the four words and three markers, each of which 13a cuts into
+# {glue:text}`ch11_marker_tokens_13a` pieces at the `#` signs and the hyphen;
+# {glue:text}`ch11_hyphen_tokens_spaces` tokens if split on spaces only), and so inflates
+# every $n$-gram precision. The signature line (`tok:13a`,
 # `case:mixed`, ...) is what makes a SacreBLEU score reproducible. Table 2's figures
 # predate SacreBLEU and come from different papers' pipelines, so differences of a few
-# tenths between rows of that table say little. The big Transformer's margin of more than
-# 2 points on English-German is larger, but it too comes from the paper's own scoring
-# pipeline, not from SacreBLEU.
+# tenths between rows of that table say little. The big Transformer's margin of
+# {glue:text}`ch11_big_de_margin:.2f` points on English-German (asserted: more than 2) is
+# larger, but it too comes from the paper's own scoring pipeline, not from SacreBLEU.
 
 # %% [markdown]
 # (ch11-squad)=
@@ -392,13 +458,15 @@ for dataset in ("SQuAD 1.1", "SQuAD 2.0"):
 # - **QANet** {cite:p}`yu2018qanet` removed the recurrence: its encoder is convolution plus
 #   self-attention. Its abstract reports 3 to 13 times faster training than recurrent
 #   readers at equivalent accuracy; the speed was spent on more data (paraphrases made by
-#   back-translation), which gave 84.6 test F1 as a single model, without pretraining.
+#   back-translation), which gave {glue:text}`ch11_qanet_f1:.1f` test F1 as a single
+#   model, without pretraining.
 # - **BERT** {cite:p}`devlin2019bert` changed the picture by *pretraining*: the same
 #   Transformer encoder, first trained as a masked language model on billions of words of
 #   unlabelled text, then fine-tuned on SQuAD with one added output layer.
 #
 # Note also that "human performance" is two different numbers: the SQuAD paper reports
-# 86.8 F1, while BERT's table quotes the leaderboard's 91.2.
+# {glue:text}`ch11_human_f1:.1f` F1, while BERT's table quotes the leaderboard's
+# {glue:text}`ch11_human_leaderboard_f1:.1f`.
 
 # %%
 sq = "SQuAD 1.1"
@@ -414,13 +482,30 @@ print(
 )
 assert 10 < bert_base - bidaf < 12
 print(f"BiDAF -> BERT-base (pretrained, dev vs dev): {bert_base - bidaf:+.1f} F1")
+assert bert_base - bidaf > max(qanet - bidaf, value("BERT-large", "F1", sq) - bert_base)
+gap = {}  # F1 - EM for every system with both
+for r in pub.results(dataset=sq, metric="F1"):
+    em_rows = [e for e in pub.results(dataset=sq, metric="EM", split=r.split) if e.model == r.model]
+    if em_rows:
+        gap[r.model] = r.value - em_rows[0].value
+print("F1 - EM:", {m: round(g, 1) for m, g in gap.items()})
+assert len(gap) >= 4 and min(gap.values()) >= 5, "claim no longer holds: 'several points'"
+glue("ch11_bidaf_bert_gain", bert_base - bidaf, display=False)
+glue("ch11_bidaf_f1", bidaf, display=False)
+glue("ch11_bert_base_f1", bert_base, display=False)
+glue("ch11_qanet_f1", qanet, display=False)
+glue("ch11_human_f1", value("Human", "F1", sq), display=False)
+glue("ch11_human_leaderboard_f1", value("Human (leaderboard)", "F1", sq), display=False)
+glue("ch11_f1_em_gap_min", min(gap.values()), display=False)
+glue("ch11_f1_em_gap_max", max(gap.values()), display=False)
 
 # %% [markdown]
 # Two caveats sit in the table itself. The splits differ (the QANet figure is a test
 # figure, BiDAF's and BERT-base's are development-set figures), and BERT-large's test
-# figure used extra training data (TriviaQA). With that said, the 11-point gain from BiDAF
-# to BERT-base, both measured on the development set, is the largest step in the table,
-# and it came with pretraining. On SQuAD 2.0 BERT-large is still below the human figure.
+# figure used extra training data (TriviaQA). With that said, the
+# {glue:text}`ch11_bidaf_bert_gain:.1f`-point gain from BiDAF to BERT-base, both measured
+# on the development set, is larger than the step from BiDAF to QANet (no pretraining) and
+# the step from BERT-base to BERT-large (asserted), and it came with pretraining. On SQuAD 2.0 BERT-large is still below the human figure.
 #
 # The metrics are simple enough to compute by hand. With `attnkit.metrics` (SQuAD v1.1's
 # normalization: lower case, no punctuation, no articles), a few hand-made predictions:
@@ -441,11 +526,20 @@ scores = squad_scores(predictions, references)
 print({k: round(v, 1) for k, v in scores.items()})
 assert scores["exact_match"] == 25.0
 assert 70 < scores["f1"] < 80
+per_answer_em = [max(exact_match(p, r) for r in q) for p, q in zip(predictions, references)]
+per_answer_f1 = [max(token_f1(p, r) for r in q) for p, q in zip(predictions, references)]
+assert per_answer_em == [1, 0, 0, 0]  # only the first answer is an exact match
+assert 0 < per_answer_f1[1] < 1 and 0 < per_answer_f1[3] < 1  # partial credit
+glue("ch11_demo_em", scores["exact_match"], display=False)
+glue("ch11_demo_f1", scores["f1"], display=False)
 
 # %% [markdown]
 # Only the first answer is an exact match (the article is dropped by the normalization);
-# "in 1889" and "Paris, France" contain the answer and get partial F1. EM and F1 differ by
-# several points for every system in the table for exactly this reason.
+# "in 1889" and "Paris, France" contain the answer and get partial F1: EM
+# {glue:text}`ch11_demo_em:.1f`, F1 {glue:text}`ch11_demo_f1:.1f` (all asserted). F1
+# exceeds EM by {glue:text}`ch11_f1_em_gap_min:.1f` to {glue:text}`ch11_f1_em_gap_max:.1f`
+# points for every system of the SQuAD 1.1 table that reports both, for exactly this
+# reason.
 
 # %% [markdown]
 # (ch11-summarization)=
@@ -516,6 +610,8 @@ for stem in (False, True):
     )
 for k in ("rouge1", "rouge2", "rougeL"):
     assert rouge_demo[True][k] > rouge_demo[False][k] + 5
+stem_gain = min(rouge_demo[True][k] - rouge_demo[False][k] for k in rouge_demo[True])
+glue("ch11_stem_gain_min", stem_gain, display=False)
 
 two_sentences_pred = "Two men were arrested.\nThe police gave no names."
 two_sentences_ref = "Police gave no names.\nTwo men were arrested after the match."
@@ -524,11 +620,14 @@ s = scorer.score(two_sentences_ref, two_sentences_pred)
 lsum = {k: round(100 * v.fmeasure, 2) for k, v in s.items()}
 print("sentence order swapped:", lsum)
 assert lsum["rougeLsum"] > lsum["rougeL"] + 10
+glue("ch11_rougeL_swapped", lsum["rougeL"], display=False)
+glue("ch11_rougeLsum_swapped", lsum["rougeLsum"], display=False)
 
 # %% [markdown]
 # The Porter stemmer matches "matches" with "match" and "arrested" with "arrest", raising
-# every score by several points; the summary-level ROUGE-L forgives a change of sentence
-# order that the plain LCS penalizes. A paper that does not say which ROUGE it computed
+# every score by at least {glue:text}`ch11_stem_gain_min:.1f` points; the summary-level
+# ROUGE-L forgives a change of sentence order that the plain LCS penalizes
+# ({glue:text}`ch11_rougeLsum_swapped:.1f` against {glue:text}`ch11_rougeL_swapped:.1f`). A paper that does not say which ROUGE it computed
 # has not fully specified its numbers.
 
 # %% [markdown]
@@ -548,9 +647,10 @@ print({m: round(a, 2) for m, a in acc.items()})
 # %% [markdown]
 # The recurrent model in this table is ULMFiT {cite:p}`howard2018universal`: an LSTM
 # language model pretrained on Wikipedia text, fine-tuned as a language model on the
-# reviews, then as a classifier. It is within half a point of BERT-base, even when BERT is
+# reviews, then as a classifier. It is within half a point of BERT-base
+# ({glue:text}`ch11_imdb_bert_minus_ulmfit:.2f` points of accuracy), even when BERT is
 # further pretrained on in-domain text as in {cite:t}`sun2019fine`, and within one point
-# of XLNet-large {cite:p}`yang2019xlnet` as first reported (the IMDB figure differs between
+# ({glue:text}`ch11_imdb_xlnet_minus_ulmfit:.2f`) of XLNet-large {cite:p}`yang2019xlnet` as first reported (the IMDB figure differs between
 # versions of the XLNet paper), a far larger Transformer pretrained on far more text. All of
 # these are pretrained; the architecture changes the error by tenths of a percent to about a
 # point here.
@@ -560,6 +660,8 @@ assert all(r.pretrained for r in pub.results(dataset="IMDB"))
 assert acc["BERT-base + ITPT"] - acc["ULMFiT"] < 0.5
 assert acc["XLNet-large"] - acc["ULMFiT"] < 1.0
 assert min(err, key=err.get) == "XLNet-large"
+glue("ch11_imdb_bert_minus_ulmfit", acc["BERT-base + ITPT"] - acc["ULMFiT"], display=False)
+glue("ch11_imdb_xlnet_minus_ulmfit", acc["XLNet-large"] - acc["ULMFiT"], display=False)
 
 # %% [markdown]
 # (ch11-picture)=
@@ -689,7 +791,8 @@ plt.show()
 #   convolutional systems, ensembles included, on English-German, at a fraction of their
 #   training cost; the cost estimate is GPU time x GPUs x peak throughput.
 # - The parameter counts of Table 3 (65M, 213M) and of BERT (110M, 340M) are reproduced to
-#   within 3% from the configurations on the `meta` device; the tied embedding matters.
+#   within {glue:text}`ch11_largest_deviation:.2%` from the configurations on the `meta`
+#   device; the tied embedding matters.
 # - BLEU and ROUGE depend on tokenization, casing, stemming and variant by many points on
 #   the same outputs; SacreBLEU's signature is what makes a BLEU score reproducible.
 # - On SQuAD, CNN/DailyMail and IMDB the large gains came with pretraining; the recurrent
@@ -724,15 +827,15 @@ plt.show()
 #
 # **Model answer.** Separate the controlled comparison from the rest. In machine
 # translation the Transformer was compared on the same data and test set with the best
-# recurrent and convolutional systems: on WMT14 English-German the big model reached 28.4
-# BLEU, above every earlier result including ensembles, and the base model beat them too
+# recurrent and convolutional systems: on WMT14 English-German the big model reached
+# {glue:text}`ch11_big_de:.1f` BLEU, above every earlier result including ensembles, and the base model beat them too
 # at the lowest training cost in the table, because self-attention processes all positions
 # of a sentence in parallel during training ({ref}`ch11-wmt`). On English-French the big
 # model was the best single model but, in the NeurIPS version, below the best ensembles.
 # BLEU itself depends on tokenization and casing, so compare only scores computed the same
 # way, ideally SacreBLEU with its signature ({ref}`ch11-bleu`). On SQuAD, CNN/DailyMail
 # and IMDB the big jumps came with pretraining: BERT raised SQuAD 1.1 development F1 from
-# BiDAF's 77.3 to 88.5 (base), but BiDAF was itself an attention model
+# BiDAF's {glue:text}`ch11_bidaf_f1:.1f` to {glue:text}`ch11_bert_base_f1:.1f` (base), but BiDAF was itself an attention model
 # ({ref}`ch11-squad`); on CNN/DailyMail the LSTM pointer-generator did not beat the Lead-3
 # baseline while pretrained BertSum and BART did ({ref}`ch11-summarization`); on IMDB a
 # pretrained LSTM, ULMFiT, is within half a point of BERT ({ref}`ch11-imdb`). The pitfall

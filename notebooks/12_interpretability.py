@@ -160,7 +160,7 @@ for form in FORMS:
 # The pooling weights $\alpha$ are exactly the kind of attention that
 # {cite:t}`jain2019attention` studied: one distribution over the tokens, applied right
 # before the output layer. If any attention is an explanation, this one should be. We
-# train for 800 steps with a fixed seed (a few seconds).
+# train for {glue:text}`ch12_steps` steps of 64 sentences with a fixed seed.
 
 # %%
 train_ids, train_mask, train_y, _ = encode_sentiment(task.train, tok)
@@ -183,11 +183,17 @@ test_acc = accuracy(model, test_ids, test_mask, test_y)
 held_acc = accuracy(model, test_ids[held], test_mask[held], test_y[held])
 print(f"{count_parameters(model):,} parameters")
 print(f"test accuracy {test_acc:.3f} (held-out combinations: {held_acc:.3f})")
-assert test_acc >= 0.95 and held_acc >= 0.95
+assert test_acc >= 0.95 and held_acc >= 0.95, (
+    f"claim no longer holds: 'both at least 95%' (measured {test_acc:.1%}, {held_acc:.1%})"
+)
+glue("ch12_steps", recipe.steps, display=False)
+glue("ch12_test_acc", test_acc, display=False)
+glue("ch12_held_acc", held_acc, display=False)
 
 # %% [markdown]
-# The model is accurate on the whole test set, held-out combinations included (both at
-# least 95%, asserted above), so it has learned the rules rather than the sentences. Now
+# The model is accurate on the whole test set, held-out combinations included
+# ({glue:text}`ch12_test_acc:.1%` and {glue:text}`ch12_held_acc:.1%`, both at least 95%,
+# asserted above), so it has learned the rules rather than the sentences. Now
 # we ask it *why*.
 #
 # (ch12-methods)=
@@ -216,7 +222,7 @@ assert test_acc >= 0.95 and held_acc >= 0.95
 #   direct, single-token answer to "does this word matter?", and the reference we compare
 #   the others with.
 #
-# We score the first 500 test sentences with each method (integrated gradients with 64
+# We score the first 500 test sentences with each method (integrated gradients with 32
 # steps). `[CLS]` and `[SEP]` are never ranked or removed: the `candidates` are the words.
 
 # %%
@@ -233,7 +239,7 @@ scores = {
     "last-layer attention": pooled_attention(attentions, alpha),
     "rollout": pooled_rollout(attentions, alpha),
     "grad x input": gradient_x_input(model, ids, mask).abs(),
-    "integrated gradients": integrated_gradients(model, ids, mask, steps=64).abs(),
+    "integrated gradients": integrated_gradients(model, ids, mask, steps=32).abs(),
     "erasure": leave_one_out(model, ids, mask, candidates=candidates),
 }
 scores = {name: s.masked_fill(~candidates, 0.0) for name, s in scores.items()}
@@ -313,16 +319,18 @@ fig.tight_layout()
 plt.show()
 filler_erasure = float(scores["erasure"][candidates & ~decisive].abs().median())
 print(f"median |erasure score| of the non-deciding words: {filler_erasure:.1e}")
-assert filler_erasure < 0.01
+assert filler_erasure < 0.01, f"claim no longer holds: 'below 0.01' ({filler_erasure:.1e})"
+glue("ch12_filler_erasure", filler_erasure, display=False)
 
 # %% [markdown]
 # The pictures already suggest the pattern that the measurements below confirm: the
 # pooling weights are spread over many positions (their largest weight in a sentence is
-# below 0.3 on average, asserted in section (c)) and often peak away from the deciding
-# words, while rollout, the gradient methods and erasure concentrate on the deciding
+# {glue:text}`ch12_largest_alpha:.3f` on average, below 0.3, asserted in section (c)) and
+# often peak away from the deciding words, while rollout, the gradient methods and erasure concentrate on the deciding
 # adjective. Erasure is signed (positive: deleting the token lowers the probability of the
 # predicted class) and close to zero for most words: over all 500 sentences, the median
-# $|$erasure score$|$ of the non-deciding words is below 0.01 (asserted in the cell above).
+# $|$erasure score$|$ of the non-deciding words is {glue:text}`ch12_filler_erasure:.1e`,
+# below 0.01 (asserted in the cell above).
 #
 # (ch12-agreement)=
 # ## (a) Do the rankings agree?
@@ -361,15 +369,24 @@ plt.show()
 assert abs(mean_tau["pooling attention"]) < 0.15
 assert mean_tau["rollout"] > mean_tau["pooling attention"] + 0.1
 assert mean_tau["grad x input"] > mean_tau["pooling attention"] + 0.05
+assert mean_tau["integrated gradients"] > mean_tau["pooling attention"] + 0.05
 assert abs(tau_attention_gradient) < 0.2
 assert max(mean_tau.values()) < 0.5
+for name, key in (("pooling attention", "attention"), ("rollout", "rollout"),
+                  ("grad x input", "gradxinput"), ("integrated gradients", "ig")):  # fmt: skip
+    glue(f"ch12_tau_{key}", mean_tau[name], display=False)
+glue("ch12_tau_attention_gradient", tau_attention_gradient, display=False)
+glue("ch12_tau_max", max(mean_tau.values()), display=False)
 
 # %% [markdown]
 # The pooling weights are essentially uncorrelated with the erasure ranking (mean $\tau$
-# within $\pm 0.15$ of zero, asserted) and with gradient $\times$ input (within
-# $\pm 0.2$): the same finding as Jain & Wallace's on recurrent models. Rollout and the
-# gradient methods agree better, but no method reaches a mean $\tau$ of 0.5 over *all*
-# tokens.
+# {glue:text}`ch12_tau_attention:+.3f`, within $\pm 0.15$ of zero, asserted) and with
+# gradient $\times$ input ({glue:text}`ch12_tau_attention_gradient:+.3f`, within
+# $\pm 0.2$): the same finding as Jain & Wallace's on recurrent models. Rollout
+# ({glue:text}`ch12_tau_rollout:+.3f`) and the gradient methods
+# ({glue:text}`ch12_tau_gradxinput:+.3f` and {glue:text}`ch12_tau_ig:+.3f`) agree better,
+# but no method reaches a mean $\tau$ of 0.5 over *all* tokens (the highest is
+# {glue:text}`ch12_tau_max:+.3f`).
 # That is expected here: most words of a sentence have an erasure effect of almost zero,
 # and the order among these near-zero words is noise that $\tau$ counts as much as the
 # order of the few words that matter. Rank correlation over all tokens is a harsh
@@ -418,6 +435,7 @@ for name, value in flip1.items():
 print("flip rate of erasure for k = 0..4:", [round(float(f), 3) for f in curves["erasure"][1]])
 assert flip1["pooling attention"] < flip1["random"] + 0.1
 assert flip1["erasure"] > 0.5 and flip1["rollout"] > 0.5
+assert flip1["erasure"] > flip1["random"] + 0.1
 assert min(flip1["grad x input"], flip1["integrated gradients"]) > flip1["random"] + 0.1
 assert max(flip1["grad x input"], flip1["integrated gradients"]) < flip1["rollout"]
 assert curves["erasure"][1][-1] < curves["erasure"][1][1]  # not monotone in k
@@ -426,15 +444,20 @@ assert curves["erasure"][1][-1] < curves["erasure"][1][1]  # not monotone in k
 # Figures quoted by the closing chapter ("Summary"), recorded with myst-nb's glue
 # (this cell displays nothing and is hidden in the book).
 for name, key in (("pooling attention", "attention"), ("rollout", "rollout"),
-                  ("erasure", "erasure"), ("random", "random")):  # fmt: skip
+                  ("erasure", "erasure"), ("random", "random"),
+                  ("grad x input", "gradxinput"), ("integrated gradients", "ig")):  # fmt: skip
     glue(f"ch12_flip_{key}", flip1[name], display=False)
+glue("ch12_flip_erasure_k4", float(curves["erasure"][1][-1]), display=False)
 
 # %% [markdown]
-# Deleting the single most-attended word (by the pooling weights) flips about as many
-# predictions as deleting a random word (within 10 points, asserted). Deleting the top
-# word by erasure or by rollout flips more than half of them; the gradient methods are in
-# between. The curves are not monotone in $k$ (erasure's flip rate is lower at $k = 4$
-# than at $k = 1$, asserted), and that is a property of the task, not a bug: deleting both "not" and "good" from "was not good" leaves a sentence with no
+# Deleting the single most-attended word (by the pooling weights) flips
+# {glue:text}`ch12_flip_attention:.1%` of the predictions, about as many as deleting a
+# random word ({glue:text}`ch12_flip_random:.1%`; within 10 points, asserted). Deleting the
+# top word by erasure ({glue:text}`ch12_flip_erasure:.1%`) or by rollout
+# ({glue:text}`ch12_flip_rollout:.1%`) flips more than half of them; the gradient methods
+# are in between ({glue:text}`ch12_flip_gradxinput:.1%` and
+# {glue:text}`ch12_flip_ig:.1%`). The curves are not monotone in $k$ (erasure's flip rate is
+# {glue:text}`ch12_flip_erasure_k4:.1%` at $k = 4$, lower than at $k = 1$, asserted), and that is a property of the task, not a bug: deleting both "not" and "good" from "was not good" leaves a sentence with no
 # opinion at all, which the model may well call positive again.
 #
 # (ch12-truth)=
@@ -458,16 +481,28 @@ print(f"mean largest pooling weight per sentence: {largest_alpha:.3f}")
 assert hits["pooling attention"][0] < 0.35
 assert hits["rollout"][0] > 0.9 and hits["erasure"][0] > 0.8
 assert hits["grad x input"][0] > hits["pooling attention"][0] + 0.2
-assert min(top1 for top1, _ in hits.values()) == hits["pooling attention"][0]
-assert chance < hits["pooling attention"][0] and chance < 0.25
+two_worst = sorted(hits, key=lambda name: hits[name][0])[:2]
+assert set(two_worst) == {"pooling attention", "last-layer attention"}, two_worst
+assert abs(hits["pooling attention"][0] - chance) < 0.1 and chance < 0.25
 assert largest_alpha < 0.3
+for name, key in (("pooling attention", "attention"), ("rollout", "rollout"),
+                  ("erasure", "erasure"), ("grad x input", "gradxinput"),
+                  ("integrated gradients", "ig"), ("last-layer attention", "lastlayer")):  # fmt: skip
+    glue(f"ch12_top1_{key}", hits[name][0], display=False)
+glue("ch12_top1_chance", chance, display=False)
+glue("ch12_largest_alpha", largest_alpha, display=False)
 
 # %% [markdown]
-# The pooling weights' top word is a deciding token in fewer than 35% of the sentences;
-# rollout's in more than 90% and erasure's in more than 80% (all asserted). The pooling
-# weights are not useless (their top word is a deciding token more often than a random
-# word would be), but as an explanation of *which words* decided the label they are the
-# worst of the six.
+# The pooling weights' top word is a deciding token in
+# {glue:text}`ch12_top1_attention:.1%` of the sentences (fewer than 35%); rollout's in
+# {glue:text}`ch12_top1_rollout:.1%` (more than 90%) and erasure's in
+# {glue:text}`ch12_top1_erasure:.1%` (more than 80%; all asserted), the gradient methods'
+# in {glue:text}`ch12_top1_gradxinput:.1%` and {glue:text}`ch12_top1_ig:.1%`. The pooling
+# weights' top word hits a deciding token about as often as a randomly chosen word would
+# ({glue:text}`ch12_top1_chance:.1%`; within 10 points, asserted): as an explanation of
+# *which words* decided the label they are, with last-layer attention
+# ({glue:text}`ch12_top1_lastlayer:.1%`), the worst of the six (asserted), no better than
+# chance.
 #
 # Why would the last attention of the model point at the wrong words while rollout,
 # computed from the *other* attention matrices, points at the right ones? Because of
@@ -522,14 +557,26 @@ ax.legend()
 plt.show()
 
 assert tvd_perm.median() < 0.01 and tvd_unif.median() < 0.01
-assert flip_perm < 0.05 and flip_unif < 0.05
-assert abs(uniform_acc - test_acc) < 0.02
+assert flip_perm < 0.1 and flip_unif < 0.1, (
+    f"claim no longer holds: 'fewer than 10% flipped' ({flip_perm:.1%}, {flip_unif:.1%})"
+)
+assert abs(uniform_acc - test_acc) < 0.03, (
+    f"claim no longer holds: 'within 3 points' ({uniform_acc:.3f} vs {test_acc:.3f})"
+)
+glue("ch12_tvd_perm", float(tvd_perm.median()), display=False)
+glue("ch12_tvd_unif", float(tvd_unif.median()), display=False)
+glue("ch12_flip_perm", flip_perm, display=False)
+glue("ch12_flip_unif", flip_unif, display=False)
+glue("ch12_uniform_acc", uniform_acc, display=False)
 
 # %% [markdown]
 # Permuting the pooling weights, or replacing them by uniform ones, leaves the output of
-# the typical sentence practically unchanged (median TVD below 0.01) and flips fewer than
-# 5% of the predictions; a model trained from the start with uniform pooling is within 2
-# points of the attention-pooling model's accuracy (all asserted). By Jain & Wallace's
+# the typical sentence practically unchanged (median TVD {glue:text}`ch12_tvd_perm:.1e`
+# and {glue:text}`ch12_tvd_unif:.1e`, below 0.01) and flips
+# {glue:text}`ch12_flip_perm:.1%` and {glue:text}`ch12_flip_unif:.1%` of the predictions
+# (fewer than 10%); a model trained from the start with uniform pooling reaches
+# {glue:text}`ch12_uniform_acc:.1%` test accuracy, within 3 points of the attention-pooling
+# model's {glue:text}`ch12_test_acc:.1%` (all asserted; one training run each). By Jain & Wallace's
 # criterion the pooling weights are not an explanation of this model; by Wiegreffe &
 # Pinter's, they were not even necessary for the task. Both statements are about *this*
 # attention layer, not about the self-attention inside the encoder, whose rollout is the
@@ -570,10 +617,11 @@ assert abs(uniform_acc - test_acc) < 0.02
 #   because different weights can give the same output.
 # - On our task, the learned pooling weights fail every test: no rank agreement with
 #   erasure or gradients, removal no better than random, the deciding token on top for
-#   fewer than 35% of sentences, and permuted or uniform weights leave the output unchanged.
+#   only {glue:text}`ch12_top1_attention:.1%` of sentences, and permuted or uniform weights
+#   leave the output practically unchanged.
 # - Attention rollout, which follows the mixing through the encoder, finds a deciding token
-#   first in more than 90% of sentences; erasure and the gradient methods also beat
-#   random removal clearly.
+#   first in {glue:text}`ch12_top1_rollout:.1%` of sentences; erasure and the gradient
+#   methods also beat random removal clearly.
 # - Whether attention explains is a property of a model and a layer, to be measured with
 #   rank agreement, removal curves, ground truth where it exists, and counterfactuals.
 
