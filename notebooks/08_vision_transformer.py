@@ -26,7 +26,7 @@
 #
 # We build a small ViT from the companion package `attnkit`, train it on the handwritten
 # digits that ship with scikit-learn (1,797 grey-scale images of $8 \times 8$ pixels, nothing
-# downloaded) in less than two minutes of CPU time, and compare it honestly with a small
+# downloaded) for 1,200 optimizer steps, and compare it honestly with a small
 # convolutional network of the same size trained the same way. By the end you should be
 # able to
 #
@@ -50,13 +50,13 @@
 
 # %%
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 from myst_nb import glue
+from torch.utils.flop_counter import FlopCounterMode
 
 import attnkit as ak
 from attnkit.data.digits import digit_splits
@@ -72,7 +72,6 @@ from attnkit.models.vit import (
 )
 from attnkit.vision import accuracy, confusion_matrix, fit_classifier, predict
 
-CHAPTER_START = time.perf_counter()
 torch.manual_seed(0)
 # One thread: the book runs its chapters side by side, one thread each, so every number
 # below is the same on any machine, however many cores it has and however busy it is
@@ -240,6 +239,73 @@ assert n_vit == by_hand == 18_218
 assert abs(n_cnn - n_vit) / n_vit < 0.01
 
 # %% [markdown]
+# ### The same parameters, not the same work
+#
+# Equal parameter counts do not mean equal computation. A parameter of the ViT's
+# projections and MLP is used once per token, 17 times per image; a weight of the CNN's
+# second convolution once per position of its $4 \times 4$ feature map, and a weight of its
+# hidden layer once per image. The work of one forward pass, counted as floating-point
+# operations of the matrix products and convolutions (a multiply-add is 2 FLOPs; the
+# normalisations, activations, softmax and pooling add comparatively little), by hand:
+#
+# - ViT: the patch projection $2 \cdot 16 \cdot 4 \cdot 32$; per layer the four
+#   projections $2 \cdot 4 \cdot 17 \cdot 32^2$, the scores $QK^\top$ and the mixing
+#   $AV$ $2 \cdot 2 \cdot 17^2 \cdot 32$ (summed over the 4 heads of width 8), the MLP
+#   $2 \cdot 2 \cdot 17 \cdot 32 \cdot 64$; the head $2 \cdot 32 \cdot 10$;
+# - CNN: the first convolution $2 \cdot 64 \cdot 16 \cdot 9$ (64 positions, 16 output
+#   channels, a $3 \times 3 \times 1$ kernel), the second $2 \cdot 16 \cdot 32 \cdot 9 \cdot
+#   16$, the hidden layer $2 \cdot 128 \cdot 96$ and the classifier $2 \cdot 96 \cdot 10$.
+#
+# PyTorch's FLOP counter (`torch.utils.flop_counter.FlopCounterMode`), which records every
+# matrix product and convolution that a forward pass actually runs, must agree.
+
+
+# %%
+def flops_per_image(model: torch.nn.Module) -> int:
+    """FLOPs of the matrix products and convolutions of one forward pass on one image."""
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(test_x[:1])  # (1, 10)
+    return counter.get_total_flops()
+
+
+vit_layer_flops = 2 * 4 * 17 * 32**2 + 2 * 2 * 17**2 * 32 + 2 * 2 * 17 * 32 * 64
+vit_flops_by_hand = 2 * 16 * 4 * 32 + 2 * vit_layer_flops + 2 * 32 * 10
+cnn_flops_by_hand = 2 * 64 * 16 * 9 + 2 * 16 * 32 * 9 * 16 + 2 * 128 * 96 + 2 * 96 * 10
+flops = {"ViT": flops_per_image(vit), "CNN": flops_per_image(cnn)}
+flops_ratio = flops["ViT"] / flops["CNN"]
+print(f"FLOPs per image, forward: ViT {flops['ViT']:,} | CNN {flops['CNN']:,}")
+print(f"by hand:                  ViT {vit_flops_by_hand:,} | CNN {cnn_flops_by_hand:,}")
+print(f"the ViT does {flops_ratio:.2f} times the CNN's work per image")
+assert flops == {"ViT": vit_flops_by_hand, "CNN": cnn_flops_by_hand}
+assert flops_ratio > 3, "claim no longer holds: 'the ViT does more than 3 times the work'"
+glue("ch08_flops_vit", flops["ViT"], display=False)
+glue("ch08_flops_cnn", flops["CNN"], display=False)
+glue("ch08_flops_ratio", flops_ratio, display=False)
+
+# A training step: forward and backward (the gradients of every weight) on one image.
+train_flops = {}
+for name, model in (("ViT", vit), ("CNN", cnn)):
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(test_x[:1]), test_y[:1]).backward()
+    model.zero_grad(set_to_none=True)
+    train_flops[name] = counter.get_total_flops()
+train_ratio = train_flops["ViT"] / train_flops["CNN"]
+print(f"FLOPs per image, forward and backward: ViT {train_flops['ViT']:,} | "
+      f"CNN {train_flops['CNN']:,} | ratio {train_ratio:.2f}")  # fmt: skip
+assert train_ratio > 3, "claim no longer holds: 'the ratio carries over to training'"
+glue("ch08_train_flops_ratio", train_ratio, display=False)
+
+# %% [markdown]
+# With the same number of parameters the ViT does {glue:text}`ch08_flops_ratio:.1f` times
+# the CNN's arithmetic per image: attention's cost grows with the number of tokens, and
+# every token goes through every projection. A training step, forward and backward, keeps
+# the ratio ({glue:text}`ch08_train_flops_ratio:.1f`), and the training runs below see the
+# same images the same number of times, so the ViT's training does about that multiple of
+# the CNN's arithmetic.
+
+# %% [markdown]
 # (ch08-seed-classifier)=
 # ### What the classifier reads
 #
@@ -328,27 +394,27 @@ plt.show()
 # `fit_classifier` (in `attnkit.vision`) is an epoch-based wrapper of `ak.train`: AdamW
 # {cite:p}`loshchilov2019decoupled` with weight decay 0.05 on the matrices, a one-epoch
 # linear warm-up then a cosine decay, gradient clipping at 1, mini-batches of 64 reshuffled
-# every epoch, cross-entropy loss. We train for 100 epochs at learning rate $10^{-3}$; this
+# every epoch, cross-entropy loss. We train for 60 epochs at learning rate $10^{-3}$; this
 # recipe and the model's sizes were chosen in preliminary runs by *validation* accuracy; the
 # test set is used once per model, below. The validation accuracy is logged every 10 epochs.
 
 # %%
-EPOCHS, BATCH, LR = 100, 64, 1e-3
+EPOCHS, BATCH, LR = 60, 64, 1e-3
 
 
-def fit(model, max_shift=0, progress=False):
+def fit(model, max_shift=0, progress=False, data=(train_x, train_y), val=(val_x, val_y)):
     """Train model with the chapter's recipe (the same for every model)."""
+    ak.set_fused_attention(model)  # PyTorch's fused attention kernel: same function, faster
     return fit_classifier(
         model,
-        train_x,
-        train_y,
+        *data,
         epochs=EPOCHS,
         batch_size=BATCH,
         lr=LR,
         weight_decay=0.05,
         warmup_epochs=1,
         max_shift=max_shift,
-        val=(val_x, val_y),
+        val=val,
         eval_every_epochs=10,
         seed=0,
         progress=progress,
@@ -366,11 +432,6 @@ vit_test_acc = accuracy(vit, test_x, test_y)
 print(f"ViT test accuracy: {vit_test_acc:.4f}")
 assert vit_test_acc >= 0.97
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-print(f"ViT: {vit_result.steps_done} steps in {vit_result.seconds:.1f} s")
-assert vit_result.seconds < 120  # the ViT trains within 2 minutes on 2 CPU cores
-
 # %% [markdown]
 # The CNN gets exactly the same recipe: same optimizer, schedule, epochs, batches and seed.
 
@@ -379,10 +440,6 @@ cnn = make_cnn()
 cnn_result = fit(cnn)
 cnn_test_acc = accuracy(cnn, test_x, test_y)
 print(f"CNN test accuracy: {cnn_test_acc:.4f}")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-print(f"CNN: {cnn_result.steps_done} steps in {cnn_result.seconds:.1f} s")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -502,59 +559,90 @@ runs["ViT + random shifts of 1 pixel"] = (vit_shift, fit(vit_shift, max_shift=1)
 
 table = {}
 for name, (model, result) in runs.items():
+    ak.set_fused_attention(model, False)  # attnkit's attention, whose products FLOPs count
     table[name] = {
         "params": ak.count_parameters(model),
+        "flops": flops_per_image(model),
         "val": result.history[-1]["val_acc"],
         "test": accuracy(model, test_x, test_y),
         "seconds": result.seconds,
     }
-print(f"{'model':<32} | parameters | val accuracy | test accuracy")
+print(f"{'model':<32} | parameters | FLOPs/image | val accuracy | test accuracy")
 for name, row in table.items():
-    print(f"{name:<32} | {row['params']:10,} | {row['val']:12.4f} | {row['test']:13.4f}")
+    print(
+        f"{name:<32} | {row['params']:10,} | {row['flops']:11,} | {row['val']:12.4f} "
+        f"| {row['test']:13.4f}"
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"{'model':<32} | training seconds (2 CPU threads)")
+# Wall-clock times: a fact of the machine that built this page (one thread), not of the
+# models.
+print(f"{'model':<32} | training seconds (1 CPU thread, this machine)")
 for name, row in table.items():
     print(f"{name:<32} | {row['seconds']:6.1f}")
 
 # %% [markdown]
 # What the table above shows, and the asserts below check:
 #
-# - **The CNN is at least as accurate, and faster.** With the same parameter budget and the
-#   same recipe, the CNN reaches at least the ViT's test accuracy, in a fraction of the
-#   training time. Its convolutions already encode what the ViT has to learn. On 359 test
-#   images one error is 0.28 points, so small gaps between the two are within the noise of
-#   a single split; the point is that the ViT brings no advantage here.
+# - **The CNN is at least as accurate, with a fraction of the work.** With the same
+#   parameter budget and the same recipe, the CNN reached a test accuracy of
+#   {glue:text}`ch08_acc_cnn:.2%`, the ViT {glue:text}`ch08_acc_vit:.2%`, and the CNN did
+#   {glue:text}`ch08_flops_ratio:.1f` times less arithmetic per image (on the machine that
+#   built this page its training took {glue:text}`ch08_seconds_cnn:.0f` s, the ViT's
+#   {glue:text}`ch08_seconds_vit:.0f` s). Its convolutions already encode what the ViT has
+#   to learn. On 359 test images one error is 0.28 points, so small gaps between the two
+#   are within the noise of a single split; the point is that the ViT brings no advantage
+#   here.
 # - **Position embeddings are essential with small patches.** Without them the 16-token ViT
-#   sees a bag of $2 \times 2$ patches and loses more than 20 points of test accuracy. (With
-#   $4 \times 4$ patches the loss would be far smaller: each quadrant of a digit looks
-#   different enough to betray its place.)
-# - **Fewer, larger patches are no worse here.** The 4-token ViT is about as accurate as the
-#   16-token one and cheaper (attention over 5 instead of 17 tokens); we keep 16 tokens for
-#   the pictures below, which need a finer grid.
-# - **Random shifts did not help, they hurt.** This is the opposite of what the ImageNet
-#   results might suggest, and it is specific to this data set: the digits were size-
-#   normalised and centred in their $8 \times 8$ box, and so is the test set, so a one-pixel
-#   shift cuts off strokes and creates training images unlike any test image, while a ViT
-#   has no built-in translation equivariance and must learn each shifted variant afresh.
-#   Augmentation helps when it adds variation that the test data has; with the epochs
-#   fixed, it mostly made the task harder.
+#   sees a bag of $2 \times 2$ patches and reaches only {glue:text}`ch08_acc_no_pos:.2%`,
+#   {glue:text}`ch08_no_pos_loss_points:.0f` points below the ViT with them.
+# - **Fewer, larger patches are no worse here.** The 4-token ViT reached
+#   {glue:text}`ch08_acc_p4:.2%`, within 2 points of the 16-token one, and does
+#   {glue:text}`ch08_flops_ratio_p2_p4:.1f` times less arithmetic per image (attention
+#   over 5 instead of 17 tokens, and 5 tokens through every projection and MLP); we keep
+#   16 tokens for the pictures below, which need a finer grid.
+# - **Random shifts did not help, they hurt.** With them the ViT reached
+#   {glue:text}`ch08_acc_shift:.2%`. This is the opposite of what the ImageNet results might
+#   suggest, and it is specific to this data set: the digits were size-normalised and
+#   centred in their $8 \times 8$ box, and so is the test set, so a one-pixel shift cuts off
+#   strokes and creates training images unlike any test image, while a ViT has no built-in
+#   translation equivariance and must learn each shifted variant afresh. Augmentation helps
+#   when it adds variation that the test data has; with the epochs fixed, it made the task
+#   harder: the mean training loss of the last 10 epochs was
+#   {glue:text}`ch08_train_loss_shift:.3f` with shifts against
+#   {glue:text}`ch08_train_loss_vit:.4f` without.
 
 # %%
 acc = {name: row["test"] for name, row in table.items()}
 main = "ViT, 2x2 patches (16 tokens)"
-assert acc["CNN"] >= acc[main] >= 0.97
-assert table["CNN"]["seconds"] < table[main]["seconds"]
-assert acc[main] - acc["ViT without position embeddings"] > 0.20
-assert abs(acc["ViT, 4x4 patches (4 tokens)"] - acc[main]) < 0.02
-assert acc["ViT + random shifts of 1 pixel"] < acc[main]
+p4, no_pos, shift = (
+    "ViT, 4x4 patches (4 tokens)",
+    "ViT without position embeddings",
+    "ViT + random shifts of 1 pixel",
+)
+loss = {name: result.history[-1]["train_loss"] for name, (_, result) in runs.items()}
+assert acc["CNN"] >= acc[main] >= 0.97, "claim no longer holds: 'CNN >= ViT >= 97%'"
+assert table[main]["flops"] > 3 * table["CNN"]["flops"]
+assert acc[main] - acc[no_pos] > 0.20, "claim no longer holds: 'loses more than 20 points'"
+assert abs(acc[p4] - acc[main]) < 0.02, "claim no longer holds: '4 tokens about as accurate'"
+assert table[p4]["flops"] < table[main]["flops"] / 3
+assert acc[shift] < acc[main], "claim no longer holds: 'random shifts hurt'"
+assert loss[shift] > loss[main], "claim no longer holds: 'shifts made the task harder'"
 
 # %% tags=["remove-cell"]
-# Figures quoted by the closing chapter ("Summary"), recorded with myst-nb's glue
-# (this cell displays nothing and is hidden in the book).
+# Figures quoted by this page and the closing chapter ("Summary"), recorded with myst-nb's
+# glue (this cell displays nothing and is hidden in the book). The seconds are those of the
+# machine that built the page.
 glue("ch08_acc_vit", acc[main], display=False)
 glue("ch08_acc_cnn", acc["CNN"], display=False)
+glue("ch08_acc_p4", acc[p4], display=False)
+glue("ch08_acc_no_pos", acc[no_pos], display=False)
+glue("ch08_acc_shift", acc[shift], display=False)
+glue("ch08_no_pos_loss_points", 100 * (acc[main] - acc[no_pos]), display=False)
+glue("ch08_flops_ratio_p2_p4", table[main]["flops"] / table[p4]["flops"], display=False)
+glue("ch08_train_loss_vit", loss[main], display=False)
+glue("ch08_train_loss_shift", loss[shift], display=False)
 glue("ch08_seconds_vit", table[main]["seconds"], display=False)
 glue("ch08_seconds_cnn", table["CNN"]["seconds"], display=False)
 
@@ -571,10 +659,7 @@ for split_seed in (1, 2):
     other = digit_splits(seed=split_seed)
     for name, make in (("ViT", make_vit), ("CNN", make_cnn)):
         model = make()
-        fit_classifier(
-            model, other.train.images, other.train.labels, epochs=EPOCHS, batch_size=BATCH,
-            lr=LR, weight_decay=0.05, warmup_epochs=1, seed=0, progress=False,
-        )  # fmt: skip
+        fit(model, data=(other.train.images, other.train.labels), val=None)
         split_acc[name].append(accuracy(model, other.test.images, other.test.labels))
 for name, accs in split_acc.items():
     cells = " | ".join(f"{a:.4f}" for a in accs)
@@ -584,16 +669,29 @@ for name, accs in split_acc.items():
 vit_range = max(split_acc["ViT"]) - min(split_acc["ViT"])
 cnn_range = max(split_acc["CNN"]) - min(split_acc["CNN"])
 print(f"range of the test accuracy: ViT {vit_range:.4f}, CNN {cnn_range:.4f}")
-assert all(c > v for c, v in zip(split_acc["CNN"], split_acc["ViT"]))
-assert min(split_acc["ViT"]) < 0.97 <= acc[main] and min(split_acc["CNN"]) > 0.98
-assert vit_range > cnn_range
+mean = {name: sum(accs) / len(accs) for name, accs in split_acc.items()}
+cnn_wins = sum(c > v for c, v in zip(split_acc["CNN"], split_acc["ViT"]))
+print(
+    f"mean over the 3 splits: ViT {mean['ViT']:.4f}, CNN {mean['CNN']:.4f}; CNN ahead on {cnn_wins}"
+)
+assert mean["CNN"] > mean["ViT"], "claim no longer holds: 'the CNN is the more accurate on average'"
+assert vit_range > cnn_range, "claim no longer holds: 'the ViT's accuracy moved more'"
+glue("ch08_split_cnn_wins", cnn_wins, display=False)
+for name in ("ViT", "CNN"):
+    glue(f"ch08_split_mean_{name.lower()}", mean[name], display=False)
+    glue(f"ch08_split_min_{name.lower()}", min(split_acc[name]), display=False)
+    glue(f"ch08_split_max_{name.lower()}", max(split_acc[name]), display=False)
 
 # %% [markdown]
-# The CNN beat the ViT on all three splits and stayed above 98%; the ViT's test accuracy
-# moved by more than twice as much, and on one of the three splits it fell below 97%. The
-# chapter's 97% target is met on the split the chapter uses, not with a robust margin:
-# with 1,259 training images a small ViT is fragile, and that fragility is itself the
-# small-data lesson.
+# Over the three splits (one run with one seed per model and split) the CNN's mean test
+# accuracy is {glue:text}`ch08_split_mean_cnn:.2%`, the ViT's
+# {glue:text}`ch08_split_mean_vit:.2%`; the CNN was the more accurate on
+# {glue:text}`ch08_split_cnn_wins:d` of the 3 splits. The ViT's accuracy moved more, from
+# {glue:text}`ch08_split_min_vit:.2%` to {glue:text}`ch08_split_max_vit:.2%`, against
+# {glue:text}`ch08_split_min_cnn:.2%` to {glue:text}`ch08_split_max_cnn:.2%` for the CNN.
+# The chapter's 97% target is measured on the split the chapter uses; with 1,259 training
+# images a small ViT is fragile, a single split can favour either model by a few test
+# images, and that fragility is itself the small-data lesson.
 #
 # (ch08-inside)=
 # ## Inside the trained ViT
@@ -638,7 +736,15 @@ rc = torch.tensor([divmod(n, grid) for n in range(grid * grid)])  # (16, 2)
 dist = (rc[:, None] - rc[None, :]).abs().sum(-1)  # (16, 16) Manhattan distance
 near, far = sim[dist == 1].mean().item(), sim[dist >= 3].mean().item()
 print(f"mean cosine similarity: neighbours {near:.3f} | 3 or more steps apart {far:.3f}")
-assert near - far > 0.1  # some geometry was learned, not much
+assert near - far > 0.1, "claim no longer holds: 'some geometry was learned'"
+assert near < 0.5, "claim no longer holds: 'much weaker than in ViT's figure 7'"
+glue("ch08_pos_sim_near", near, display=False)
+glue("ch08_pos_sim_far", far, display=False)
+
+# %% [markdown]
+# Neighbouring positions are more alike (mean cosine similarity
+# {glue:text}`ch08_pos_sim_near:.2f`) than distant ones ({glue:text}`ch08_pos_sim_far:.2f`):
+# some of the geometry was learned from 1,259 images, but far from all of it.
 
 # %% [markdown]
 # ### Attention rollout
@@ -663,6 +769,12 @@ assert torch.allclose(rollout.sum(-1), torch.ones(359, 17), atol=1e-5)
 maps = cls_rollout_map(rollout, VIT_CONFIG.grid)  # (359, 4, 4)
 raw = attns[-1].mean(1)[:, 0, 1:].reshape(-1, grid, grid)  # last layer, class token, heads mean
 print("rollout maps", tuple(maps.shape), "| raw last-layer maps", tuple(raw.shape))
+# How alike are the two maps of a digit? Pearson correlation over its 16 patches.
+centred = [(m - m.mean((1, 2), keepdim=True)).flatten(1) for m in (maps, raw)]  # (359, 16)
+corr = F.cosine_similarity(*centred, dim=-1)  # (359,)
+print(f"correlation of rollout and raw maps: mean {corr.mean():.2f}, "
+      f"from {corr.min():.2f} to {corr.max():.2f}")  # fmt: skip
+glue("ch08_rollout_raw_corr", corr.mean().item(), display=False)
 
 # %%
 show = list(range(6))
@@ -694,22 +806,28 @@ plt.show()
 # {cite:p}`jain2019attention`, and whether they count as an explanation depends on what one
 # asks of an explanation {cite:p}`wiegreffe2019attention`. Rollout makes an assumption (the
 # residual path and the attention path contribute equally) and ignores the MLPs and the
-# value vectors. With two layers the difference from the raw last layer is moderate; in
-# deep models the raw maps of the last layers are often nearly uniform, and rollout is the
-# more useful of the two. In our maps much of the weight falls on *blank* patches next to
-# the strokes: where there is no ink is as informative about a digit's shape as where there
-# is. A quantitative check: how much of the class token's rollout falls on patches that
-# contain ink, compared with the share of such patches?
+# value vectors. With two layers the rollout and the raw last-layer map of a digit are
+# related but not the same: their correlation over the 16 patches is
+# {glue:text}`ch08_rollout_raw_corr:.2f` on average over the test digits. In deep models
+# the raw maps of the last layers are often nearly uniform, and rollout is the more useful
+# of the two. In our maps much of the weight falls on *blank* patches: where there is no
+# ink is as informative about a digit's shape as where there is. A quantitative check: how
+# much of the class token's rollout falls on patches that contain ink, compared with the
+# share of such patches?
 
 # %%
 ink = patchify(test_x, PATCH).sum(-1) > 0.5  # (359, 16): patches with some ink
 share = (maps.flatten(1) * ink).sum(-1) / maps.flatten(1).sum(-1)  # (359,)
 frac_ink = ink.double().mean().item()
 print(f"patches with ink: {frac_ink:.1%} | share of rollout on them: {share.mean().item():.1%}")
-assert abs(share.mean().item() - frac_ink) < 0.1  # no preference for ink
+assert abs(share.mean().item() - frac_ink) < 0.1, "claim no longer holds: 'no preference'"
+assert share.mean().item() < 0.75, "claim no longer holds: 'much of the weight is on blanks'"
+glue("ch08_ink_patches", frac_ink, display=False)
+glue("ch08_rollout_on_ink", share.mean().item(), display=False)
 
 # %% [markdown]
-# The rollout's share on ink patches is close to the share of ink patches: these maps are
+# The rollout puts {glue:text}`ch08_rollout_on_ink:.1%` of its weight on the patches with
+# ink, which are {glue:text}`ch08_ink_patches:.1%` of all patches: these maps are
 # not a segmentation of the digit, and reading them as "the model looks at the strokes"
 # would be wrong for this model.
 
@@ -745,8 +863,9 @@ assert abs(share.mean().item() - frac_ink) < 0.1  # no preference for ink
 #   ResNets when trained on ImageNet alone {cite:p}`dosovitskiy2021image`; without such data
 #   it needs help from augmentation, regularisation or distillation
 #   {cite:p}`touvron2021training,steiner2022how`. On our 1,259 digits the CNN of the same
-#   size was at least as accurate and trained faster, and the one augmentation we tried
-#   hurt (section {ref}`ch08-small-data`).
+#   size was at least as accurate with {glue:text}`ch08_flops_ratio:.1f` times less
+#   arithmetic per image, and the one augmentation we tried hurt (section
+#   {ref}`ch08-small-data`).
 # - **Detection and segmentation.** *Pointers only*; this chapter tests none of it.
 #   Self-attention is used there too: DETR {cite:p}`carion2020end` predicts a set of object
 #   boxes with a Transformer encoder-decoder over CNN features, and hierarchical
@@ -785,10 +904,6 @@ assert abs(share.mean().item() - frac_ink) < 0.1  # no preference for ink
 #
 # Grade your work with `python -m attnkit.grade 08`.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-print(f"chapter executed in {time.perf_counter() - CHAPTER_START:.1f} s")
-
 # %% [markdown]
 # (ch08-interview)=
 # ## Interview question
@@ -814,7 +929,8 @@ print(f"chapter executed in {time.perf_counter() - CHAPTER_START:.1f} s")
 # comparable ResNets on ImageNet alone, because it lacks the convolution's locality and
 # translation equivariance; DeiT closed the gap with augmentation, regularisation and
 # distillation. On the chapter's 1,259 training digits a CNN of the same size is at least
-# as accurate and trains faster ({ref}`ch08-small-data`). Beyond classification, DETR uses
+# as accurate and does about a third of the ViT's arithmetic per image
+# ({ref}`ch08-small-data`). Beyond classification, DETR uses
 # a Transformer for set-based object detection, and windowed, hierarchical backbones such
 # as Swin serve detection and segmentation, where global attention would be quadratic in
 # the number of patches. Attention-rollout maps show where the class token gathers
