@@ -449,15 +449,17 @@ glue("ch14_wall_s_ddp2", float(runs["2 processes (DDP)"]["wall_seconds"]), displ
 # and the ideal is 2. The whole run, start-up included, took
 # {glue:text}`ch14_wall_s_1proc:.1f` s with one process and
 # {glue:text}`ch14_wall_s_ddp2:.1f` s with two. (Read the medians: a rank's mean includes
-# the first step and any step during which something else ran on the machine.) On a machine
-# with two cores a speed-up short of the ideal is expected, not a failure of DDP. The
-# model is tiny, so the fixed costs of a step weigh heavily: the optimizer update and
-# gradient clipping, which every rank repeats in full, the all-reduce through gloo (which
-# goes through the operating system's network stack even on one machine), and the
-# all-reduce of the logged loss. The two processes also compete for the same two cores
-# with each other and with everything else running, and four processes on two cores are
-# simply oversubscribed. Start-up costs seconds too: `torchrun`, one Python interpreter
-# per process importing torch, and the rendezvous.
+# the first step and any step during which something else ran on the machine.) Take these
+# figures as one observation of a shared machine, not as a property of DDP: the runs
+# follow one another instead of taking turns, so whatever else runs on the two cores
+# during one run and not during another moves the ratio either way. Whatever the ratio, a
+# model this tiny pays costs that a large one hides: the fixed costs of a step, the
+# optimizer update and gradient clipping, which every rank repeats in full, the all-reduce
+# through gloo (which goes through the operating system's network stack even on one
+# machine) and the all-reduce of the logged loss; the competition of the processes for
+# two cores, with each other and with everything else running (four processes on two
+# cores are simply oversubscribed); and the start-up, which costs seconds: `torchrun`, one
+# Python interpreter per process importing torch, and the rendezvous.
 #
 # None of this is what data parallelism is for. It pays off when each device is a separate
 # accelerator and the computation per step is large compared with the all-reduce of the
@@ -649,8 +651,10 @@ assert err < 1e-12
 #   rounding (losses within $10^{-5}$ relative). On the two CPU cores that built this page
 #   the median step of two processes was {glue:text}`ch14_step_speedup_ddp2:.2f` times as
 #   fast as one process's, against an ideal of 2, and the whole run, start-up included,
-#   took {glue:text}`ch14_wall_s_ddp2:.1f` s against {glue:text}`ch14_wall_s_1proc:.1f` s:
-#   for a model this small, fixed costs eat most of the gain ({ref}`ch14-run`).
+#   took {glue:text}`ch14_wall_s_ddp2:.1f` s against {glue:text}`ch14_wall_s_1proc:.1f` s.
+#   For a model this small on two shared cores, such times depend on what else runs;
+#   fixed costs, contention and start-up weigh on them as much as the arithmetic
+#   ({ref}`ch14-run`).
 # - Beyond: NCCL and `torchrun --nnodes` for many GPUs; the linear scaling rule with
 #   warm-up for larger batches; ZeRO/FSDP to shard the 16 bytes per parameter of model
 #   state; tensor parallelism inside a node; sequence and context parallelism (ring
@@ -694,9 +698,10 @@ assert err < 1e-12
 # overlapping communication with computation, and a ring all-reduce sends $2(N-1)/N$ times
 # the gradient size per device, almost independent of $N$ ({ref}`ch14-ddp`,
 # {ref}`ch14-ring`). The chapter's two- and four-process runs reproduce single-process
-# training to float32 rounding; on two CPU cores and a model this small, two processes made
-# a step only {glue:text}`ch14_step_speedup_ddp2:.2f` times as fast (ideal 2) when this
-# page was built: overheads can eat the gain ({ref}`ch14-run`). Larger global batches need the
+# training to float32 rounding; on the two shared CPU cores that built this page, and a
+# model this small, two processes made a step {glue:text}`ch14_step_speedup_ddp2:.2f` times
+# as fast as one (ideal 2), a figure that fixed costs and contention for the cores can push
+# far from the ideal ({ref}`ch14-run`). Larger global batches need the
 # learning rate scaled, with a warm-up. When the model state no longer fits, ZeRO and FSDP
 # shard the optimizer state, gradients and parameters (16 bytes per parameter for
 # mixed-precision Adam, divided by $N$ when all three are sharded); tensor parallelism
