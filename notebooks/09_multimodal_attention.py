@@ -382,8 +382,11 @@ glue("ch09_exact_three", exact_three, display=False)
 # %% [markdown]
 # The model reads {glue:text}`ch09_exact:.1%` of the strips of unseen handwriting exactly:
 # {glue:text}`ch09_exact_two:.1%` of the two-digit and {glue:text}`ch09_exact_three:.1%` of
-# the three-digit numbers (the asserts pin the accuracy at 0.85 or more overall and 0.83
-# or more for each length). The cached and the recomputing decoders agree on every strip.
+# the three-digit numbers. The asserts behind these figures are floors, not the result:
+# they require 0.85 or more overall and 0.83 or more for each length, set a few points
+# below what this run (one seed) gives so that a different CPU's rounding does not fail
+# the build while a broken model still does. The cached and the recomputing decoders
+# agree on every strip (asserted exactly).
 #
 # Per word: for each position of the target, is the generated word right? (A prediction
 # shorter than the target counts as wrong at the missing positions.) And per digit: is
@@ -428,6 +431,7 @@ assert sum(word_right.values()) / sum(word_total.values()) >= 0.94
 assert all(w in ds.ONES[10:] for w in worst[:3])  # the three worst words are teens
 assert min(teen_counts) >= 10 and max(teen_counts) <= 35  # "about 20 test strips each"
 glue("ch09_slot_acc_min", slot_acc.min().item(), display=False)
+glue("ch09_slot_acc_hundreds", slot_acc[0].item(), display=False)
 glue("ch09_word_acc", sum(word_right.values()) / sum(word_total.values()), display=False)
 glue("ch09_teen_count_min", min(teen_counts), display=False)
 glue("ch09_teen_count_max", max(teen_counts), display=False)
@@ -595,6 +599,10 @@ assert all(below_chance[l] for l in (0, 1)), (
     "claim no longer holds: 'in each layer, some kind of digit word puts less than 1/3 of "
     f"its attention on its own slot' ({below_chance})"
 )
+# the hundreds digit word is written at the <bos> step: no earlier step to inherit from
+assert max(summary[l]["hundreds digit word"] for l in (0, 1)) < 0.2, (
+    "claim no longer holds: 'the hundreds digit word puts under 0.2 on slot 0 in both layers'"
+)
 for key, kind in (("teen", "teen / ten"), ("tens", "tens word (twenty..ninety)"),
                   ("hundreds_digit", "hundreds digit word"), ("units", "units word"),
                   ("hundred", "'hundred'")):  # fmt: skip
@@ -615,13 +623,27 @@ for key, kind in (("teen", "teen / ten"), ("tens", "tens word (twenty..ninety)")
 # | "hundred" | 0 | {glue:text}`ch09_mass_hundred_l1:.2f` | {glue:text}`ch09_mass_hundred_l2:.2f` | 0.33 |
 #
 # In each layer at least one kind of digit word puts *less* of its attention on its own
-# slot than attention that ignored position would (asserted), and yet the model reads
-# every slot right at least 93% of the time. So the words read their digits from patches
-# of *other* slots. That is the warning of section {ref}`ch09-cross-attention` made
-# concrete: the ViT's two self-attention layers have already moved information between
-# the patches, so a patch state is not "the pixels of that patch" and the decoder can find
-# a digit wherever the encoder put it. A cross-attention map shows where the decoder
-# reads, not where the evidence was in the image; the intuition "forty should look at the
+# slot than attention that ignored position would (asserted; in the run shown in the
+# table, all three kinds do, in both layers), and yet the model reads every slot right at
+# least {glue:text}`ch09_slot_acc_min:.1%` of the time. So at the step that writes such a
+# word, most of the cross-attention lands on patches of *other* slots: the map shows where
+# the decoder reads, and that is not where the digit is drawn.
+#
+# How does the right digit come out, then? The architecture leaves two routes, and either
+# one breaks the picture "a word looks at its digit". First, a patch state is not the
+# pixels of its patch: the ViT's two self-attention layers have already mixed information
+# between the patches (the warning of section {ref}`ch09-cross-attention`), so a digit can
+# be read from a state at another position. Second, a word is not decided by the
+# cross-attention of its own step alone: through its causal self-attention, the step also
+# receives what the earlier steps read from the image, and the decoder has two layers of
+# each. For one kind of word the second route is closed: the hundreds digit word is
+# written at the first step, from `<bos>`, with no earlier step to inherit from, and it
+# puts under 0.2 of its attention on slot 0 in both layers (asserted). Yet the hundreds
+# slot is read right {glue:text}`ch09_slot_acc_hundreds:.1%` of the time, so its digit
+# must come mostly from the patch states of slots 1 and 2: the first route, unless the
+# small weight on slot 0 meets an unusually large value vector (a weight is not a
+# contribution; chapter 12). For the other words this chapter does not separate the two
+# routes; that would take a probe of the patch states or an intervention on the weights. The intuition "forty should look at the
 # middle digit" is reasonable, and only a measurement tells whether a given model does.
 # (Chapter 12 measures the same gap between attention weights and the tokens that decide
 # a prediction, and one remedy: following the mixing back through the layers.)
@@ -678,8 +700,8 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5)
 #   cross-attention is the only path from the image to the words (the test
 #   `test_each_patch_reaches_the_text` checks that every patch reaches the words).
 #   Cross-attention maps are not self-explaining either: the measurement of section
-#   {ref}`ch09-maps` shows that after the encoder's self-attention the words read their
-#   digits largely from patches of other slots.
+#   {ref}`ch09-maps` shows some kinds of words putting most of their attention on patches
+#   of other slots than the digit they name.
 # - **Loose, too:** "at the same time" hides that the two directions are not symmetric. In
 #   an encoder–decoder captioner the image is encoded once, without seeing the text, and
 #   the text reads it; the image's keys and values are computed once and cached for all
@@ -703,9 +725,10 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5)
 #   steps, it reads {glue:text}`ch09_exact:.1%` of the strips of unseen handwriting
 #   exactly; its errors are misread digits, and the rare teens are its hardest words.
 # - The maps do not mark the digit each word describes: in each layer some kind of digit
-#   word puts less than chance on its own slot, because the encoder's self-attention has
-#   already moved the digits' information between patches. Attention maps are evidence to
-#   be measured, not pictures to be trusted.
+#   word puts less than chance on its own slot, yet the digits are read right. The
+#   encoder's self-attention (which mixes the patches) and the decoder's (which passes on
+#   what earlier steps read) both allow that; which one the model uses was not measured.
+#   Attention maps are evidence to be measured, not pictures to be trusted.
 
 # %% [markdown]
 # ## Exercises
@@ -757,6 +780,8 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5)
 # ({ref}`ch09-cross-attention`). And attention maps must be measured, not trusted: in the
 # chapter's digits-to-words model, which reads each digit right at least 93% of the
 # time, some kinds of digit words put less than chance of their cross-attention on their
-# own digit: the ViT encoder's self-attention has already mixed the patches, so the
-# decoder reads a digit wherever the encoder moved it ({ref}`ch09-maps`).
+# own digit. A patch state is not its patch's pixels once the ViT encoder's
+# self-attention has mixed them, and a word's step also inherits, through the decoder's
+# self-attention, what earlier steps read; a map shows where a step reads, not where the
+# evidence is drawn ({ref}`ch09-maps`).
 # ```

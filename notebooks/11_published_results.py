@@ -33,8 +33,8 @@
 #   strongest earlier system was not always a plain RNN, and the size of the win depends on
 #   how BLEU is computed.
 # - **Question answering, summarization, sentiment**: the large gains came with
-#   *pretraining* (BERT, BART, XLNet), and the recurrent systems they are compared with were
-#   already attention models. Where a recurrent model is pretrained as well (ULMFiT on
+#   *pretraining* (BERT, BART, XLNet), and the recurrent QA and summarization systems they
+#   are compared with were already attention models. Where a recurrent model is pretrained as well (ULMFiT on
 #   IMDB), the gap almost closes. "RNN versus self-attention" is the wrong axis for these.
 #
 # By the end of the chapter you should be able to
@@ -425,7 +425,13 @@ glue("ch11_hyphen_tokens_spaces", n_split_spaces, display=False)
 # 13a (the four words and three markers, each of which 13a cuts into
 # {glue:text}`ch11_marker_tokens_13a` pieces at the `#` signs and the hyphen;
 # {glue:text}`ch11_hyphen_tokens_spaces` tokens if split on spaces only), and so inflates
-# every $n$-gram precision. The signature line (`tok:13a`,
+# every $n$-gram precision. The marker is not made up for this demo: the
+# English-German scoring script of tensor2tensor (`get_ende_bleu.sh`, the code released
+# with the Transformer) splits compounds into exactly this form, "comparable to papers
+# like GNMT, ConvS2S", and then scores Moses-tokenized text with `multi-bleu.perl`, which
+# splits on spaces only, so there each compound counts as
+# {glue:text}`ch11_hyphen_tokens_spaces` tokens, not {glue:text}`ch11_hyphen_tokens_13a`.
+# The signature line (`tok:13a`,
 # `case:mixed`, ...) is what makes a SacreBLEU score reproducible. Table 2's figures
 # predate SacreBLEU and come from different papers' pipelines, so differences of a few
 # tenths between rows of that table say little. The big Transformer's margin of
@@ -568,10 +574,15 @@ print("\nROUGE-2:", r2)
 print("ROUGE-L:", rl)
 
 # %% [markdown]
-# - The baseline to beat is **Lead-3**, the first three sentences of the article. The best
-#   recurrent abstractive system, the pointer-generator with coverage of
-#   {cite:t}`see2017get` (a BiLSTM encoder and LSTM decoder with attention and a copy
-#   mechanism), does not beat it on any of the three scores.
+# - The baseline to beat is **Lead-3**, the first three sentences of the article. The
+#   recurrent systems of BART's table, the pointer-generator of {cite:t}`see2017get` (a
+#   BiLSTM encoder and LSTM decoder with attention and a copy mechanism) with and without
+#   its coverage mechanism, do not beat it on any of the three scores (asserted). That is
+#   a fact about the 2017 systems this table quotes, not about recurrent models: a year
+#   later the Bottom-Up Summarization of Gehrmann, Deng and Rush (EMNLP 2018), still an
+#   LSTM pointer-generator, whose copying is restricted to phrases picked by a separate
+#   content selector, reported 41.22 / 18.68 / 38.34, above Lead-3 on all three scores
+#   (quoted from that paper; BART's table does not list it).
 # - The systems that beat Lead-3 clearly are pretrained Transformers: BertSum
 #   {cite:p}`liu2019text`, an extractive and an abstractive summarizer on top of BERT, and
 #   BART {cite:p}`lewis2020bart`, an encoder-decoder pretrained as a denoising autoencoder.
@@ -624,11 +635,12 @@ glue("ch11_rougeL_swapped", lsum["rougeL"], display=False)
 glue("ch11_rougeLsum_swapped", lsum["rougeLsum"], display=False)
 
 # %% [markdown]
-# The Porter stemmer matches "matches" with "match" and "arrested" with "arrest", raising
-# every score by at least {glue:text}`ch11_stem_gain_min:.1f` points; the summary-level
-# ROUGE-L forgives a change of sentence order that the plain LCS penalizes
-# ({glue:text}`ch11_rougeLsum_swapped:.1f` against {glue:text}`ch11_rougeL_swapped:.1f`). A paper that does not say which ROUGE it computed
-# has not fully specified its numbers.
+# The Porter stemmer matches "matches" with "match" (the one pair of words that differ
+# only by an ending), raising every score by at least
+# {glue:text}`ch11_stem_gain_min:.1f` points; the summary-level ROUGE-L forgives a change
+# of sentence order that the plain LCS penalizes ({glue:text}`ch11_rougeLsum_swapped:.1f`
+# against {glue:text}`ch11_rougeL_swapped:.1f`).
+# A paper that does not say which ROUGE it computed has not fully specified its numbers.
 
 # %% [markdown]
 # (ch11-imdb)=
@@ -769,8 +781,8 @@ plt.show()
 # | Seed's claim | Verdict | Evidence |
 # |---|---|---|
 # | WMT14 En-De: Transformer beats RNN models in BLEU | **Holds**, and more: it beat every earlier system, ensembles included, at lower training cost. The strongest earlier ensemble was convolutional. | Table 2 of {cite:t}`vaswani2017attention`, {ref}`ch11-wmt` |
-# | CNN/DailyMail: self-attention models beat RNN models in ROUGE | **Loose.** True of *pretrained* Transformers (BertSum, BART) against non-pretrained LSTMs; the best LSTM system did not even beat Lead-3. | {ref}`ch11-summarization` |
-# | SQuAD: self-attention models beat RNN models in F1 | **Loose.** The RNN readers were attention models; the big step came with pretraining (BERT); QANet shows self-attention helps speed. | {ref}`ch11-squad` |
+# | CNN/DailyMail: self-attention models beat RNN models in ROUGE | **Loose.** True of *pretrained* Transformers (BertSum, BART) against non-pretrained LSTMs; the LSTM systems in BART's table did not even beat Lead-3 (a later LSTM system, Bottom-Up Summarization, did). | {ref}`ch11-summarization` |
+# | SQuAD: self-attention models beat RNN models in F1 | **Loose.** The RNN readers were attention models; the biggest step after BiDAF among these readers came with pretraining (BERT); QANet shows self-attention helps speed. | {ref}`ch11-squad` |
 # | IMDB: self-attention models beat RNN models in accuracy | **Barely.** A pretrained LSTM (ULMFiT) is within half a point of BERT-base. | {ref}`ch11-imdb` |
 #
 # As for the explanation: "parallel computation" explains the *training cost* column of
@@ -834,10 +846,11 @@ plt.show()
 # model was the best single model but, in the NeurIPS version, below the best ensembles.
 # BLEU itself depends on tokenization and casing, so compare only scores computed the same
 # way, ideally SacreBLEU with its signature ({ref}`ch11-bleu`). On SQuAD, CNN/DailyMail
-# and IMDB the big jumps came with pretraining: BERT raised SQuAD 1.1 development F1 from
-# BiDAF's {glue:text}`ch11_bidaf_f1:.1f` to {glue:text}`ch11_bert_base_f1:.1f` (base), but BiDAF was itself an attention model
-# ({ref}`ch11-squad`); on CNN/DailyMail the LSTM pointer-generator did not beat the Lead-3
-# baseline while pretrained BertSum and BART did ({ref}`ch11-summarization`); on IMDB a
+# and IMDB the big jumps came with pretraining: on SQuAD 1.1 development F1, BERT-base reached
+# {glue:text}`ch11_bert_base_f1:.1f` against BiDAF's {glue:text}`ch11_bidaf_f1:.1f`, but BiDAF was itself an attention model
+# ({ref}`ch11-squad`); on CNN/DailyMail the 2017 LSTM pointer-generator did not beat the
+# Lead-3 baseline while pretrained BertSum and BART did, as did a later LSTM system
+# ({ref}`ch11-summarization`); on IMDB a
 # pretrained LSTM, ULMFiT, is within half a point of BERT ({ref}`ch11-imdb`). The pitfall
 # is the source text's framing, "self-attention beats RNNs": self-attention wins clearly
 # where it is trained at scale, and its main contribution outside translation is that it
