@@ -382,10 +382,16 @@ print("S =\n", x @ x.T)
 print("A =\n", a)
 print("outputs (attnkit):", o.squeeze(-1))
 print("outputs (closed form above):", torch.tensor(o_exact, dtype=torch.float64))
-assert torch.allclose(o.squeeze(-1), torch.tensor(o_exact, dtype=torch.float64))
+assert torch.allclose(o.squeeze(-1), torch.tensor(o_exact, dtype=torch.float64)), (
+    "attnkit's outputs must equal the closed form; max error "
+    f"{(o.squeeze(-1) - torch.tensor(o_exact, dtype=torch.float64)).abs().max():.1e}"
+)
 assert round(o_exact[0], 3) == 2.575, "claim no longer holds: 'o_1 is about 2.575'"
 # every o_i lies in [1, 3], and the larger the query, the closer to 3
-assert 1 <= o_exact[0] < o_exact[1] < o_exact[2] <= 3
+assert 1 <= o_exact[0] < o_exact[1] < o_exact[2] <= 3, (
+    "claim no longer holds: 'every o_i lies in [1, 3], o_3 sits closest to 3' "
+    f"(measured {o_exact[0]:.3g}, {o_exact[1]:.3g}, {o_exact[2]:.3g})"
+)
 
 # %% [markdown]
 # (ch01-seed-example)=
@@ -819,7 +825,10 @@ Qb, Kb, Vb = Xb @ W_Q, Xb @ W_K, Xb @ W_V
 Ob, Ab = ak.scaled_dot_product_attention(Qb, Kb, Vb, combined, return_weights=True)
 print("weights of sequence 1 (length 3):\n", Ab[1])
 # masked keys get weight exactly 0, and every row still sums to 1
-assert (Ab[~combined] == 0).all() and torch.allclose(Ab.sum(-1), torch.ones(2, T))
+assert (Ab[~combined] == 0).all() and torch.allclose(Ab.sum(-1), torch.ones(2, T)), (
+    "masked keys must get weight 0 and rows must sum to 1; found masked weight up to "
+    f"{Ab[~combined].abs().max():.1e}, row-sum error {(Ab.sum(-1) - 1).abs().max():.1e}"
+)
 
 # %%
 from matplotlib.colors import ListedColormap
@@ -874,7 +883,10 @@ print("torch F.sdpa agrees:", agrees)
 nan_times_zero = 0 * torch.tensor(float("nan"))
 print("and masking a NaN away afterwards does not work: 0 * nan =", nan_times_zero)
 # the claims of the next paragraph
-assert naive.isnan().all() and nan_times_zero.isnan()
+assert naive.isnan().all() and nan_times_zero.isnan(), (
+    "claim no longer holds: 'a naive softmax of a row of -inf computes 0/0; 0 * nan = nan' "
+    f"(measured softmax {naive.tolist()}, 0 * nan = {nan_times_zero.item()})"
+)
 assert (Af[1, 3:] == 0).all() and (Of[1, 3:] == 0).all() and agrees, (
     "claim no longer holds: 'attnkit and torch give zeros, not NaN, for a fully masked row'"
 )
@@ -1062,7 +1074,10 @@ with torch.no_grad():
         )
 print("\n".join(rows))
 # the next paragraph: A grows 256-fold from n = 256 to 4096; the parameters stay 3 x 64 x 64
-assert entries[4096] == 256 * entries[256] and n_params == 3 * 64 * 64
+assert entries[4096] == 256 * entries[256] and n_params == 3 * 64 * 64, (
+    "claim no longer holds: 'n x 16 multiplies the weights tensor by 256, parameters unchanged' "
+    f"(measured x{entries[4096] / entries[256]:.3g}, {n_params} parameters)"
+)
 
 # %% [markdown]
 # Multiplying $n$ by 16 (256 to 4096) multiplies the weights tensor by 256 and leaves the

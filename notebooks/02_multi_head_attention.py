@@ -146,8 +146,13 @@ for H in (1, 2, 4, 8):
     mha = ak.MultiHeadAttention(d_model, H)
     _, w = mha(x_demo, need_weights=True)
     rows.append(f"{H:2d} | {mha.head_dim:11d} | {ak.count_parameters(mha):10d} | {tuple(w.shape)}")
-    assert ak.count_parameters(mha) == 4 * d_model**2 + 4 * d_model  # the same for every H
-    assert w.shape == (1, H, T_demo, T_demo)  # the weights tensor grows with H
+    assert ak.count_parameters(mha) == 4 * d_model**2 + 4 * d_model, (  # the same for every H
+        "claim no longer holds: 'the parameter count is 4 * 64^2 + 4 * 64 for every H' "
+        f"(measured {ak.count_parameters(mha)} at H = {H})"
+    )
+    assert w.shape == (1, H, T_demo, T_demo), (  # the weights tensor grows with H
+        f"claim no longer holds: 'the weights tensor is (B, H, T, T)' (measured {tuple(w.shape)})"
+    )
 print("\n".join(rows))
 print("4 * d_model**2 + 4 * d_model =", 4 * d_model**2 + 4 * d_model)
 
@@ -181,8 +186,13 @@ checks = {
 }
 for name, ok in checks.items():
     print(f"{name}: {ok}")
-assert all(checks.values())
-assert torch.equal(heads[0, 1], x_small[0, :, 2:4])  # head 1 receives features 2 and 3
+assert all(checks.values()), (
+    "claim no longer holds: 'splitting and merging heads are reshapes, split_heads a view' "
+    f"(measured False: {[name for name, ok in checks.items() if not ok]})"
+)
+assert torch.equal(heads[0, 1], x_small[0, :, 2:4]), (  # head 1 receives features 2 and 3
+    f"claim no longer holds: 'head 1 features 2 and 3' (measured {heads[0, 1].tolist()})"
+)
 
 # %% [markdown]
 # Head 0 sees features 0 and 1 of both tokens, head 1 features 2 and 3, head 2 features
@@ -829,7 +839,11 @@ print(
 )
 print("best key of each query, raw scores      :", raw.argmax(-1).tolist())
 print("best key of each query, projected scores:", proj.argmax(-1).tolist())
-assert torch.allclose(raw, raw.T) and not torch.allclose(proj, proj.T)
+assert torch.allclose(raw, raw.T) and not torch.allclose(proj, proj.T), (
+    "claim no longer holds: 'without the projections the score matrix is symmetric' "
+    f"(max asymmetry: raw {(raw - raw.T).abs().max():.1e}, "
+    f"projected {(proj - proj.T).abs().max():.1e})"
+)
 assert raw.argmax(-1).tolist() == list(range(6)), (
     "claim: 'with raw vectors, every query picks itself'"
 )
@@ -868,7 +882,10 @@ module = ak.SinusoidalPositionalEncoding(d_pe, max_len=n_pos)
 emb_in = torch.randn(2, 10, d_pe)
 adds = torch.allclose(module(emb_in), emb_in + PE[:10].float())
 print("module adds the table:", adds)
-assert adds and PE.abs().max() <= 1  # the caption: all values lie in [-1, 1]
+assert adds and PE.abs().max() <= 1, (  # the caption: all values lie in [-1, 1]
+    "claim no longer holds: 'the module adds the table; all values lie in [-1, 1]' "
+    f"(measured adds: {adds}, max |PE| {PE.abs().max():.3g})"
+)
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1.3, 1]})
 im = ax1.imshow(PE.numpy(), cmap="RdBu_r", aspect="auto", vmin=-1, vmax=1)
@@ -955,8 +972,15 @@ gram = PE @ PE.T  # (n_pos, n_pos) dot products between positions
 toeplitz = torch.allclose(gram[0, :60], gram[40, 40:])
 print("row p = 0 equals row p = 40 shifted (Toeplitz):", toeplitz)
 print("PE_p . PE_p =", round(gram[7, 7].item(), 6), "= d_model / 2")
-assert toeplitz and torch.allclose(gram.diagonal(), torch.full_like(gram[0], d_pe / 2))
-assert (gram.argmax(-1) == torch.arange(n_pos)).all()  # largest on the main diagonal
+assert toeplitz and torch.allclose(gram.diagonal(), torch.full_like(gram[0], d_pe / 2)), (
+    "claim no longer holds: 'a function of p - q only, equal to d_model / 2 at distance 0' "
+    f"(measured Toeplitz: {toeplitz}, diagonal from {gram.diagonal().min():.6g} "
+    f"to {gram.diagonal().max():.6g})"
+)
+assert (gram.argmax(-1) == torch.arange(n_pos)).all(), (  # largest on the main diagonal
+    "claim no longer holds: 'its maximum at distance 0' (measured "
+    f"{int((gram.argmax(-1) != torch.arange(n_pos)).sum())} rows peak elsewhere)"
+)
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
 im = ax1.imshow(gram.numpy(), cmap="viridis")
@@ -1020,8 +1044,14 @@ for d, sim in similarity.items():
 learned = ak.LearnedPositionalEmbedding(max_len=512, d_model=64)
 print("learned table, 512 positions x 64:", ak.count_parameters(learned), "parameters")
 print("sinusoidal module:", ak.count_parameters(ak.SinusoidalPositionalEncoding(64)), "parameters")
-assert ak.count_parameters(learned) == 512 * 64
-assert ak.count_parameters(ak.SinusoidalPositionalEncoding(64)) == 0
+assert ak.count_parameters(learned) == 512 * 64, (
+    "claim no longer holds: 'a table with one vector per position' "
+    f"(measured {ak.count_parameters(learned)} parameters, expected 512 x 64)"
+)
+assert ak.count_parameters(ak.SinusoidalPositionalEncoding(64)) == 0, (
+    "claim no longer holds: 'the fixed sinusoidal table, with no parameters' "
+    f"(measured {ak.count_parameters(ak.SinusoidalPositionalEncoding(64))})"
+)
 try:
     learned(torch.randn(1, 600, 64))
     raise AssertionError("claim no longer holds: 'no vector for a position beyond the table'")
@@ -1096,7 +1126,11 @@ print("rotation keeps the norm:", keeps_norm)
 print("RoPE has", ak.count_parameters(rope), "parameters")
 # the claims of the next paragraph: one score for m - n = 3, other scores for 2 and -3
 at_3 = [rope_scores[m, m - 3] for m in (5, 10, 100, 4000)]
-assert max(at_3) - min(at_3) < 1e-9 and keeps_norm and ak.count_parameters(rope) == 0
+assert max(at_3) - min(at_3) < 1e-9 and keeps_norm and ak.count_parameters(rope) == 0, (
+    "claim no longer holds: 'every pair with m - n = 3 gives the same score' (measured "
+    f"spread {max(at_3) - min(at_3):.1e}, keeps the norm: {keeps_norm}, "
+    f"{ak.count_parameters(rope)} parameters)"
+)
 assert min(abs(rope_scores[5, n] - at_3[0]) for n in (3, 8)) > 0.1, (
     "claim: 'other distances differ'"
 )
@@ -1202,8 +1236,16 @@ out_ak = ak.scaled_dot_product_attention(q, k, v, mask)
 out_pt = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 same = torch.allclose(out_ak, out_pt, atol=1e-6)
 print("attnkit == torch F.sdpa with the same float mask:", same)
-assert same and bias[0, 11, 0] == -5.5  # the caption below: head 0 reaches -5.5 at distance 11
-assert torch.allclose(slopes, 2.0 ** (-8.0 * torch.arange(1, H + 1) / H))  # 2^(-8/H) ... 2^(-8)
+assert same and bias[0, 11, 0] == -5.5, (
+    # the caption below: head 0 reaches -5.5 at distance 11
+    "claim no longer holds: 'attnkit == torch F.sdpa; head 0 reaches -5.5 at distance 11' "
+    f"(measured same: {same}, bias {bias[0, 11, 0]:.3g})"
+)
+assert torch.allclose(slopes, 2.0 ** (-8.0 * torch.arange(1, H + 1) / H)), (
+    # 2^(-8/H) ... 2^(-8)
+    "claim no longer holds: 'the slopes are 2^(-8/H), 2^(-16/H), ..., 2^(-8)' "
+    f"(measured {slopes[0]:.3g} ... {slopes[-1]:.3g})"
+)
 
 # %%
 fig, axes = plt.subplots(2, 4, figsize=(15, 7), layout="constrained")
@@ -1303,8 +1345,15 @@ for T_ctx, batch in ((4096, 1), (32768, 1), (4096, 16)):
     kv_gib[T_ctx, batch] = row[0]
     print(f" {T_ctx:6d} | {batch:5d} | {row[0]:15.1f} GiB | {row[1]:4.1f} GiB | {row[2]:5.2f} GiB")
 # the next paragraph: at 32k tokens, or 16 x 4k, the MHA cache outgrows the 13 GiB of weights
-assert round(weights_gib) == 13 and kv_gib[4096, 1] < weights_gib
-assert min(kv_gib[32768, 1], kv_gib[4096, 16]) > weights_gib
+assert round(weights_gib) == 13 and kv_gib[4096, 1] < weights_gib, (
+    "claim no longer holds: 'the 13 GiB of weights', more than the cache at 4k tokens "
+    f"(measured {weights_gib:.3g} GiB of weights, {kv_gib[4096, 1]:.3g} GiB of cache)"
+)
+assert min(kv_gib[32768, 1], kv_gib[4096, 16]) > weights_gib, (
+    "claim no longer holds: 'at 32k tokens, or 16 sequences of 4k, the cache outgrows the "
+    f"weights' (measured {kv_gib[32768, 1]:.3g} and {kv_gib[4096, 16]:.3g} GiB "
+    f"against {weights_gib:.3g} GiB)"
+)
 
 # %% [markdown]
 # At 32k tokens of context, or 16 sequences of 4k, the cache of standard multi-head
@@ -1350,7 +1399,10 @@ for H_kv in (8, 4, 2, 1):
 kv = torch.arange(2.0).reshape(1, 2, 1, 1)  # two key/value heads holding 0 and 1
 used = ak.repeat_kv(kv, 4).flatten().tolist()
 print("repeat_kv to 8 query heads -> kv head used by each query head:", used)
-assert used == [h // 4 for h in range(8)]  # query head h uses kv head floor(h / (H / H_kv))
+assert used == [h // 4 for h in range(8)], (
+    # query head h uses kv head floor(h / (H / H_kv))
+    f"claim no longer holds: 'query head h uses kv head floor(h / (H / H_kv))' (measured {used})"
+)
 
 # %% [markdown]
 # ### Measuring the cache
@@ -1395,7 +1447,10 @@ for H_kv in (8, 4, 2, 1):
     print(row, f"{formula:9,d} | {same}")
     assert same and cache_bytes[H_kv] == formula, "claim: 'decoding == full; bytes == formula'"
 # the caption below: halving H_kv halves the cache, from 1024 KiB (MHA) to 128 KiB (MQA)
-assert [cache_bytes[h] // 1024 for h in (8, 4, 2, 1)] == [1024, 512, 256, 128]
+assert [cache_bytes[h] // 1024 for h in (8, 4, 2, 1)] == [1024, 512, 256, 128], (
+    "claim no longer holds: 'halving H_kv halves the cache, from 1024 KiB to 128 KiB' "
+    f"(measured {[cache_bytes[h] // 1024 for h in (8, 4, 2, 1)]} KiB)"
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4))

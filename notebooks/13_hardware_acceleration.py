@@ -169,7 +169,9 @@ ridge = hw.ridge_point(peak["float32"], dram_gbs)
 print(f"main-memory bandwidth ~ {dram_gbs:.0f} GB/s; float32 ridge point = {ridge:.0f} FLOP/byte")
 
 # %%
-assert all(gflops > 1.0 for gflops in peak.values())
+assert all(gflops > 1.0 for gflops in peak.values()), (
+    f"every matmul must exceed 1 GFLOP/s; lowest measured {min(peak.values()):.3g} GFLOP/s"
+)
 assert bandwidth[2**18] > 3 * dram_gbs, "claim: 'the small copies run from the caches, faster'"
 assert ridge < 100, f"claim: 'a ridge point below 100 FLOP/byte' (measured {ridge:.0f})"
 glue("ch13_ridge", ridge, display=False)
@@ -223,12 +225,31 @@ assert (
         hw.attention_flops(16384, D), hw.attention_io_bytes(16384, D, score_passes=2)
     )
     < D / 6
+), (
+    "claim no longer holds: 'the naive intensity tends to 64 / 6 = 11 FLOP/byte, whatever n' "
+    "(measured "
+    + format(
+        hw.arithmetic_intensity(
+            hw.attention_flops(16384, D), hw.attention_io_bytes(16384, D, score_passes=2)
+        ),
+        ".3g",
+    )
+    + " FLOP/byte at n = 16384)"
 )
 assert (
     hw.arithmetic_intensity(
         hw.attention_flops(4096, D), hw.attention_io_bytes(4096, D, kind="fused")
     )
     == 4096 / 4
+), (
+    "claim no longer holds: 'the fused intensity is n / 4' (measured "
+    + format(
+        hw.arithmetic_intensity(
+            hw.attention_flops(4096, D), hw.attention_io_bytes(4096, D, kind="fused")
+        ),
+        ".6g",
+    )
+    + " FLOP/byte at n = 4096)"
 )
 
 # %% [markdown]
@@ -260,7 +281,10 @@ for name, fn in three_ways.items():
     err64 = (out64 - reference).abs().max().item()
     err32 = (out32.double() - reference).abs().max().item()
     print(f"{name:>10}: max |error| float64 {err64:.1e}, float32 {err32:.1e}")
-    assert err64 < 1e-12 and err32 < 1e-5
+    assert err64 < 1e-12 and err32 < 1e-5, (
+        f"claim no longer holds: '{name} computes the same thing, to rounding error' "
+        f"(measured {err64:.1e} in float64, {err32:.1e} in float32)"
+    )
 
 # %% [markdown]
 # Now their time and achieved GFLOP/s at several lengths, with one batch of 4 heads of
@@ -513,7 +537,9 @@ falls_back = {"dropout_p=0.1", "3-D input (B*H, n, d)"}
 for name, kernel in backends.items():
     assert kernel == (MATH if name in falls_back else FLASH), (name, kernel)
 with sdpa_kernel(SDPBackend.MATH):
-    assert hw.sdpa_backend(q, k, v) == MATH  # the context manager forces a backend
+    assert hw.sdpa_backend(q, k, v) == MATH, (  # the context manager forces a backend
+        f"sdpa_kernel(SDPBackend.MATH) must force {MATH}; found {hw.sdpa_backend(q, k, v)}"
+    )
 
 # %% [markdown]
 # In torch 2.13 the fused CPU kernel handles every floating dtype (float64 included),
@@ -565,7 +591,13 @@ for name in layouts:
     print(f"{name:>16}: {layout_mib[name]:6.1f} MiB, {layout_seconds[name] * 1e3:6.1f} ms")
 print(f"(one 4 x {N_BIG} x {N_BIG} float32 score tensor: {score_mib_big:.0f} MiB)")
 assert layout_mib["3-D"] >= score_mib_big, "claim: 'the math path with its O(n^2) memory'"
-assert layout_mib["4-D"] < score_mib_big / 10 and layout_mib["3-D with [None]"] < score_mib_big / 10
+assert (
+    layout_mib["4-D"] < score_mib_big / 10 and layout_mib["3-D with [None]"] < score_mib_big / 10
+), (
+    "claim no longer holds: 'the two 4-D calls a small fraction of one' score tensor (measured "
+    f"{layout_mib['4-D']:.3g} and {layout_mib['3-D with [None]']:.3g} MiB, "
+    f"score tensor {score_mib_big:.3g} MiB)"
+)
 slowdown_3d = layout_seconds["3-D"] / layout_seconds["3-D with [None]"]
 glue("ch13_3d_slowdown_4096", slowdown_3d, display=False)
 
@@ -629,9 +661,18 @@ if len(compiled) == 2:
     calls = {name: CALL.findall(code) for name, code in generated.items()}
     for name, names in calls.items():
         print(f"{name}: the generated code calls", ", ".join(names))
-    assert calls["naive"] == ["torch.ops.aten._scaled_dot_product_flash_attention_for_cpu"]
-    assert calls["soft-capped"].count("extern_kernels.bmm") == 2
-    assert sum(c.startswith("cpp_fused") for c in calls["soft-capped"]) == 1
+    assert calls["naive"] == ["torch.ops.aten._scaled_dot_product_flash_attention_for_cpu"], (
+        "claim no longer holds: 'only a call to _scaled_dot_product_flash_attention_for_cpu' "
+        f"(measured calls {calls['naive']})"
+    )
+    assert calls["soft-capped"].count("extern_kernels.bmm") == 2, (
+        "claim no longer holds: 'it compiles to two bmm calls' "
+        f"(measured {calls['soft-capped'].count('extern_kernels.bmm')})"
+    )
+    assert sum(c.startswith("cpp_fused") for c in calls["soft-capped"]) == 1, (
+        "claim no longer holds: 'around one generated C++ kernel' (measured "
+        f"{sum(c.startswith('cpp_fused') for c in calls['soft-capped'])} cpp_fused kernels)"
+    )
 else:
     print("No compiler: skipped. Inductor needs a C++ compiler (gcc or clang) on a CPU.")
 
@@ -729,10 +770,16 @@ for name in ("float32", "bfloat16", "float16"):
     print(
         f"{name:>8}: {info.bits} bits, max {info.max:.3e}, smallest normal {info.tiny:.3e}, eps {info.eps:.1e}"
     )
-assert torch.finfo(torch.bfloat16).max > 1e38 and torch.finfo(torch.float16).max == 65504
+assert torch.finfo(torch.bfloat16).max > 1e38 and torch.finfo(torch.float16).max == 65504, (
+    "claim no longer holds: 'bfloat16 up to about 3.4e38, where float16 stops at 65504' "
+    f"(measured {torch.finfo(torch.bfloat16).max:.3g} and {torch.finfo(torch.float16).max:.6g})"
+)
 big = torch.tensor([70000.0, 1e30])
 print("float16 :", big.half().tolist(), "| bfloat16:", big.bfloat16().tolist())
-assert torch.isinf(big.half()).all() and torch.isfinite(big.bfloat16()).all()
+assert torch.isinf(big.half()).all() and torch.isfinite(big.bfloat16()).all(), (
+    "claim no longer holds: 'bfloat16 covers the range of float32, float16 stops at 65504' "
+    f"(measured float16 {big.half().tolist()}, bfloat16 {big.bfloat16().tolist()})"
+)
 
 # %% [markdown]
 # Rounding float32 to bfloat16 is simply dropping the low 16 bits of the bit pattern,
@@ -743,7 +790,10 @@ assert torch.isinf(big.half()).all() and torch.isfinite(big.bfloat16()).all()
 # %%
 x = torch.tensor([1.0, 1.0 + 2**-8, 1.0 + 3 * 2**-8, math.pi, -1e-39, 3.4e38])
 print(hw.round_to_bfloat16(x))
-assert torch.equal(hw.round_to_bfloat16(x), x.to(torch.bfloat16).float())
+assert torch.equal(hw.round_to_bfloat16(x), x.to(torch.bfloat16).float()), (
+    "claim no longer holds: 'it agrees bit for bit with PyTorch's conversion' (measured "
+    f"{int((hw.round_to_bfloat16(x) != x.to(torch.bfloat16).float()).sum())} values differ)"
+)
 
 # %% [markdown]
 # ### Overflow in attention scores
@@ -773,11 +823,26 @@ for name in ("float16", "bfloat16"):
         print(
             f"{impl:>5} in {name:>8}: {out.isnan().sum().item():4d} NaN outputs, max |error| {err:.3g}"
         )
-assert largest > 65504 and scores16.isinf().any()
-assert outputs["naive", "float16"].isnan().any()
-assert torch.isfinite(outputs["naive", "bfloat16"]).all()
-assert torch.isfinite(outputs["SDPA", "float16"]).all()
-assert torch.isfinite(outputs["SDPA", "bfloat16"]).all()
+assert largest > 65504 and scores16.isinf().any(), (
+    "claim no longer holds: 'the naive function in float16 overflows in its first product' "
+    f"(measured largest |q.k| {largest:.3g}, infinite scores: {bool(scores16.isinf().any())})"
+)
+assert outputs["naive", "float16"].isnan().any(), (
+    "claim no longer holds: 'the softmax turns the infinities into NaN' "
+    f"(measured {int(outputs['naive', 'float16'].isnan().sum())} NaN outputs)"
+)
+assert torch.isfinite(outputs["naive", "bfloat16"]).all(), (
+    "claim no longer holds: 'in bfloat16 the scores stay finite' (measured "
+    f"{int((~torch.isfinite(outputs['naive', 'bfloat16'])).sum())} non-finite outputs)"
+)
+assert torch.isfinite(outputs["SDPA", "float16"]).all(), (
+    "claim no longer holds: 'the fused kernel survives in both formats' (measured "
+    f"{int((~torch.isfinite(outputs['SDPA', 'float16'])).sum())} non-finite outputs in float16)"
+)
+assert torch.isfinite(outputs["SDPA", "bfloat16"]).all(), (
+    "claim no longer holds: 'the fused kernel survives in both formats' (measured "
+    f"{int((~torch.isfinite(outputs['SDPA', 'bfloat16'])).sum())} non-finite outputs in bfloat16)"
+)
 assert (outputs["naive", "bfloat16"] - reference).abs().max() > 0.5, "claim: 'of the order of the values'"
 
 # %% [markdown]
@@ -823,9 +888,18 @@ for name in ("float32", "bfloat16", "float16"):
     roundings[name] = (v.to(dt).double() - v.double()).abs().max().item()
     print(f"SDPA {name:>8}: max |error| {errors[name]:.2e}", end=" ")
     print(f"(largest rounding error of one input value: {roundings[name]:.2e})")
-assert errors["float32"] < 1e-5
-assert errors["float32"] < errors["float16"] < errors["bfloat16"] < 2e-2
-assert errors["float16"] < roundings["float16"] and errors["bfloat16"] < roundings["bfloat16"]
+assert errors["float32"] < 1e-5, (
+    f"float32 SDPA must match float64 to float32 rounding; max error {errors['float32']:.1e}"
+)
+assert errors["float32"] < errors["float16"] < errors["bfloat16"] < 2e-2, (
+    "claim no longer holds: 'errors in the order float32, float16, bfloat16, below 2e-2' "
+    f"(measured {errors['float32']:.2e}, {errors['float16']:.2e}, {errors['bfloat16']:.2e})"
+)
+assert errors["float16"] < roundings["float16"] and errors["bfloat16"] < roundings["bfloat16"], (
+    "claim no longer holds: 'each smaller than the largest rounding error of one input' "
+    f"(measured float16 {errors['float16']:.2e} vs {roundings['float16']:.2e}, "
+    f"bfloat16 {errors['bfloat16']:.2e} vs {roundings['bfloat16']:.2e})"
+)
 glue("ch13_bf16_sdpa_max_error", float(errors["bfloat16"]), display=False)
 
 # %%

@@ -135,9 +135,18 @@ slopes = torch.stack(
 on_ramp = (distance >= 12) & (distance <= 12 + R)  # autograd uses the ramp's slope at its ends
 print("dm/dz on the ramp:", slopes[on_ramp].unique().tolist(), " elsewhere:",
       slopes[~on_ramp].unique().tolist())  # fmt: skip
-assert torch.allclose(slopes[on_ramp], torch.tensor(1 / R, dtype=torch.float64))
-assert torch.all(slopes[~on_ramp] == 0)
-assert torch.all(mask[distance <= 12] == 1) and torch.all(mask[distance >= 12 + R] == 0)
+assert torch.allclose(slopes[on_ramp], torch.tensor(1 / R, dtype=torch.float64)), (
+    "claim no longer holds: 'for a key on the ramp, dm_z/dz = 1/R' "
+    f"(measured {slopes[on_ramp].unique().tolist()}, 1/R = {1 / R:.3g})"
+)
+assert torch.all(slopes[~on_ramp] == 0), (
+    "claim no longer holds: 'elsewhere it is 0' "
+    f"(measured up to {slopes[~on_ramp].abs().max():.3g})"
+)
+assert torch.all(mask[distance <= 12] == 1) and torch.all(mask[distance >= 12 + R] == 0), (
+    "m_z must be 1 up to x = z and 0 from x = z + R; found "
+    f"{mask[distance <= 12].min():.3g} and {mask[distance >= 12 + R].max():.3g}"
+)
 
 # %% [markdown]
 # (ch15-code)=
@@ -170,7 +179,10 @@ reference = F.scaled_dot_product_attention(q, k, v, is_causal=True)
 print(
     "spans >= n vs SDPA(is_causal=True), max |difference|:", f"{(out - reference).abs().max():.1e}"
 )
-assert torch.allclose(out, reference, atol=1e-12)
+assert torch.allclose(out, reference, atol=1e-12), (
+    "with spans >= n the result must be causal attention (SDPA); max difference "
+    f"{(out - reference).abs().max():.1e}"
+)
 
 spans = torch.tensor([0.0, 3.5, 20.0, 40.0], dtype=torch.float64)  # one span per head
 out, weights = adaptive_span_attention(q, k, v, spans, ramp=R, return_weights=True)
@@ -184,9 +196,19 @@ beyond = (dist < 0) | (dist[None] >= spans[:, None, None] + R)  # (H, n, n)
 print("band vs dense formula, max |difference| of weights:",
       f"{(weights - dense).abs().max():.1e}, of outputs: {(out - dense @ v).abs().max():.1e}")  # fmt: skip
 print("keys with a nonzero weight per query: at most", math.ceil(spans.max() + R), "of", n)
-assert torch.allclose(weights, dense, atol=1e-12) and torch.allclose(out, dense @ v, atol=1e-12)
-assert torch.allclose(weights.sum(-1), torch.ones(B, H, n, dtype=torch.float64))
-assert torch.all(weights.masked_select(beyond.expand_as(weights)) == 0)
+assert (
+    torch.allclose(weights, dense, atol=1e-12) and torch.allclose(out, dense @ v, atol=1e-12)
+), (
+    "the band computation must equal the dense formula; max difference of weights "
+    f"{(weights - dense).abs().max():.1e}, of outputs {(out - dense @ v).abs().max():.1e}"
+)
+assert torch.allclose(weights.sum(-1), torch.ones(B, H, n, dtype=torch.float64)), (
+    f"weights must sum to 1 over the keys; max error {(weights.sum(-1) - 1).abs().max():.1e}"
+)
+assert torch.all(weights.masked_select(beyond.expand_as(weights)) == 0), (
+    "weights beyond z + R must be exactly 0; found up to "
+    f"{weights.masked_select(beyond.expand_as(weights)).abs().max():.1e}"
+)
 
 # %% [markdown]
 # The module `AdaptiveSpanSelfAttention(d_model, num_heads, max_span, ramp=R)` wraps this
@@ -304,11 +326,26 @@ long_heads = int((reach > L).sum())
 print(f"heads that reach distance L = {L}: {long_heads} of {HEADS}")
 early = max(a for step, a in zip(steps, acc_history) if step <= 160)
 print(f"best test accuracy in the first 160 steps: {early:.3f}")
-assert acc_adaptive >= 0.99 and acc_full >= 0.99 and early >= 0.99
-assert 1 <= long_heads <= HEADS // 2  # at most half of the heads stay long
-assert int((reach < L).sum()) == HEADS - long_heads  # the others stop short of L
-assert float(final_spans.min()) <= 1.0  # and one of them shrinks to (almost) nothing
-assert torch.all((final_spans[reach > L] - (L - R)).abs() < 1.0)  # long spans z ~ L - R
+assert acc_adaptive >= 0.99 and acc_full >= 0.99 and early >= 0.99, (
+    "claim no longer holds: 'test accuracy at least 0.99, within the first 160 steps' "
+    f"(measured adaptive {acc_adaptive:.3f}, full {acc_full:.3f}, first 160 steps {early:.3f})"
+)
+assert 1 <= long_heads <= HEADS // 2, (  # at most half of the heads stay long
+    "claim no longer holds: 'at most half of the heads keep a reach just beyond L' "
+    f"(measured {long_heads} of {HEADS})"
+)
+assert int((reach < L).sum()) == HEADS - long_heads, (  # the others stop short of L
+    "claim no longer holds: 'the others stop short of it' "
+    f"(measured {int((reach < L).sum())} short of L, expected {HEADS - long_heads})"
+)
+assert float(final_spans.min()) <= 1.0, (  # and one of them shrinks to (almost) nothing
+    "claim no longer holds: 'one of them at a span of (almost) 0' "
+    f"(measured smallest span {float(final_spans.min()):.3g})"
+)
+assert torch.all((final_spans[reach > L] - (L - R)).abs() < 1.0), (  # long spans z ~ L - R
+    "claim no longer holds: 'the long span stops at z ~ L - R' (measured "
+    f"{[round(s, 2) for s in final_spans[reach > L].tolist()]}, L - R = {L - R:g})"
+)
 first_solved = next(i for i, a in enumerate(acc_history) if a >= 0.99)
 spans_then = span_history[first_solved]  # (H,)
 print(f"accuracy first >= 0.99 at step {steps[first_solved]}; spans then:",
@@ -384,8 +421,14 @@ for h in range(HEADS):
     print(f"head {h}: mean weight {by_distance[h, 1]:.3f} at distance 1, "
           f"{by_distance[h, L]:.3f} at distance {L}")  # fmt: skip
 is_long = reach > L
-assert torch.all(by_distance[~is_long, 1] > 0.8)  # short heads: the previous token
-assert float(by_distance[is_long, L].sum()) > 0.8  # long heads: together, distance L
+assert torch.all(by_distance[~is_long, 1] > 0.8), (  # short heads: the previous token
+    "claim no longer holds: 'the heads short of L put almost all their weight on the previous "
+    f"token' (measured lowest {by_distance[~is_long, 1].min():.3g})"
+)
+assert float(by_distance[is_long, L].sum()) > 0.8, (  # long heads: together, distance L
+    "claim no longer holds: 'their weights at distance L add up to most of one' "
+    f"(measured {float(by_distance[is_long, L].sum()):.3g})"
+)
 
 # %% [markdown]
 # The heads that stop short of $L$ put almost all their weight on the previous token; the
@@ -416,9 +459,18 @@ for n_point in (64, 512, 4096, 8192):
     ours = adaptive_span_flops(n_point, final_spans, R, head_dim)
     flops_ratio[n_point] = full_flops / ours
     print(f"{n_point:>6} {full_flops:>18,} {ours:>15,} {flops_ratio[n_point]:>8.1f}")
-assert full_flops == HEADS * 2 * head_dim * n_point * (n_point + 1)
-assert flops_ratio[64] > 1.5 and flops_ratio[4096] > 50
-assert flops_ratio[8192] > 1.9 * flops_ratio[4096]  # linear versus quadratic
+assert full_flops == HEADS * 2 * head_dim * n_point * (n_point + 1), (
+    "full causal attention must cost 2 d n (n + 1) FLOPs per head; found "
+    f"{full_flops:,}, expected {HEADS * 2 * head_dim * n_point * (n_point + 1):,}"
+)
+assert flops_ratio[64] > 1.5 and flops_ratio[4096] > 50, (
+    "claim no longer holds: 'quality kept at a fraction of the FLOPs' (measured full / adaptive "
+    f"{flops_ratio[64]:.3g} at n = 64, {flops_ratio[4096]:.3g} at n = 4096)"
+)
+assert flops_ratio[8192] > 1.9 * flops_ratio[4096], (  # linear versus quadratic
+    "claim no longer holds: 'the saving grows linearly with n' (measured ratio "
+    f"{flops_ratio[4096]:.3g} at n = 4096, {flops_ratio[8192]:.3g} at n = 8192)"
+)
 
 # %% [markdown]
 # FLOPs are not time. Our implementation computes one band for all the heads of a layer,
@@ -550,8 +602,17 @@ nonzero = [(w_map > 0).sum(-1) for w_map in maps]  # (1, H, n) keys with a nonze
 print(f"mean L1 change of a row of weights between the two inputs: {change:.3f}")
 print("keys with a nonzero weight, query t = 0, 31, 63:", nonzero[0][0, 0, [0, 31, 63]].tolist(),
       "for both inputs:", torch.equal(nonzero[0], nonzero[1]))  # fmt: skip
-assert change > 0.1
-assert torch.equal(nonzero[0][0, 0], torch.arange(1, 65)) and torch.equal(nonzero[0], nonzero[1])
+assert change > 0.1, (
+    "claim no longer holds: 'two inputs, two different sets of weights' "
+    f"(measured mean L1 change {change:.3g})"
+)
+assert (
+    torch.equal(nonzero[0][0, 0], torch.arange(1, 65)) and torch.equal(nonzero[0], nonzero[1])
+), (
+    "claim no longer holds: 'every query of both looks at all of its t + 1 earlier keys' "
+    f"(measured {nonzero[0][0, 0, [0, 31, 63]].tolist()} keys at t = 0, 31, 63; "
+    f"{nonzero[1][0, 0, [0, 31, 63]].tolist()} for the second input)"
+)
 
 # %% [markdown]
 # In the research literature "adaptive attention" means adapting something that ordinary
