@@ -810,6 +810,8 @@ assert reference_over_gru_2048 >= 3, (
     f" at least 3 times slower than the GRU' (measured {reference_over_gru_2048:.1f})"
 )
 glue("ch05_gru_slope", rnn_slopes["GRU (torch.nn.GRU)"], display=False)
+glue("ch05_reference_slope", rnn_slopes["attention (attnkit)"], display=False)
+glue("ch05_fused_slope", rnn_slopes["attention (fused=True)"], display=False)
 glue("ch05_reference_over_gru_2048", reference_over_gru_2048, display=False)
 for key, name in (("reference", "attention (attnkit)"), ("fused", "attention (fused=True)")):
     times = rnn_seconds[name]
@@ -843,17 +845,20 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# *Figure: on the machine that built this page, the GRU's time grows linearly with $n$
-# (slope 1), the attention layers' faster, towards slope 2 at long lengths; a dotted line
+# *Figure: the times on the machine that built this page. The GRU's work grows linearly
+# with $n$ (slope 1), the attention layers' faster, towards slope 2 at long lengths; a dotted line
 # marks where an attention curve crosses the GRU's, if it does within the lengths
 # measured.*
 #
 # What the table shows, with the figures of the machine that built this page (they move
 # with the machine; only the last point below is asserted, with a wide margin):
 #
-# - **The GRU pays a constant per token.** Its time grew with log-log slope
-#   {glue:text}`ch05_gru_slope:.2f`, linearly: each of the $n$ steps is the same small product
-#   of a vector with a matrix, and each must wait for the one before. (PyTorch already
+# - **The GRU pays a constant per token**: each of the $n$ steps is the same small product
+#   of a vector with a matrix, and each must wait for the one before, so its time should
+#   grow linearly (log-log slope 1). Measured from $n = 256$ on, the slope was
+#   {glue:text}`ch05_gru_slope:.2f`. The layers are timed in turn at each length, but the
+#   lengths one after another, so a change in the machine's load between two lengths bends
+#   every curve; the ratios at one length are the steadier figures. (PyTorch already
 #   computes the input half of the GRU, $W_{ih} x_t$, for all tokens in one product; only the
 #   recurrent half is sequential.)
 # - **Attention can be faster at short lengths**, where it does less arithmetic than the
@@ -862,15 +867,19 @@ plt.show()
 #   {glue:text}`ch05_gru_over_fused_64:.1f` times as long as the fused one. It can stay
 #   faster beyond $n = d_{\text{model}}$ while its large products run at a higher rate than
 #   the GRU's small ones.
-# - **The quadratic term wins in the end.** Attention's time grows about four-fold per
-#   doubling and the GRU's two-fold, so past some length the GRU is faster. Here attnkit's
+# - **The quadratic term wins in the end.** Attention's arithmetic grows four-fold per
+#   doubling of $n$ at long lengths and the GRU's two-fold, so past some length the GRU is
+#   faster. The measured times bend that way: from $n = 256$ on, their log-log slopes were
+#   {glue:text}`ch05_reference_slope:.2f` for attnkit's attention and
+#   {glue:text}`ch05_fused_slope:.2f` for the fused one, against the GRU's
+#   {glue:text}`ch05_gru_slope:.2f`. Here attnkit's
 #   reference attention {glue:text}`ch05_crossing_reference` and, at its longest length
 #   ($n = 2048$), took {glue:text}`ch05_reference_over_gru_2048:.1f` times as long as the GRU
 #   (asserted: at least 3 times). The fused kernel {glue:text}`ch05_crossing_fused`, and at
 #   $n = 4096$ took {glue:text}`ch05_fused_over_gru_longest:.1f` times as long as the GRU:
-#   it avoids the memory traffic of the $n \times n$ matrices (its FLOP rate stays high,
-#   while that of attnkit's reference attention falls at long lengths, as the naive one did
-#   in the previous section), which moves the crossing out but does not remove it.
+#   it avoids the memory traffic of the $n \times n$ matrices (the FLOP rates in the table
+#   show what that was worth on this machine), which can move the crossing out but cannot
+#   remove it: its arithmetic is still $4 n^2 d_{\text{model}}$.
 # - **The crossing is not a constant of nature.** It moves with the machine, with
 #   $d_{\text{model}}$ and with the batch: a larger batch gives each of the GRU's steps
 #   more rows to work on, so parallelism across sequences stands in for the parallelism
