@@ -138,8 +138,14 @@ print(
     tuple(cross_w.shape),
     torch.allclose(joint_w[:, :, N:, :N], cross_w),
 )
-assert torch.allclose(joint_out[:, N:], cross_out, atol=1e-6)
-assert torch.allclose(joint_w[:, :, N:, :N], cross_w, atol=1e-7)
+assert torch.allclose(joint_out[:, N:], cross_out, atol=1e-6), (
+    "expected the text rows of joint attention to equal cross-attention; max difference "
+    f"{(joint_out[:, N:] - cross_out).abs().max().item():.3g}"
+)
+assert torch.allclose(joint_w[:, :, N:, :N], cross_w, atol=1e-7), (
+    "expected the text-to-image weights of joint attention to equal the cross-attention "
+    f"weights; max difference {(joint_w[:, :, N:, :N] - cross_w).abs().max().item():.3g}"
+)
 
 # %% [markdown]
 # What the designs really differ in is therefore *which* blocks of the $(N + T) \times
@@ -213,8 +219,13 @@ print("digit images shared by train and test strips:", len(used["train"] & used[
 print("distinct digit images in the test strips:", len(used["test"]))
 print("two-digit numbers among the test strips:", int((test.numbers < 100).sum()))
 print("distinct digit images in the training strips:", len(used["train"]))
-assert not used["train"] & used["test"] and not used["train"] & used["val"]
-assert len(ds.VOCAB) == 32 and ds.VOCAB[:3] == ("<pad>", "<bos>", "<eos>")  # 29 words + 3
+assert not used["train"] & used["test"] and not used["train"] & used["val"], (
+    "claim no longer holds: 'test strips only test digits' (digit images shared with "
+    f"training: {len(used['train'] & used['test'])} test, {len(used['train'] & used['val'])} val)"
+)
+assert len(ds.VOCAB) == 32 and ds.VOCAB[:3] == ("<pad>", "<bos>", "<eos>"), (  # 29 words + 3
+    f"expected 32 tokens starting with <pad>, <bos>, <eos>; found {len(ds.VOCAB)}: {ds.VOCAB[:3]}"
+)
 glue("ch09_n_train", len(train.numbers), display=False)
 glue("ch09_train_digit_images", len(used["train"]), display=False)
 
@@ -291,7 +302,10 @@ with torch.no_grad():
     logits = model(train.images[:4], train.tgt_in[:4])
     memory = model.encode(train.images[:4])
 print("memory", tuple(memory.shape), "| logits", tuple(logits.shape))
-assert memory.shape == (4, 12, 64) and logits.shape == (4, train.tgt_in.shape[1], 32)
+assert memory.shape == (4, 12, 64) and logits.shape == (4, train.tgt_in.shape[1], 32), (
+    f"expected memory (4, 12, 64) and logits (4, {train.tgt_in.shape[1]}, 32); "
+    f"found {tuple(memory.shape)} and {tuple(logits.shape)}"
+)
 
 # %% [markdown]
 # (ch09-training)=
@@ -425,11 +439,22 @@ print(
 worst = sorted(word_acc, key=word_acc.get)
 slot_acc = slot_right.float().mean(0)  # (3,): hundreds, tens, units
 teen_counts = [word_total[w] for w in ds.ONES[10:]]
-assert bool(valid.all())  # every output is the spelling of some number
+assert bool(valid.all()), (  # every output is the spelling of some number
+    "claim no longer holds: 'every output is a well-formed number' "
+    f"(measured {int((~valid).sum())} of {len(preds)} invalid)"
+)
 assert slot_acc.min() >= 0.93, f"claim no longer holds: 'at least 93% per slot' ({slot_acc})"
-assert sum(word_right.values()) / sum(word_total.values()) >= 0.94
-assert all(w in ds.ONES[10:] for w in worst[:3])  # the three worst words are teens
-assert min(teen_counts) >= 10 and max(teen_counts) <= 35  # "about 20 test strips each"
+assert sum(word_right.values()) / sum(word_total.values()) >= 0.94, (
+    "claim no longer holds: 'word accuracy over all positions of 0.94 or more' "
+    f"(measured {sum(word_right.values()) / sum(word_total.values()):.3g})"
+)
+assert all(w in ds.ONES[10:] for w in worst[:3]), (  # the three worst words are teens
+    f"claim no longer holds: 'the three worst words are teens' (measured {worst[:3]})"
+)
+assert min(teen_counts) >= 10 and max(teen_counts) <= 35, (  # "about 20 test strips each"
+    "claim no longer holds: 'they are rare, 10 to 35 test strips each' "
+    f"(measured {min(teen_counts)} to {max(teen_counts)})"
+)
 glue("ch09_slot_acc_min", slot_acc.min().item(), display=False)
 glue("ch09_slot_acc_hundreds", slot_acc[0].item(), display=False)
 glue("ch09_word_acc", sum(word_right.values()) / sum(word_total.values()), display=False)
@@ -671,8 +696,14 @@ with torch.no_grad():
     from_module = model.cross_attention_weights(images, tgt)[0]
 print("max |by hand - module|:", (A - from_module).abs().max().item())
 print("rows sum to 1 over the 12 patches:", torch.allclose(from_module.sum(-1), torch.ones(())))
-assert torch.allclose(A, from_module, atol=1e-5)
-assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5)
+assert torch.allclose(A, from_module, atol=1e-5), (
+    "expected the weights recomputed by hand to equal the module's; max difference "
+    f"{(A - from_module).abs().max().item():.3g}"
+)
+assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5), (
+    "expected each row of cross-attention weights to sum to 1; largest deviation "
+    f"{(from_module.sum(-1) - 1).abs().max().item():.3g}"
+)
 
 # %% [markdown]
 # (ch09-seed)=

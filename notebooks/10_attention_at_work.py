@@ -103,7 +103,10 @@ with torch.no_grad():
     cross = mt.cross_attention_weights(src, tgt)
 print("encoder self-attention :", tuple(enc_self[0].shape), "(batch, heads, source, source)")
 print("decoder cross-attention:", tuple(cross[0].shape), "(batch, heads, target, source)")
-assert enc_self[0].shape[-2:] == (6, 6) and cross[0].shape[-2:] == (5, 6)
+assert enc_self[0].shape[-2:] == (6, 6) and cross[0].shape[-2:] == (5, 6), (
+    "expected (6, 6) encoder self-attention and (5, 6) cross-attention; found "
+    f"{tuple(enc_self[0].shape[-2:])} and {tuple(cross[0].shape[-2:])}"
+)
 
 # %% [markdown]
 # Self-attention matters for translation too (it builds the contextual representations
@@ -138,9 +141,18 @@ print(f"(held-out combinations: {int(held.sum())})")
 for ex in task.train[:4]:
     print(f"  {'pos' if ex.label else 'neg'} | {ex.text}")
 train_texts = {ex.text for ex in task.train}
-assert not train_texts & {ex.text for ex in task.test}
-assert not train_texts & {ex.text for ex in task.val}
-assert not any(ex.heldout for ex in task.train + task.val)
+assert not train_texts & {ex.text for ex in task.test}, (
+    "expected no training sentence in the test set; found "
+    f"{len(train_texts & {ex.text for ex in task.test})}"
+)
+assert not train_texts & {ex.text for ex in task.val}, (
+    "expected no training sentence in the validation set; found "
+    f"{len(train_texts & {ex.text for ex in task.val})}"
+)
+assert not any(ex.heldout for ex in task.train + task.val), (
+    "claim no longer holds: 'held out of the training and validation sets' (measured "
+    f"{sum(ex.heldout for ex in task.train + task.val)} held-out sentences there)"
+)
 
 # %% [markdown]
 # Three models, each trained with `attnkit.training.train` (AdamW, warm-up, cosine decay)
@@ -187,12 +199,27 @@ for name, acc in sent_acc.items():
 RESULTS["sentiment (test accuracy)"] = {k: v["test"] for k, v in sent_acc.items()}
 
 # %%
-assert sent_acc["Transformer"]["test"] >= 0.95 and sent_acc["BiGRU"]["test"] >= 0.95
-assert 0.5 < sent_acc["bag of words"]["val"] < 0.7  # above chance, far from solved
-assert sent_acc["bag of words"]["test, held-out"] < 0.5  # worse than a coin
-assert sent_acc["bag of words"]["test"] < sent_acc["Transformer"]["test"] - 0.3
+assert sent_acc["Transformer"]["test"] >= 0.95 and sent_acc["BiGRU"]["test"] >= 0.95, (
+    "claim no longer holds: 'both order-aware models solve the task' (measured test accuracy "
+    f"Transformer {sent_acc['Transformer']['test']:.3g}, BiGRU {sent_acc['BiGRU']['test']:.3g})"
+)
+assert 0.5 < sent_acc["bag of words"]["val"] < 0.7, (  # above chance, far from solved
+    "claim no longer holds: 'the bag of words is above chance but far from solving the task "
+    f"on validation' (measured {sent_acc['bag of words']['val']:.3g})"
+)
+assert sent_acc["bag of words"]["test, held-out"] < 0.5, (  # worse than a coin
+    "claim no longer holds: 'below chance on the held-out test combinations' "
+    f"(measured {sent_acc['bag of words']['test, held-out']:.3g})"
+)
+assert sent_acc["bag of words"]["test"] < sent_acc["Transformer"]["test"] - 0.3, (
+    "claim no longer holds: 'keywords are not enough' (measured test accuracy bag of words "
+    f"{sent_acc['bag of words']['test']:.3g}, Transformer {sent_acc['Transformer']['test']:.3g})"
+)
 # "the GRU at least as well as the Transformer" (one seed: a tie within a point counts)
-assert sent_acc["BiGRU"]["test"] >= sent_acc["Transformer"]["test"] - 0.01
+assert sent_acc["BiGRU"]["test"] >= sent_acc["Transformer"]["test"] - 0.01, (
+    "claim no longer holds: 'the GRU at least as well as the Transformer' (measured test "
+    f"accuracy {sent_acc['BiGRU']['test']:.3g} vs {sent_acc['Transformer']['test']:.3g})"
+)
 for name, key in (("bag of words", "bow"), ("BiGRU", "gru"), ("Transformer", "tf")):
     for split, skey in (("val", "val"), ("test", "test"), ("test, held-out", "held")):
         glue(f"ch10_sent_{key}_{skey}", sent_acc[name][split], display=False)
@@ -221,7 +248,7 @@ with torch.no_grad():
     logits1, _, pool_w = clf(ids1, mask1, return_attention=True)
 n_real = int(mask1[0].sum())
 labels1 = tok.decode(ids1[0, :n_real].tolist(), skip_special=False).split()
-assert len(labels1) == n_real
+assert len(labels1) == n_real, f"expected one label per real token ({n_real}); found {len(labels1)}"
 fig, ax = plt.subplots(figsize=(8, 2.4))
 ax.bar(range(n_real), pool_w[0, :n_real].numpy())
 ax.set_xticks(range(n_real), labels1, rotation=60)
@@ -231,7 +258,9 @@ ax.set_title(
 )
 plt.tight_layout()
 plt.show()
-assert torch.allclose(pool_w[0].sum(), torch.tensor(1.0), atol=1e-5)
+assert torch.allclose(pool_w[0].sum(), torch.tensor(1.0), atol=1e-5), (
+    f"expected the pooling weights to sum to 1; found {pool_w[0].sum().item():.6g}"
+)
 
 # %%
 decisive = encode_sentiment(task.test, tok)[3]  # (N, T) bool, the deciding words
@@ -280,8 +309,12 @@ print("F1('the red ball', 'a ball') =", round(token_f1("the red ball", "a ball")
 print(squad_scores(["the kitchen", "bob"], [["kitchen"], ["mary"]]))
 r_ex = rouge(["police arrested two men"], ["two men were arrested by police"])
 print({k: round(v, 2) for k, v in r_ex.items()})
-assert token_f1("the red ball", "a ball") == 2 / 3  # p = 1/2 ({red, ball}), r = 1
-assert r_ex["rouge1"] == 80.0  # 4 of 4 predicted unigrams match (stemmed), 4 of 6 reference
+assert token_f1("the red ball", "a ball") == 2 / 3, (  # p = 1/2 ({red, ball}), r = 1
+    f"expected token F1 2/3; found {token_f1('the red ball', 'a ball'):.6g}"
+)
+assert r_ex["rouge1"] == 80.0, (  # 4 of 4 predicted unigrams match (stemmed), 4 of 6 reference
+    f"expected ROUGE-1 of 80.0; found {r_ex['rouge1']:.6g}"
+)
 
 # %% [markdown]
 # ROUGE-2 of that pair is low and ROUGE-L lower than ROUGE-1 because word order differs:
@@ -310,9 +343,20 @@ for ex in qa["train"][:2] + qa["test"][:1]:
     print("   Q:", " ".join(ex.question), "| A:", repr(ex.answer), f"| hops {ex.hops}")
 print({k: len(v) for k, v in qa.items()})
 qa_texts = {k: {ex.story_text for ex in v} for k, v in qa.items()}
-assert not qa_texts["train"] & qa_texts["test"] and not qa_texts["train"] & qa_texts["val"]
-assert not any(stories.held_out_moves(ex) for ex in qa["train"] + qa["val"])
-assert all(stories.answer_rests_on_held_out(ex) for ex in qa["test"])
+assert not qa_texts["train"] & qa_texts["test"] and not qa_texts["train"] & qa_texts["val"], (
+    "expected no training story in the test or validation set; found "
+    f"{len(qa_texts['train'] & qa_texts['test'])} and {len(qa_texts['train'] & qa_texts['val'])}"
+)
+assert not any(stories.held_out_moves(ex) for ex in qa["train"] + qa["val"]), (
+    "claim no longer holds: 'some (person, place) pairs never occur in training or validation "
+    f"stories' (measured {sum(bool(stories.held_out_moves(ex)) for ex in qa['train'] + qa['val'])}"
+    " stories with one)"
+)
+assert all(stories.answer_rests_on_held_out(ex) for ex in qa["test"]), (
+    "claim no longer holds: 'every test answer rests on one of them' (measured "
+    f"{sum(not stories.answer_rests_on_held_out(ex) for ex in qa['test'])} test answers"
+    " that do not)"
+)
 
 # %% [markdown]
 # The reader sees `[CLS] question [SEP] story` and gives every story token a start score
@@ -401,7 +445,9 @@ plt.show()
 em = {name: sc["exact_match"] for name, sc in qa_test.items()}
 assert em["Transformer"] >= 65 and em["BiGRU"] <= 55, f"claim no longer holds: ({em})"
 assert em["Transformer"] - em["BiGRU"] >= 20, f"claim no longer holds: 'well ahead' ({em})"
-assert all(sc["f1"] == sc["exact_match"] for sc in qa_test.values())  # one-word answers
+assert all(sc["f1"] == sc["exact_match"] for sc in qa_test.values()), (  # one-word answers
+    f"claim no longer holds: 'F1 equals EM here' (measured {qa_test})"
+)
 for name, key in (("Transformer", "tf"), ("BiGRU", "gru")):
     for h in (1, 2):
         glue(f"ch10_qa_{key}_hop{h}", qa_hops[name][h], display=False)
@@ -458,7 +504,9 @@ ax.set_title(
 )
 plt.tight_layout()
 plt.show()
-assert torch.allclose(row.sum(), torch.tensor(1.0), atol=1e-5)
+assert torch.allclose(row.sum(), torch.tensor(1.0), atol=1e-5), (
+    f"expected the attention row to sum to 1; found {row.sum().item():.6g}"
+)
 
 # %% [markdown]
 # (ch10-summarization)=
@@ -478,7 +526,10 @@ sm = summaries.summary_splits()  # 4000 / 300 / 500, seed 0
 for ex in sm["train"][:2]:
     print(ex.document, "\n   ->", ex.summary)
 sm_texts = {k: {ex.document for ex in v} for k, v in sm.items()}
-assert not sm_texts["train"] & sm_texts["test"] and not sm_texts["train"] & sm_texts["val"]
+assert not sm_texts["train"] & sm_texts["test"] and not sm_texts["train"] & sm_texts["val"], (
+    "expected no training document in the test or validation set; found "
+    f"{len(sm_texts['train'] & sm_texts['test'])} and {len(sm_texts['train'] & sm_texts['val'])}"
+)
 sm_refs = {k: [ex.summary for ex in v] for k, v in sm.items()}
 lead = {
     k: rouge([summaries.lead_k(ex, k) for ex in sm["test"]], sm_refs["test"]) for k in (1, 2, 3)
@@ -571,15 +622,30 @@ plt.tight_layout()
 plt.show()
 
 # %%
-assert lead[1]["rouge2"] == lead[2]["rouge2"] == lead[3]["rouge2"] == 0.0
-assert lead[3]["rougeL"] < 30 and 0.2 < first_is_event < 0.45
+assert lead[1]["rouge2"] == lead[2]["rouge2"] == lead[3]["rouge2"] == 0.0, (
+    "claim no longer holds: 'Lead-k's ROUGE-2 is zero' (measured "
+    f"{[round(lead[k]['rouge2'], 3) for k in (1, 2, 3)]})"
+)
+assert lead[3]["rougeL"] < 30 and 0.2 < first_is_event < 0.45, (
+    "claim no longer holds: 'here the events sit anywhere' (measured Lead-3 ROUGE-L "
+    f"{lead[3]['rougeL']:.3g}, first sentence an event in {first_is_event:.3g})"
+)
 rl = {name: sc["rougeL"] for name, sc in sm_test.items()}
 r2 = {name: sc["rouge2"] for name, sc in sm_test.items()}
 assert rl["GRU, no attention"] > rl["Transformer"] + 20, f"claim no longer holds: ({rl})"
-assert r2["Transformer"] < r2["GRU, no attention"] / 2  # "little ROUGE-2"
-assert rl["Transformer"] < rl["Lead-3"]  # "even below Lead-3" (this run)
+assert r2["Transformer"] < r2["GRU, no attention"] / 2, (  # "little ROUGE-2"
+    "claim no longer holds: 'little ROUGE-2' (measured Transformer "
+    f"{r2['Transformer']:.3g}, GRU {r2['GRU, no attention']:.3g})"
+)
+assert rl["Transformer"] < rl["Lead-3"], (  # "even below Lead-3" (this run)
+    "claim no longer holds: 'even below Lead-3' (measured ROUGE-L Transformer "
+    f"{rl['Transformer']:.3g}, Lead-3 {rl['Lead-3']:.3g})"
+)
 final_loss = {name: hist[-1]["train_loss"] for name, hist in sm_hist.items()}
-assert final_loss["Transformer"] > final_loss["GRU, no attention"]
+assert final_loss["Transformer"] > final_loss["GRU, no attention"], (
+    "claim no longer holds: 'the Transformer's final training loss is higher' (measured "
+    f"{final_loss['Transformer']:.3g} vs GRU {final_loss['GRU, no attention']:.3g})"
+)
 for name, key in (("Transformer", "tf"), ("GRU, no attention", "gru"), ("Lead-3", "lead3")):
     glue(f"ch10_sm_{key}_rougeL", rl[name], display=False)
     glue(f"ch10_sm_{key}_rouge2", r2[name], display=False)
@@ -641,7 +707,10 @@ ax.set_ylabel("decoder input (query)")
 ax.set_title("Summarization: cross-attention of the last decoder layer (mean over heads)")
 plt.tight_layout()
 plt.show()
-assert torch.allclose(cross1.sum(-1), torch.ones(cross1.shape[0]), atol=1e-5)
+assert torch.allclose(cross1.sum(-1), torch.ones(cross1.shape[0]), atol=1e-5), (
+    "expected each cross-attention row to sum to 1; largest deviation "
+    f"{(cross1.sum(-1) - 1).abs().max().item():.3g}"
+)
 
 # %% [markdown]
 # (ch10-results)=
@@ -670,7 +739,7 @@ for ax, (task_name, scores) in zip(axes, RESULTS.items()):
 plt.suptitle("Attention model vs baselines on three tasks (test sets)")
 plt.tight_layout()
 plt.show()
-assert len(rows) == 3 + 2 + 3
+assert len(rows) == 3 + 2 + 3, f"expected 3 + 2 + 3 result rows; found {len(rows)}"
 
 # %% [markdown]
 # What the table shows, task by task, against the seed's list:

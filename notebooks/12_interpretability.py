@@ -255,14 +255,27 @@ print(f"all attributions of {N} sentences in {time.perf_counter() - start:.1f} s
 
 # %%
 # attention weights are easy to *read*: every row is a probability distribution
-assert torch.allclose(alpha.sum(-1), torch.ones(N), atol=1e-5) and (alpha >= 0).all()
+assert torch.allclose(alpha.sum(-1), torch.ones(N), atol=1e-5) and (alpha >= 0).all(), (
+    "claim no longer holds: 'every row of attention weights is a probability distribution' "
+    f"(pooling: largest |row sum - 1| {(alpha.sum(-1) - 1).abs().max().item():.3g}, "
+    f"smallest weight {alpha.min().item():.3g})"
+)
 for a in attentions:
-    assert torch.allclose(a.sum(-1), torch.ones(a.shape[:-1]), atol=1e-5)
+    assert torch.allclose(a.sum(-1), torch.ones(a.shape[:-1]), atol=1e-5), (
+        "claim no longer holds: 'every row of attention weights is a probability distribution' "
+        f"(largest |row sum - 1| {(a.sum(-1) - 1).abs().max().item():.3g})"
+    )
 i = 0
 A1, A2 = (0.5 * a[i].mean(0) + 0.5 * torch.eye(a.shape[-1]) for a in attentions)
 rollout_by_hand = alpha[i] @ (A2 @ A1)
-assert torch.allclose(pooled_rollout(attentions, alpha)[i], rollout_by_hand, atol=1e-6)
-assert torch.allclose(attention_rollout(attentions)[i], A2 @ A1, atol=1e-6)
+assert torch.allclose(pooled_rollout(attentions, alpha)[i], rollout_by_hand, atol=1e-6), (
+    "expected pooled_rollout to equal the explicit product; max difference "
+    f"{(pooled_rollout(attentions, alpha)[i] - rollout_by_hand).abs().max().item():.3g}"
+)
+assert torch.allclose(attention_rollout(attentions)[i], A2 @ A1, atol=1e-6), (
+    "expected attention_rollout to equal A2 @ A1; max difference "
+    f"{(attention_rollout(attentions)[i] - A2 @ A1).abs().max().item():.3g}"
+)
 
 m64 = model.double()
 ig = integrated_gradients(m64, ids[:8], mask[:8], pred[:8], steps=256)
@@ -273,7 +286,10 @@ with torch.no_grad():
 completeness_gap = float((ig.sum(-1) - (f_e - f_0)).abs().max() / (f_e - f_0).abs().max())
 model = m64.float()
 print(f"integrated gradients: largest relative completeness gap {completeness_gap:.1e}")
-assert completeness_gap < 0.01
+assert completeness_gap < 0.01, (
+    "expected integrated gradients to satisfy completeness (relative gap below 0.01); found "
+    f"{completeness_gap:.3g}"
+)
 
 words = task.test[i].words
 t = task.test[i].decisive[0] + 1  # +1 for [CLS]
@@ -283,7 +299,10 @@ with torch.no_grad():
     p_without = torch.softmax(model(shorter), -1)[0, pred[i]]
 print(f"sentence: {task.test[i].text!r}; deleting {words[t - 1]!r}:")
 print(f"p = {p_full:.4f} -> {p_without:.4f}; erasure score {scores['erasure'][i, t]:.4f}")
-assert abs(float(p_full - p_without) - float(scores["erasure"][i, t])) < 1e-5
+assert abs(float(p_full - p_without) - float(scores["erasure"][i, t])) < 1e-5, (
+    f"expected the erasure score to equal the drop by hand, {float(p_full - p_without):.6g}; "
+    f"found {float(scores['erasure'][i, t]):.6g}"
+)
 
 # %% [markdown]
 # (ch12-heatmaps)=
@@ -366,12 +385,31 @@ ax.set_title("Rank agreement with erasure")
 ax.legend()
 plt.show()
 
-assert abs(mean_tau["pooling attention"]) < 0.15
-assert mean_tau["rollout"] > mean_tau["pooling attention"] + 0.1
-assert mean_tau["grad x input"] > mean_tau["pooling attention"] + 0.05
-assert mean_tau["integrated gradients"] > mean_tau["pooling attention"] + 0.05
-assert abs(tau_attention_gradient) < 0.2
-assert max(mean_tau.values()) < 0.5
+assert abs(mean_tau["pooling attention"]) < 0.15, (
+    "claim no longer holds: 'uncorrelated with the erasure ranking, within +-0.15 of zero' "
+    f"(measured {mean_tau['pooling attention']:.3g})"
+)
+assert mean_tau["rollout"] > mean_tau["pooling attention"] + 0.1, (
+    "claim no longer holds: 'rollout agrees better' (measured tau "
+    f"{mean_tau['rollout']:.3g} vs pooling attention {mean_tau['pooling attention']:.3g})"
+)
+assert mean_tau["grad x input"] > mean_tau["pooling attention"] + 0.05, (
+    "claim no longer holds: 'the gradient methods agree better' (measured grad x input tau "
+    f"{mean_tau['grad x input']:.3g} vs pooling attention {mean_tau['pooling attention']:.3g})"
+)
+assert mean_tau["integrated gradients"] > mean_tau["pooling attention"] + 0.05, (
+    "claim no longer holds: 'the gradient methods agree better' (measured integrated "
+    f"gradients tau {mean_tau['integrated gradients']:.3g} vs pooling attention "
+    f"{mean_tau['pooling attention']:.3g})"
+)
+assert abs(tau_attention_gradient) < 0.2, (
+    "claim no longer holds: 'uncorrelated with gradient x input, within +-0.2' "
+    f"(measured {tau_attention_gradient:.3g})"
+)
+assert max(mean_tau.values()) < 0.5, (
+    "claim no longer holds: 'no method reaches a mean tau of 0.5' "
+    f"(measured {max(mean_tau.values()):.3g})"
+)
 for name, key in (("pooling attention", "attention"), ("rollout", "rollout"),
                   ("grad x input", "gradxinput"), ("integrated gradients", "ig")):  # fmt: skip
     glue(f"ch12_tau_{key}", mean_tau[name], display=False)
@@ -433,12 +471,32 @@ flip1 = {name: float(flip[1]) for name, (_, flip) in curves.items()}
 for name, value in flip1.items():
     print(f"delete the top word by {name:21s}: {value:.1%} of predictions flip")
 print("flip rate of erasure for k = 0..4:", [round(float(f), 3) for f in curves["erasure"][1]])
-assert flip1["pooling attention"] < flip1["random"] + 0.1
-assert flip1["erasure"] > 0.5 and flip1["rollout"] > 0.5
-assert flip1["erasure"] > flip1["random"] + 0.1
-assert min(flip1["grad x input"], flip1["integrated gradients"]) > flip1["random"] + 0.1
-assert max(flip1["grad x input"], flip1["integrated gradients"]) < flip1["rollout"]
-assert curves["erasure"][1][-1] < curves["erasure"][1][1]  # not monotone in k
+assert flip1["pooling attention"] < flip1["random"] + 0.1, (
+    "claim no longer holds: 'about as many as deleting a random word, within 10 points' "
+    f"(measured {flip1['pooling attention']:.3g} vs random {flip1['random']:.3g})"
+)
+assert flip1["erasure"] > 0.5 and flip1["rollout"] > 0.5, (
+    "claim no longer holds: 'the top word by erasure or by rollout flips more than half' "
+    f"(measured {flip1['erasure']:.3g}, {flip1['rollout']:.3g})"
+)
+assert flip1["erasure"] > flip1["random"] + 0.1, (
+    "claim no longer holds: 'deleting the top word by erasure flips more than a random word' "
+    f"(measured {flip1['erasure']:.3g} vs random {flip1['random']:.3g})"
+)
+assert min(flip1["grad x input"], flip1["integrated gradients"]) > flip1["random"] + 0.1, (
+    "claim no longer holds: 'the gradient methods are in between' (measured "
+    f"{flip1['grad x input']:.3g}, {flip1['integrated gradients']:.3g} vs random "
+    f"{flip1['random']:.3g})"
+)
+assert max(flip1["grad x input"], flip1["integrated gradients"]) < flip1["rollout"], (
+    "claim no longer holds: 'the gradient methods are in between' (measured "
+    f"{flip1['grad x input']:.3g}, {flip1['integrated gradients']:.3g} vs rollout "
+    f"{flip1['rollout']:.3g})"
+)
+assert curves["erasure"][1][-1] < curves["erasure"][1][1], (  # not monotone in k
+    "claim no longer holds: 'erasure's flip rate at k = 4 is lower than at k = 1' "
+    f"(measured {float(curves['erasure'][1][-1]):.3g} vs {float(curves['erasure'][1][1]):.3g})"
+)
 
 # %% tags=["remove-cell"]
 # Figures quoted by the closing chapter ("Summary"), recorded with myst-nb's glue
@@ -478,15 +536,37 @@ chance = float((decisive.sum(-1) / candidates.sum(-1)).mean())
 print(f"{'random ranking':21s}: {chance:6.1%} (expected precision of a random ranking)")
 largest_alpha = float(alpha.max(-1).values.mean())
 print(f"mean largest pooling weight per sentence: {largest_alpha:.3f}")
-assert hits["pooling attention"][0] < 0.35
-assert hits["rollout"][0] > 0.9 and hits["erasure"][0] > 0.8
-assert max(hits, key=lambda name: hits[name][0]) == "rollout"  # "first on deciding tokens"
-assert max(mean_tau, key=mean_tau.get) == "rollout"  # "first in mean tau"
-assert hits["grad x input"][0] > hits["pooling attention"][0] + 0.2
+assert hits["pooling attention"][0] < 0.35, (
+    "claim no longer holds: 'the pooling weights' top word is a deciding token in fewer than "
+    f"35%' (measured {hits['pooling attention'][0]:.3g})"
+)
+assert hits["rollout"][0] > 0.9 and hits["erasure"][0] > 0.8, (
+    "claim no longer holds: 'rollout's in more than 90% and erasure's in more than 80%' "
+    f"(measured {hits['rollout'][0]:.3g}, {hits['erasure'][0]:.3g})"
+)
+assert max(hits, key=lambda name: hits[name][0]) == "rollout", (  # "first on deciding tokens"
+    "claim no longer holds: 'rollout first of the six on deciding tokens' (first: "
+    f"{max(hits, key=lambda name: hits[name][0])})"
+)
+assert max(mean_tau, key=mean_tau.get) == "rollout", (  # "first in mean tau"
+    "claim no longer holds: 'rollout the closest to erasure in mean tau' (closest: "
+    f"{max(mean_tau, key=mean_tau.get)})"
+)
+assert hits["grad x input"][0] > hits["pooling attention"][0] + 0.2, (
+    "claim no longer holds: 'the pooling weights hit a deciding token hardly better than "
+    f"chance' (measured grad x input {hits['grad x input'][0]:.3g} vs pooling attention "
+    f"{hits['pooling attention'][0]:.3g})"
+)
 two_worst = sorted(hits, key=lambda name: hits[name][0])[:2]
 assert set(two_worst) == {"pooling attention", "last-layer attention"}, two_worst
-assert abs(hits["pooling attention"][0] - chance) < 0.1 and chance < 0.25
-assert largest_alpha < 0.3
+assert abs(hits["pooling attention"][0] - chance) < 0.1 and chance < 0.25, (
+    "claim no longer holds: 'about as often as a randomly chosen word would, within 10 "
+    f"points' (measured {hits['pooling attention'][0]:.3g} vs chance {chance:.3g})"
+)
+assert largest_alpha < 0.3, (
+    "claim no longer holds: 'their largest weight in a sentence is below 0.3 on average' "
+    f"(measured {largest_alpha:.3g})"
+)
 for name, key in (("pooling attention", "attention"), ("rollout", "rollout"),
                   ("erasure", "erasure"), ("grad x input", "gradxinput"),
                   ("integrated gradients", "ig"), ("last-layer attention", "lastlayer")):  # fmt: skip
@@ -558,7 +638,10 @@ ax.set_title("Changing the pooling weights after training")
 ax.legend()
 plt.show()
 
-assert tvd_perm.median() < 0.01 and tvd_unif.median() < 0.01
+assert tvd_perm.median() < 0.01 and tvd_unif.median() < 0.01, (
+    "claim no longer holds: 'median TVD below 0.01' (measured "
+    f"{tvd_perm.median().item():.3g}, {tvd_unif.median().item():.3g})"
+)
 assert flip_perm < 0.1 and flip_unif < 0.1, (
     f"claim no longer holds: 'fewer than 10% flipped' ({flip_perm:.1%}, {flip_unif:.1%})"
 )
