@@ -115,7 +115,10 @@ print("    n |   d | counted by torch | formula 4 n^2 d")
 for n, d in ((128, 64), (256, 64), (256, 128), (1024, 64)):
     q, k, v = bench.make_inputs(n, d=d, batch=1, heads=1)  # (1, 1, n, d) each
     counted = matmul_flops(bench.naive_attention, q, k, v)
-    assert counted == 4 * n * n * d
+    assert counted == 4 * n * n * d, (
+        f"expected FLOPs 4 n^2 d = {4 * n * n * d:,} for n = {n}, d = {d};"
+        f" torch counted {counted:,}"
+    )
     print(f"{n:5d} | {d:3d} | {counted:16,d} | {4 * n * n * d:15,d}")
 
 # %% [markdown]
@@ -147,8 +150,14 @@ print("    n | counted by torch | 8 n d^2 + 4 n^2 d | share of QK^T and AV")
 for n in (128, 512, 1024, 2048):
     counted = matmul_flops(mha, torch.randn(1, n, d_model))
     projections, core = 8 * n * d_model**2, 4 * n * n * d_model
-    assert counted == projections + core
-    assert (core == projections) == (n == 2 * d_model)  # the two parts are equal at n = 1024
+    assert counted == projections + core, (
+        f"expected FLOPs 8 n d^2 + 4 n^2 d = {projections + core:,} for n = {n};"
+        f" torch counted {counted:,}"
+    )
+    assert (core == projections) == (n == 2 * d_model), (  # the two parts are equal at n = 1024
+        "claim no longer holds: 'the two are equal at n = 2 d_model'"
+        f" (n = {n}: core {core:,}, projections {projections:,})"
+    )
     print(f"{n:5d} | {counted:16,d} | {projections + core:17,d} | {core / counted:8.0%}")
 
 # %% [markdown]
@@ -167,7 +176,10 @@ for n in (128, 512, 1024, 2048):
 
 # %%
 n_params = ak.count_parameters(mha)
-assert n_params == 4 * d_model**2 + 4 * d_model == 1_050_624  # the number quoted below
+assert n_params == 4 * d_model**2 + 4 * d_model == 1_050_624, (  # the number quoted below
+    "claim no longer holds: 'we counted their parameters above: the same 1,050,624'"
+    f" (count_parameters: {n_params:,}, 4 d^2 + 4 d = {4 * d_model**2 + 4 * d_model:,})"
+)
 print("parameter shapes:", {name: tuple(p.shape) for name, p in mha.named_parameters()})
 print(f"4 d^2 + 4 d = {4 * d_model**2 + 4 * d_model:,} | count_parameters: {n_params:,}")
 print("\n    n | parameters | attention weights (B, H, n, n) | their size | size / parameters")
@@ -176,7 +188,10 @@ weight_bytes = []
 with torch.no_grad():
     for n in lengths:
         _, w = mha(torch.randn(1, n, d_model), need_weights=True)  # w: (1, 8, n, n)
-        assert ak.count_parameters(mha) == n_params  # running it changed nothing
+        assert ak.count_parameters(mha) == n_params, (  # running it changed nothing
+            "claim no longer holds: 'None of their shapes involves n'"
+            f" (n = {n}: {ak.count_parameters(mha):,} parameters, expected {n_params:,})"
+        )
         weight_bytes.append(w.numel() * w.element_size())
         print(
             f"{n:5d} | {ak.count_parameters(mha):10,d} | {tuple(w.shape)!s:>30} |"
@@ -298,10 +313,16 @@ layer_param_bytes = (4 * d_model**2 + 4 * d_model) * 4
 torch.manual_seed(0)
 layer = ak.MultiHeadAttention(d_model, H)
 x = torch.randn(1, n, d_model)
-assert matmul_flops(layer, x) == core_flops + projection_flops
+assert matmul_flops(layer, x) == core_flops + projection_flops, (
+    f"expected the layer's FLOPs to be {core_flops + projection_flops:,};"
+    f" torch counted {matmul_flops(layer, x):,}"
+)
 with torch.no_grad():
     _, w = layer(x, need_weights=True)
-assert w.numel() * w.element_size() == score_bytes
+assert w.numel() * w.element_size() == score_bytes, (
+    f"expected the (H, n, n) weights to take {score_bytes:,} bytes;"
+    f" found {w.numel() * w.element_size():,} (shape {tuple(w.shape)}, {w.dtype})"
+)
 
 print(f"pairs (query, key) per head     : {n * n:>13,d}   (the seed's 10^6)")
 print(f"softmax entries, all heads      : {H * n * n:>13,d}")
@@ -644,7 +665,11 @@ for n in depth_ns:
     print(f"{n:5d} | {depths['gru'][-1]:25d} | {depths['attn'][-1]:31d}")
 per_token = np.diff(depths["gru"]) / np.diff(depth_ns)
 print("GRU: extra dependent operations per extra token:", per_token)
-assert set(per_token) == {10.0} and len(set(depths["attn"])) == 1
+assert set(per_token) == {10.0} and len(set(depths["attn"])) == 1, (
+    "claim no longer holds: 'The GRU's chain grows by exactly 10 operations per token ..."
+    " The attention layer's chain has the same length at every n'"
+    f" (measured per token: {per_token.tolist()}, attention depths: {depths['attn']})"
+)
 
 # %% [markdown]
 # The GRU's chain grows by exactly 10 operations per token: each step's gates wait for the
@@ -687,7 +712,11 @@ for name, values in influence.items():
     )
 gru_decay = (influence["GRU"][63] / influence["GRU"][1]).item()
 attn_far_near = (influence["attention"][32:].mean() / influence["attention"][1:32].mean()).item()
-assert gru_decay < 1e-9 and 0.5 < attn_far_near < 2
+assert gru_decay < 1e-9 and 0.5 < attn_far_near < 2, (
+    "claim no longer holds: 'through the GRU the influence of an input shrinks geometrically"
+    " [below 1e-9 of k = 1 at k = 63]; through attention it does not depend on the distance"
+    f" [far/near within a factor 2]' (measured {gru_decay:.3g} and {attn_far_near:.3g})"
+)
 glue("ch05_gru_decay_orders", -math.log10(gru_decay), display=False)
 print("GRU: influence at k = 63 below 1e-9 of k = 1:", gru_decay < 1e-9)
 print("attention: far (k >= 32) and near (1 <= k < 32) within a factor 2:", 0.5 < attn_far_near < 2)

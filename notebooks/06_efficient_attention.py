@@ -300,7 +300,11 @@ for n in (512, 1024, 2048):
         f"{n:5d} | {sum(ref) / 2**20:24.1f} MiB | {sum(tiled) / 2**20:20.1f} MiB |"
         f" {max(tiled) / 2**20:16.2f} MiB"
     )
-    assert max(tiled) == q.numel() * 4  # nothing bigger than one (B, H, n, d) tensor
+    assert max(tiled) == q.numel() * 4, (  # nothing bigger than one (B, H, n, d) tensor
+        "claim no longer holds: 'The tiled version keeps Q, K, V, O ... and the log-sum-exp'"
+        f" (n = {n}: largest kept tensor {max(tiled):,} bytes, one (B, H, n, d) tensor"
+        f" {q.numel() * 4:,})"
+    )
 
 # %% [markdown]
 # The reference keeps $n \times n$ tensors: its memory grows four-fold per doubling. The
@@ -449,10 +453,23 @@ for n in (1024, 2048, 4096):
         longformer_mask(n, bench.LOCAL_WINDOW, [0]).sum().item() / n,
     ]
     # The bounds stated in the next paragraph:
-    assert counts[0] < 2 * bench.LOCAL_WINDOW + 1  # the window: below 257
-    assert counts[1] <= 2 * stride - 1 + n / stride  # strided: band plus columns
-    assert counts[2] < (3 + 1 + 2) * 64 + 64  # BigBird: below 448
-    assert 1 < counts[3] - counts[0] <= 2  # Longformer: the window plus up to two
+    assert counts[0] < 2 * bench.LOCAL_WINDOW + 1, (  # the window: below 257
+        "claim no longer holds: 'The window's count ... approaches 257 and never exceeds it'"
+        f" (n = {n}: measured {counts[0]:.4g})"
+    )
+    assert counts[1] <= 2 * stride - 1 + n / stride, (  # strided: band plus columns
+        "claim no longer holds: 'a band of 2l - 1 keys plus n / l columns'"
+        f" (n = {n}, l = {stride}: measured {counts[1]:.4g},"
+        f" bound {2 * stride - 1 + n / stride:.4g})"
+    )
+    assert counts[2] < (3 + 1 + 2) * 64 + 64, (  # BigBird: below 448
+        f"claim no longer holds: 'BigBird's ... average approaches 448' (n = {n}:"
+        f" measured {counts[2]:.4g})"
+    )
+    assert 1 < counts[3] - counts[0] <= 2, (  # Longformer: the window plus up to two
+        "claim no longer holds: 'Longformer's is the window plus one global key, and its one"
+        f" global row adds about one more' (n = {n}: measured {counts[3] - counts[0]:.3g} more)"
+    )
     print(
         f"{n:5d} | {counts[0]:10.1f} | {counts[1]:9.1f} ({stride:3d}) | {counts[2]:15.1f} |"
         f" {counts[3]:19.1f} | {n:5d}"
@@ -533,9 +550,19 @@ for name, mask in rf_patterns.items():
         f" farthest {farthest}"
     )
 # The claims of the next paragraph:
-assert connect["local ±128"] == math.ceil((n - 1) / 128) == 8
-assert receptive["local ±128"].nonzero().max().item() == depth * 128
-assert connect["local ±128, dilation 2"] is None  # never connects
+assert connect["local ±128"] == math.ceil((n - 1) / 128) == 8, (
+    "claim no longer holds: 'connecting all n positions takes ceil((n-1)/w) layers (8 here)'"
+    f" (measured {connect['local ±128']})"
+)
+assert receptive["local ±128"].nonzero().max().item() == depth * 128, (
+    f"claim no longer holds: 'With the experiment's {depth} layers, position 0 sees positions"
+    f" 0 to {depth * 128}' (measured farthest"
+    f" {receptive['local ±128'].nonzero().max().item()})"
+)
+assert connect["local ±128, dilation 2"] is None, (  # never connects
+    "claim no longer holds: 'A dilated window alone never connects the sequence'"
+    f" (measured: connected in {connect['local ±128, dilation 2']} layers)"
+)
 two_hop = [name for name in rf_patterns if name.startswith(("strided", "fixed", "Big", "Long"))]
 assert len(two_hop) == 4 and all(connect[name] == 2 for name in two_hop), connect
 
@@ -617,20 +644,34 @@ n, d = 1000, 64
 q, k, v = bench.make_inputs(n, d=d, batch=1, heads=1)  # (1, 1, 1000, 64) each
 print(f"{'n = 1000, d = 64':<30} | {'score entries':>13} | {'FLOPs, counted':>14} | formula")
 full_flops = matmul_flops(bench.naive_attention, q, k, v)
-assert full_flops == 4 * n * n * d
+assert full_flops == 4 * n * n * d, (
+    f"expected full attention's FLOPs 4 n^2 d = {4 * n * n * d:,}; torch counted {full_flops:,}"
+)
 print(f"{'full attention':<30} | {n * n:13,d} | {full_flops:14,d} | 4 n^2 d")
 linformer_flops = {}
 for proj in (128, round(math.sqrt(n))):
     e = torch.randn(proj, n) / math.sqrt(proj)  # (k, n)
     flops = linformer_flops[proj] = matmul_flops(linformer_attention, q, k, v, e, e)
-    assert flops == 8 * n * proj * d
+    assert flops == 8 * n * proj * d, (
+        "claim no longer holds: 'the cost is 8 n k d FLOPs'"
+        f" (k = {proj}: expected {8 * n * proj * d:,}, torch counted {flops:,})"
+    )
     label = f"Linformer, k = {proj}" + (" (~ sqrt n)" if proj < 100 else "")
     print(f"{label:<30} | {n * proj:13,d} | {flops:14,d} | 8 n k d")
 print(f"{'the seed: O(sqrt(1000)^2)':<30} | {1000:13,d} | {'-':>14} |")
 # The ratios quoted next ("a quarter", "1/16") and the counts of the seed section below:
-assert round(full_flops / linformer_flops[128]) == 4  # "a quarter of the work"
-assert round(full_flops / linformer_flops[32]) == 16  # "1/16 of the work"
-assert (linformer_flops[128], linformer_flops[32]) == (65_536_000, 16_384_000)
+assert round(full_flops / linformer_flops[128]) == 4, (  # "a quarter of the work"
+    "claim no longer holds: 'With k = 128 Linformer does a quarter of the work of full"
+    f" attention' (measured ratio {full_flops / linformer_flops[128]:.3g})"
+)
+assert round(full_flops / linformer_flops[32]) == 16, (  # "1/16 of the work"
+    "claim no longer holds: 'with k ~ sqrt n it does 1/16 of the work'"
+    f" (measured ratio {full_flops / linformer_flops[32]:.3g})"
+)
+assert (linformer_flops[128], linformer_flops[32]) == (65_536_000, 16_384_000), (
+    "claim no longer holds: 'k = 128, 65.5 x 10^6 FLOPs; k ~ sqrt n, 16.4 x 10^6 FLOPs'"
+    f" (measured {linformer_flops[128]:,} and {linformer_flops[32]:,})"
+)
 
 # %% [markdown]
 # With $k = 128$ Linformer does a quarter of the work of full attention at $n = 1000$, and
@@ -782,7 +823,11 @@ n, m, d = 2048, 64, 64
 phi_q, phi_k, v = torch.rand(n, m), torch.rand(n, m), torch.randn(n, d)
 left = matmul_flops(lambda: (phi_q @ phi_k.T) @ v)
 right = matmul_flops(lambda: phi_q @ (phi_k.T @ v))
-assert (left, right) == (2 * n * n * (m + d), 4 * n * m * d)
+assert (left, right) == (2 * n * n * (m + d), 4 * n * m * d), (
+    "claim no longer holds: 'The left order ... costs 2n^2 (m + d) FLOPs; the right order"
+    f" ... costs 4 n m d' (measured {left:,} and {right:,},"
+    f" expected {2 * n * n * (m + d):,} and {4 * n * m * d:,})"
+)
 print(f"(phi(Q) phi(K)^T) V: {left:>13,d} FLOPs, an n x n intermediate")
 print(f"phi(Q) (phi(K)^T V): {right:>13,d} FLOPs, an m x d intermediate")
 print(f"ratio {left / right:.0f} = n (m + d) / (2 m d) = {n * (m + d) / (2 * m * d):.0f}")
@@ -1131,7 +1176,11 @@ tiled_mem = [at("tiled", n, "peak_extra_bytes") / at("torch_sdpa", n, "peak_extr
 facts["tiled_time_min"], facts["tiled_time_max"] = min(tiled_time), max(tiled_time)
 facts["tiled_mem_min"], facts["tiled_mem_max"] = min(tiled_mem), max(tiled_mem)
 assert facts["naive_slope"] >= 1.9, "claim: 'naive time grows at least quadratically'"
-assert 0.9 <= facts["naive_vs_formula_16k"] <= 1.25 and facts["naive_gib_16k"] >= 1
+assert 0.9 <= facts["naive_vs_formula_16k"] <= 1.25 and facts["naive_gib_16k"] >= 1, (
+    "claim no longer holds: 'its memory follows chapter 5's formula 2 B H n^2 x 4 bytes'"
+    f" (measured {facts['naive_vs_formula_16k']:.3g} times it,"
+    f" {facts['naive_gib_16k']:.3g} GiB at n = 16384)"
+)
 assert 1.8 <= facts["sdpa_slope"] <= 2.2, "claim: 'SDPA's time is quadratic'"
 assert facts["sdpa_mib_16k"] < 3 * facts["out_mib_16k"], "claim: 'SDPA: close to its output'"
 assert abs(facts["tiled_slope"] - facts["sdpa_slope"]) < 0.15, "claim: 'tiled has SDPA's slope'"
@@ -1171,7 +1220,11 @@ assert sorted(slopes, key=slopes.get)[:3] == ["performer", "linear", "local"], s
 facts["linformer_slope_to_8k"] = time_slope("linformer", hi=8192)
 facts["linformer_8k_to_32k"] = at("linformer", 32768) / at("linformer", 8192)
 assert facts["linformer_slope"] > facts["local_slope"] + 0.1, "claim: 'Linformer is not'"
-assert facts["linformer_slope_to_8k"] < 1.15 and facts["linformer_8k_to_32k"] > 8
+assert facts["linformer_slope_to_8k"] < 1.15 and facts["linformer_8k_to_32k"] > 8, (
+    "claim no longer holds: 'Linformer: about linear up to n = 8192, then [more than 8] times"
+    f" slower for 4 times the length' (measured slope {facts['linformer_slope_to_8k']:.3g},"
+    f" ratio {facts['linformer_8k_to_32k']:.3g})"
+)
 cheap = ("linformer", "performer", "linear")
 cheapest_at = {n: sorted((p for p in res.points if p.n == n), key=lambda p: p.seconds)
                for n in all_ns}  # fmt: skip
@@ -1358,7 +1411,10 @@ glue("ch06_live_naive_over_sdpa", best["naive softmax(QK^T)V"] / sdpa_step, disp
 # optimiser and seed; a curriculum of n = 32, then 128, then 1024, and batches of 8, so
 # that the whole table trains on one core in a few minutes).
 recipe = RetrievalRecipe(schedule=((32, 200), (128, 120), (1024, 60)), batch_size=8, test_size=256)
-assert recipe.schedule == ((32, 200), (128, 120), (1024, 60))  # the stages the text describes
+assert recipe.schedule == ((32, 200), (128, 120), (1024, 60)), (  # the stages the text describes
+    "claim no longer holds: 'The recipe trains 200 steps on n = 32, 120 on n = 128 and 60 on"
+    f" n = 1024' (recipe.schedule is {recipe.schedule})"
+)
 task = recipe.task
 tokens, labels, positions = task.sample(2, 24, generator=torch.Generator().manual_seed(3))
 

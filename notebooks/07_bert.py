@@ -127,7 +127,9 @@ with torch.device("meta"):
 n_base = ak.count_parameters(bert_base)
 print(f"BERT-base: {n_base:,} parameters")
 print(bert_base.encoder.layers[0])
-assert n_base == 109_482_240
+assert n_base == 109_482_240, (
+    f"claim no longer holds: 'counting its parameters gives 109,482,240' (measured {n_base:,})"
+)
 
 # %% [markdown]
 # ### The attention is the Transformer's, with a padding mask only
@@ -169,6 +171,9 @@ assert all(
     and kw["is_causal"] is False
     and torch.equal(kw["key_padding_mask"], real)
     for _, kw in seen
+), (
+    "claim no longer holds: 'Every layer receives the padding mask and nothing else: no causal"
+    f" mask' (seen: {[(i, kw['attn_mask'], kw['is_causal']) for i, kw in seen]})"
 )
 
 # The first layer's attention, recomputed with chapter 1's function and the padding mask.
@@ -181,7 +186,10 @@ with torch.no_grad():
     by_hand = attn.out_proj(ak.merge_heads(heads))  # (B, T, d_model)
     inside, _ = attn(x, key_padding_mask=real)
 print("max |difference|:", (by_hand - inside).abs().max().item())
-assert torch.allclose(by_hand, inside, atol=1e-6)
+assert torch.allclose(by_hand, inside, atol=1e-6), (
+    "claim no longer holds: 'The attention of BERT is the attention of the Transformer"
+    f" encoder' (max |difference| {(by_hand - inside).abs().max().item():.3g})"
+)
 
 # %% [markdown]
 # Every layer receives the padding mask and nothing else: no causal mask, no extra term.
@@ -221,7 +229,10 @@ fig.suptitle("May query $i$ attend to key $j$? (dark = yes; positions 6 and 7 ar
 fig.tight_layout()
 plt.show()
 print("allowed pairs: BERT", int(bert_mask.sum()), "| causal", int(gpt_mask.sum()))
-assert int(bert_mask.sum()) == 8 * 6 and int(gpt_mask.sum()) == 6 * 7 // 2 + 2 * 6
+assert int(bert_mask.sum()) == 8 * 6 and int(gpt_mask.sum()) == 6 * 7 // 2 + 2 * 6, (
+    f"expected {8 * 6} allowed pairs for BERT and {6 * 7 // 2 + 2 * 6} for the causal mask;"
+    f" found {int(bert_mask.sum())} and {int(gpt_mask.sum())}"
+)
 
 # %% [markdown]
 # The experiment: take the small BERT above, feed it a sentence, then the same sentence
@@ -258,8 +269,14 @@ ax.legend()
 plt.show()
 print("bidirectional:", moved[False])
 print("causal:       ", moved[True])
-assert (moved[False][:6] > 1e-3).all()  # every earlier position sees the change
-assert (moved[True][:6] == 0).all() and (moved[True][6:] > 1e-3).all()  # only t >= 6 do
+assert (moved[False][:6] > 1e-3).all(), (  # every earlier position sees the change
+    "claim no longer holds: 'With the bidirectional mask every position moves, including"
+    f" positions 0 to 5' (measured {moved[False][:6].min().item():.3g} at the least)"
+)
+assert (moved[True][:6] == 0).all() and (moved[True][6:] > 1e-3).all(), (  # only t >= 6 do
+    "claim no longer holds: 'With the causal mask positions 0 to 5 do not move at all"
+    f" (exactly zero)' (measured {moved[True].tolist()})"
+)
 
 # %% [markdown]
 # With the bidirectional mask every position moves, including positions 0 to 5, which come
@@ -340,11 +357,25 @@ share = {
 for name, value in share.items():
     print(f"{name:22s} {value:.4f}")
 print("specials ever selected:", bool(sel[special].any()))
-assert abs(share["selected / eligible"] - 0.15) < 0.005
-assert abs(share["[MASK] / selected"] - 0.8) < 0.01
-assert abs(share["random / selected"] - 0.1) < 0.01  # a random token equal to the original
-assert abs(share["unchanged / selected"] - 0.1) < 0.01  # counts as unchanged (1 in 4000)
-assert not sel[special].any()
+assert abs(share["selected / eligible"] - 0.15) < 0.005, (
+    "claim no longer holds: 'BERT selects 15% of the tokens'"
+    f" (measured {share['selected / eligible']:.3g})"
+)
+assert abs(share["[MASK] / selected"] - 0.8) < 0.01, (
+    "claim no longer holds: 'Of the selected tokens, BERT replaces 80% by [MASK]'"
+    f" (measured {share['[MASK] / selected']:.3g})"
+)
+assert abs(share["random / selected"] - 0.1) < 0.01, (  # a random token equal to the original
+    "claim no longer holds: 'Of the selected tokens ... 10% by a random token'"
+    f" (measured {share['random / selected']:.3g})"
+)
+assert abs(share["unchanged / selected"] - 0.1) < 0.01, (  # counts as unchanged (1 in 4000)
+    "claim no longer holds: 'Of the selected tokens ... leaves 10% unchanged'"
+    f" (measured {share['unchanged / selected']:.3g})"
+)
+assert not sel[special].any(), (
+    f"expected no special token to be selected; {int(sel[special].sum())} were"
+)
 
 # %% [markdown]
 # ### Next-sentence prediction, and RoBERTa
@@ -402,11 +433,20 @@ print(
 for e in task.train[:8]:
     print(f"  label {e.label} ({e.corruption:7s}) {e.text}")
 sources = [{e.source for e in split} for split in (task.train, task.val, task.test)]
-assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
+assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2]), (
+    "expected train, validation and test sentences to come from disjoint docstrings;"
+    f" shared: {len(sources[0] & sources[1])}, {len(sources[0] & sources[2])},"
+    f" {len(sources[1] & sources[2])}"
+)
 assert all(
     abs(sum(e.label for e in s) - len(s) / 2) <= 0.5 for s in (task.train, task.val, task.test)
+), (
+    "claim no longer holds: 'Half the sentences of each split are corrupted' (label-1 counts:"
+    f" {[(sum(e.label for e in s), len(s)) for s in (task.train, task.val, task.test)]})"
 )
-assert (len(task.val), len(task.test)) == (300, 800)
+assert (len(task.val), len(task.test)) == (300, 800), (
+    f"expected 300 validation and 800 test sentences; found {len(task.val)} and {len(task.test)}"
+)
 glue("ch07_n_train", len(task.train), display=False)
 
 # %% [markdown]
@@ -444,8 +484,10 @@ print(f"pretraining stream: {len(pre_ids):,} ids | held-out stream: {len(held_id
 print(f"[UNK] share: pretraining {unk(pre_ids):.3f}, held-out {unk(held_ids):.3f}")
 print("encoded:", tok.encode(task.train[0].text))
 print("decoded:", tok.decode(tok.encode(task.train[0].text)))
-assert unk(held_ids) < 0.08
-assert V == 2005
+assert unk(held_ids) < 0.08, (
+    f"expected under 8% [UNK] in the held-out stream; measured {unk(held_ids):.3g}"
+)
+assert V == 2005, f"claim no longer holds: 'the 2,005-word embedding table' (measured {V})"
 glue("ch07_pretrain_words", len(pre_ids), display=False)
 
 # %% [markdown]
@@ -560,7 +602,10 @@ glue("ch07_pretrain_seconds", pre_result.seconds, display=False)
 # %%
 final = pre_result.history[-1]
 pre_tokens = pre_result.steps_done * 64 * T  # token positions read in pretraining
-assert pre_tokens == 819_200  # 400 steps of 64 windows of 32 positions, as stated above
+assert pre_tokens == 819_200, (  # 400 steps of 64 windows of 32 positions, as stated above
+    "claim no longer holds: '400 AdamW steps of 64 windows of 32 positions, 819,200 token"
+    f" positions in all' (measured {pre_tokens:,})"
+)
 # BERT-base (appendix A.2 of the paper): 1,000,000 steps of 256 sequences, 128 tokens long
 # for 90% of the steps and 512 for the last 10%.
 bert_tokens = 1_000_000 * 256 * (0.9 * 128 + 0.1 * 512)
@@ -687,8 +732,10 @@ def fine_tune(n_labels, pretrained, seed, steps=100):
     model = BertForSequenceClassification(config, num_labels=2)
     if pretrained:
         missing = model.bert.load_state_dict(mlm_model.bert.state_dict(), strict=False)
-        assert missing.missing_keys == ["pooler.weight", "pooler.bias"]
-        assert not missing.unexpected_keys
+        assert missing.missing_keys == ["pooler.weight", "pooler.bias"], (
+            f"expected only the pooler to be missing; missing {missing.missing_keys}"
+        )
+        assert not missing.unexpected_keys, f"unexpected keys {missing.unexpected_keys}"
     ak.set_fused_attention(model)
     ids, mask, y = encode(task.train[:n_labels])
     gen = torch.Generator().manual_seed(seed)
@@ -887,13 +934,28 @@ for name, split in (("train", world.train), ("test_unseen", world.test_unseen)):
     for e in split[:2]:
         print(f"  {name:11s} label {e.label}  {e.text}")
 held_out = {n for nouns in world.held_out_nouns.values() for n in nouns}
-assert not any(set(e.text.split()) & held_out for e in world.train + world.test_seen)
-assert all(any(w in held_out for w in e.text.split()) for e in world.test_unseen)
+assert not any(set(e.text.split()) & held_out for e in world.train + world.test_seen), (
+    "claim no longer holds: 'the labelled training sentences and the test_seen set use only"
+    " the first six (the labelled nouns)' (a held-out noun was found in"
+    f" {sum(bool(set(e.text.split()) & held_out) for e in world.train + world.test_seen)}"
+    " sentences)"
+)
+assert all(any(w in held_out for w in e.text.split()) for e in world.test_unseen), (
+    "claim no longer holds: 'the test_unseen set uses only the other six (the held-out"
+    " nouns)' (sentences without one:"
+    f" {sum(not any(w in held_out for w in e.text.split()) for e in world.test_unseen)})"
+)
 corpus_words = {w for sentence in corpus for w in sentence.split()}
 nouns = [n for group in (world.labelled_nouns, world.held_out_nouns) for ns in group.values()
          for n in ns]  # fmt: skip
-assert len(set(nouns)) == 60 and set(nouns) <= corpus_words  # all 60 nouns are in the text
-assert (len(world.test_seen), len(world.test_unseen)) == (1000, 1000)
+assert len(set(nouns)) == 60 and set(nouns) <= corpus_words, (  # all 60 nouns are in the text
+    "claim no longer holds: '20,000 sentences using all 60 nouns' (measured"
+    f" {len(set(nouns))} nouns, missing from the text: {sorted(set(nouns) - corpus_words)})"
+)
+assert (len(world.test_seen), len(world.test_unseen)) == (1000, 1000), (
+    "expected 1,000 test_seen and 1,000 test_unseen sentences;"
+    f" found {len(world.test_seen)} and {len(world.test_unseen)}"
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -985,7 +1047,9 @@ def world_fine_tune(n_labels, pretrained, seed=0, steps=300):
     model = BertForSequenceClassification(w_config, num_labels=2)
     if pretrained:
         missing = model.bert.load_state_dict(world_mlm.bert.state_dict(), strict=False)
-        assert missing.missing_keys == ["pooler.weight", "pooler.bias"]
+        assert missing.missing_keys == ["pooler.weight", "pooler.bias"], (
+            f"expected only the pooler to be missing; missing {missing.missing_keys}"
+        )
     ak.set_fused_attention(model)
     ids, mask, y = world_encode(world.train[:n_labels])
     gen = torch.Generator().manual_seed(seed)
@@ -1043,9 +1107,21 @@ pre = {n: world_results[n, True] for n in world_budgets}
 scr = {n: world_results[n, False] for n in world_budgets}
 assert all(scr[n]["unseen"] < 0.6 for n in world_budgets), "scratch: chance on unseen nouns"
 assert all(scr[n]["seen"] < 0.65 for n in world_budgets), "scratch: below 65% on seen nouns"
-assert pre[2000]["unseen"] > 0.9 and pre[500]["unseen"] > 0.85
-assert pre[100]["unseen"] > scr[100]["unseen"] + 0.1
-assert all(pre[n][k] > scr[n][k] + 0.3 for n in (500, 2000) for k in ("seen", "unseen"))
+assert pre[2000]["unseen"] > 0.9 and pre[500]["unseen"] > 0.85, (
+    "claim no longer holds: 'the pretrained model learns the task from a few hundred"
+    " sentences' [above 85% on held-out nouns at 500 labels, above 90% at 2,000]"
+    f" (measured {pre[500]['unseen']:.3g} and {pre[2000]['unseen']:.3g})"
+)
+assert pre[100]["unseen"] > scr[100]["unseen"] + 0.1, (
+    "claim no longer holds: 'Knowledge of words no label contains' [pretrained beats scratch"
+    f" by 10 points on held-out nouns at 100 labels] (measured {pre[100]['unseen']:.3g}"
+    f" against {scr[100]['unseen']:.3g})"
+)
+assert all(pre[n][k] > scr[n][k] + 0.3 for n in (500, 2000) for k in ("seen", "unseen")), (
+    "claim no longer holds: 'Fewer labels for the same accuracy' [pretrained beats scratch by"
+    " 30 points at 500 and 2,000 labels] (measured pretrained, scratch:"
+    f" {[(n, k, round(pre[n][k], 3), round(scr[n][k], 3)) for n in (500, 2000) for k in pre[n]]})"
+)
 assert all(abs(pre[n]["unseen"] - pre[n]["seen"]) < 0.05 for n in (100, 500, 2000)), (
     "claim no longer holds: 'as accurate on held-out nouns as on labelled ones (5 points)'"
 )

@@ -100,7 +100,10 @@ val_x, val_y, _ = splits.val
 test_x, test_y, _ = splits.test
 print("train", tuple(train_x.shape), "| val", tuple(val_x.shape), "| test", tuple(test_x.shape))
 print("test images per class:", torch.bincount(test_y).tolist())
-assert (len(train_y), len(val_y), len(test_y)) == (1259, 179, 359)
+assert (len(train_y), len(val_y), len(test_y)) == (1259, 179, 359), (
+    "claim no longer holds: '1,259 training images ... 359 test images' (measured train"
+    f" {len(train_y)}, validation {len(val_y)}, test {len(test_y)})"
+)
 
 # %% [markdown]
 # ### Patches
@@ -118,8 +121,14 @@ digit = test_x[:1]  # (1, 1, 8, 8)
 patches = patchify(digit, PATCH)  # (1, N, C P P)
 print("image", tuple(digit.shape), "-> patches", tuple(patches.shape))
 print("patch 5 (row 1, column 1) as a vector:", patches[0, 5])
-assert torch.equal(patches[0, 5], digit[0, 0, 2:4, 2:4].flatten())
-assert torch.equal(unpatchify(patches, PATCH, 8, 1), digit)  # an exact inverse
+assert torch.equal(patches[0, 5], digit[0, 0, 2:4, 2:4].flatten()), (
+    "claim no longer holds: '`patchify` numbers the patches row by row' (patch 5 is"
+    f" {patches[0, 5].tolist()}, pixels [2:4, 2:4] are {digit[0, 0, 2:4, 2:4].flatten().tolist()})"
+)
+assert torch.equal(unpatchify(patches, PATCH, 8, 1), digit), (  # an exact inverse
+    "expected unpatchify to invert patchify exactly; max |difference|"
+    f" {(unpatchify(patches, PATCH, 8, 1) - digit).abs().max().item():.3g}"
+)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(8, 4), gridspec_kw={"width_ratios": [1, 1.1]})
@@ -167,7 +176,11 @@ by_conv = embed(test_x[:8])  # (8, 16, 32)
 E = embed.proj.weight.reshape(32, -1).T  # (C P P, D) = (4, 32)
 by_matmul = patchify(test_x[:8], PATCH) @ E + embed.proj.bias  # (8, 16, 32)
 print("conv == patchify @ E:", torch.allclose(by_conv, by_matmul, atol=1e-6))
-assert torch.allclose(by_conv, by_matmul, atol=1e-6)
+assert torch.allclose(by_conv, by_matmul, atol=1e-6), (
+    "claim no longer holds: 'The linear map E applied to every non-overlapping patch is"
+    " exactly a convolution with kernel size and stride P'"
+    f" (max |difference| {(by_conv - by_matmul).abs().max().item():.3g})"
+)
 
 # %% [markdown]
 # (ch08-model)=
@@ -235,8 +248,14 @@ print(f"ViT parameters: {n_vit:,} | CNN parameters: {n_cnn:,}")
 per_layer = 4 * (32 * 32 + 32) + (32 * 64 + 64) + (64 * 32 + 32) + 4 * 32
 by_hand = 5 * 32 + 32 + 17 * 32 + 2 * per_layer + 2 * 32 + (32 * 10 + 10)
 print("by hand:", by_hand)
-assert n_vit == by_hand == 18_218
-assert abs(n_cnn - n_vit) / n_vit < 0.01
+assert n_vit == by_hand == 18_218, (
+    "expected the ViT's count by hand to match: 18,218 parameters"
+    f" (counted {n_vit:,}, by hand {by_hand:,})"
+)
+assert abs(n_cnn - n_vit) / n_vit < 0.01, (
+    "claim no longer holds: 'The CNN ... was sized to land within 1% of it'"
+    f" (measured {abs(n_cnn - n_vit) / n_vit:.3g}: CNN {n_cnn:,}, ViT {n_vit:,})"
+)
 
 # %% [markdown]
 # ### The same parameters, not the same work
@@ -277,7 +296,10 @@ flops_ratio = flops["ViT"] / flops["CNN"]
 print(f"FLOPs per image, forward: ViT {flops['ViT']:,} | CNN {flops['CNN']:,}")
 print(f"by hand:                  ViT {vit_flops_by_hand:,} | CNN {cnn_flops_by_hand:,}")
 print(f"the ViT does {flops_ratio:.2f} times the CNN's work per image")
-assert flops == {"ViT": vit_flops_by_hand, "CNN": cnn_flops_by_hand}
+assert flops == {"ViT": vit_flops_by_hand, "CNN": cnn_flops_by_hand}, (
+    f"expected FLOPs by hand ViT {vit_flops_by_hand:,}, CNN {cnn_flops_by_hand:,};"
+    f" torch counted ViT {flops['ViT']:,}, CNN {flops['CNN']:,}"
+)
 assert flops_ratio > 3, "claim no longer holds: 'the ViT does more than 3 times the work'"
 glue("ch08_flops_vit", flops["ViT"], display=False)
 glue("ch08_flops_cnn", flops["CNN"], display=False)
@@ -298,7 +320,10 @@ for name, model in (("ViT", vit), ("CNN", cnn)):
 train_ratio = train_flops["ViT"] / train_flops["CNN"]
 print(f"FLOPs per image, forward and backward: ViT {train_flops['ViT']:,} | "
       f"CNN {train_flops['CNN']:,} | ratio {train_ratio:.2f}")  # fmt: skip
-assert train_flops == {k: 3 * flops[k] - first_layer[k] for k in flops}
+assert train_flops == {k: 3 * flops[k] - first_layer[k] for k in flops}, (
+    "expected a training step to cost 3 x forward - the first layer's forward FLOPs"
+    f" ({ {k: 3 * flops[k] - first_layer[k] for k in flops} }); torch counted {train_flops}"
+)
 assert train_ratio > 3, "claim no longer holds: 'the ratio carries over to training'"
 glue("ch08_train_flops_ratio", train_ratio, display=False)
 glue("ch08_train_flops_vit", train_flops["ViT"], display=False)
@@ -342,7 +367,10 @@ with torch.no_grad():
     from_cls = vit.head(hidden[:, 0])  # (4, 10)
 print("logits", tuple(logits.shape), "| attention weights per layer", tuple(attns[0].shape))
 print("class-token hidden state", tuple(hidden[:, 0].shape), "-> head -> logits")
-assert torch.allclose(logits, from_cls)
+assert torch.allclose(logits, from_cls), (
+    "claim no longer holds: 'The head reads the class token's final hidden state'"
+    f" (max |difference| {(logits - from_cls).abs().max().item():.3g})"
+)
 
 # %% [markdown]
 # (ch08-position)=
@@ -386,7 +414,11 @@ with torch.no_grad():
     gap_pos = (vit(shuffled) - vit(test_x)).abs().max().item()
 print(f"without E_pos: max |logits(shuffled) - logits(original)| = {gap_no_pos:.2e}")
 print(f"with E_pos:    max |logits(shuffled) - logits(original)| = {gap_pos:.2e}")
-assert gap_no_pos < 1e-5 and gap_pos > 100 * max(gap_no_pos, 1e-7)
+assert gap_no_pos < 1e-5 and gap_pos > 100 * max(gap_no_pos, 1e-7), (
+    "claim no longer holds: 'a ViT whose position embeddings are zero ... gives the same"
+    " logits ... for the image with its 16 patches shuffled; a ViT with position embeddings"
+    f" does not' (measured gaps {gap_no_pos:.3g} without, {gap_pos:.3g} with)"
+)
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(10, 3.2))
@@ -450,8 +482,14 @@ for h in vit_result.history:
     print(f"{epoch:5d} | {h['train_loss']:10.4f} | {h['val_loss']:8.4f} | {h['val_acc']:12.4f}")
 vit_test_acc = accuracy(vit, test_x, test_y)
 print(f"ViT test accuracy: {vit_test_acc:.4f}")
-assert vit_result.steps_done == EPOCHS * steps_per_epoch == 1200  # the steps the intro states
-assert vit_test_acc >= 0.97
+assert vit_result.steps_done == EPOCHS * steps_per_epoch == 1200, (  # the steps the intro states
+    "claim no longer holds: 'for 1,200 optimizer steps'"
+    f" (measured {vit_result.steps_done}, {EPOCHS} epochs x {steps_per_epoch} steps)"
+)
+assert vit_test_acc >= 0.97, (
+    "claim no longer holds: 'the ViT reaches at least 97% test accuracy'"
+    f" (measured {vit_test_acc:.3g})"
+)
 
 # %% [markdown]
 # The CNN gets exactly the same recipe: same optimizer, schedule, epochs, batches and seed.
@@ -499,8 +537,14 @@ test_logits = predict(vit, test_x)  # (359, 10)
 probs = torch.softmax(test_logits, dim=-1)  # (359, 10)
 print("probabilities of the first test digit:", probs[0])
 print("sum:", probs[0].sum().item(), "| predicted class:", probs[0].argmax().item())
-assert torch.allclose(probs.sum(-1), torch.ones(len(probs)))
-assert torch.equal(probs.argmax(-1), test_logits.argmax(-1))
+assert torch.allclose(probs.sum(-1), torch.ones(len(probs))), (
+    "claim no longer holds: 'a probability vector (10 non-negative numbers that sum to 1)'"
+    f" (max |sum - 1| {(probs.sum(-1) - 1).abs().max().item():.3g})"
+)
+assert torch.equal(probs.argmax(-1), test_logits.argmax(-1)), (
+    "claim no longer holds: 'the argmax of the probabilities is the argmax of the logits'"
+    f" (they differ on {int((probs.argmax(-1) != test_logits.argmax(-1)).sum())} digits)"
+)
 
 # %% [markdown]
 # ### Where the ViT errs
@@ -511,7 +555,11 @@ assert torch.equal(probs.argmax(-1), test_logits.argmax(-1))
 vit_pred = test_logits.argmax(-1)
 cm = confusion_matrix(vit_pred, test_y, 10)
 wrong = torch.nonzero(vit_pred != test_y).flatten()
-assert cm.trace().item() == round(vit_test_acc * len(test_y)) and cm.sum() == len(test_y)
+assert cm.trace().item() == round(vit_test_acc * len(test_y)) and cm.sum() == len(test_y), (
+    f"expected the confusion matrix to hold {len(test_y)} digits,"
+    f" {round(vit_test_acc * len(test_y))} on the diagonal;"
+    f" found {int(cm.sum())}, {cm.trace().item()} on the diagonal"
+)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.4]})
 axes[0].imshow(cm, cmap="Blues")
@@ -653,11 +701,17 @@ p4, no_pos, shift = (
 )
 loss = {name: result.history[-1]["train_loss"] for name, (_, result) in runs.items()}
 assert acc["CNN"] >= acc[main] >= 0.97, "claim no longer holds: 'CNN >= ViT >= 97%'"
-assert table[main]["flops"] > 3 * table["CNN"]["flops"]
+assert table[main]["flops"] > 3 * table["CNN"]["flops"], (
+    "claim no longer holds: 'the ViT did more than 3 times the CNN's arithmetic per image'"
+    f" (measured {table[main]['flops'] / table['CNN']['flops']:.3g})"
+)
 assert acc[main] - acc[no_pos] > 0.20, "claim no longer holds: 'loses more than 20 points'"
 assert abs(acc[p4] - acc[main]) < 0.02, "claim no longer holds: '4 tokens about as accurate'"
 p4_diff_images = round(abs(acc[p4] - acc[main]) * len(test_y))
-assert table[p4]["flops"] < table[main]["flops"] / 3
+assert table[p4]["flops"] < table[main]["flops"] / 3, (
+    "claim no longer holds: 'the 4-token ViT does [more than 3] times less arithmetic per"
+    f" image' (measured {table[main]['flops'] / table[p4]['flops']:.3g})"
+)
 assert acc[shift] < acc[main], "claim no longer holds: 'random shifts hurt'"
 assert loss[shift] > max(0.3, 10 * loss[main]), "claim no longer holds: 'did not fit the shifts'"
 train_acc_shift = accuracy(runs[shift][0], train_x, train_y)  # its training images, unshifted
@@ -802,8 +856,14 @@ with torch.no_grad():
 rollout = attention_rollout(attns, head_fusion="mean", residual=True)  # (359, 17, 17)
 eye = torch.eye(17)
 by_hand = (0.5 * attns[1].mean(1) + 0.5 * eye) @ (0.5 * attns[0].mean(1) + 0.5 * eye)
-assert torch.allclose(rollout, by_hand, atol=1e-6)
-assert torch.allclose(rollout.sum(-1), torch.ones(359, 17), atol=1e-5)
+assert torch.allclose(rollout, by_hand, atol=1e-6), (
+    "claim no longer holds: '`attention_rollout` computes exactly that product'"
+    f" (max |difference| {(rollout - by_hand).abs().max().item():.3g})"
+)
+assert torch.allclose(rollout.sum(-1), torch.ones(359, 17), atol=1e-5), (
+    "expected every row of the rollout to sum to 1; max |sum - 1|"
+    f" {(rollout.sum(-1) - 1).abs().max().item():.3g}"
+)
 maps = cls_rollout_map(rollout, VIT_CONFIG.grid)  # (359, 4, 4)
 raw = attns[-1].mean(1)[:, 0, 1:].reshape(-1, grid, grid)  # last layer, class token, heads mean
 print("rollout maps", tuple(maps.shape), "| raw last-layer maps", tuple(raw.shape))

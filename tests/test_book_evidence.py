@@ -5,7 +5,9 @@
   guard is exceeded (tests/test_training.py).
 - No assert on an absolute wall-clock time: a slower or busier machine must build the same
   book, only more slowly.
-- Every chapter checks the claims of its text: it has asserts (or glued values).
+- Every chapter checks the claims of its text: it has asserts (or glued values), and every
+  assert has a message, so that a build whose results no longer support the text stops
+  with the claim that failed (``claim no longer holds: '...' (measured ...)``).
 - Every chapter runs torch with one thread, so that its numbers do not depend on the
   machine's cores or load (tools/execute_chapters.py runs chapters side by side).
 """
@@ -81,6 +83,16 @@ def test_every_chapter_checks_its_claims(path):
         for node in ast.walk(tree)
     )
     assert asserts + glued >= 5, f"{path.name}: {asserts} asserts, {glued} glued values"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_assert_names_what_it_checks(path):
+    bare = [
+        f"{path.name}:{node.lineno}: assert {ast.unparse(node.test)}"
+        for node in ast.walk(_tree(path))
+        if isinstance(node, ast.Assert) and node.msg is None
+    ]
+    assert not bare, "asserts without a message naming the claim they check:\n" + "\n".join(bare)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
