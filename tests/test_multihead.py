@@ -354,8 +354,10 @@ def test_gqa_query_heads_share_kv_heads():
         module.q_proj.bias.copy_(module.q_proj.bias[:4].repeat(H))
     x = randn(torch.Generator().manual_seed(14), 2, 5, E)
     _, weights = module(x, need_weights=True)
-    assert torch.equal(weights[:, 0], weights[:, 1])
-    assert torch.equal(weights[:, 2], weights[:, 3])
+    # Equal up to float64 rounding: the math library may take a different code path for
+    # another head's slice of the batched product (bit-equality held on some CPUs only).
+    torch.testing.assert_close(weights[:, 0], weights[:, 1], rtol=0, atol=1e-12)
+    torch.testing.assert_close(weights[:, 2], weights[:, 3], rtol=0, atol=1e-12)
     assert not torch.allclose(weights[:, 0], weights[:, 2])
 
 
