@@ -28,7 +28,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -181,6 +181,42 @@ def time_call(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) ->
             start = time.perf_counter()
             fn()
             best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_in_turns(
+    fns: Mapping[str, Callable[[], object]], *, repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
+    """Minimum wall-clock seconds of each function, timed in turns.
+
+    Each of ``repeats`` rounds calls every function once, in the order given, after
+    ``warmup`` calls of each (lazy initialisation and first-touch memory are not the
+    cost). Taking turns makes the comparison fair on a shared machine: a burst of load
+    from another process slows every contender of that round, not one of them; the
+    minimum is the least noisy estimate. Runs under ``torch.inference_mode()``.
+
+    Args:
+        fns: names to functions of no argument, e.g. ``{"naive": lambda: f(q, k, v)}``.
+        repeats: timed rounds, ``>= 1``.
+        warmup: untimed calls of each function first, ``>= 0``.
+
+    Returns:
+        ``{name: seconds}``, in the order of ``fns``.
+    """
+    if not isinstance(fns, Mapping) or not fns or not all(callable(f) for f in fns.values()):
+        raise TypeError("fns must be a non-empty mapping of names to functions of no argument.")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}.")
+    best = dict.fromkeys(fns, math.inf)
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for fn in fns.values():
+                fn()
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 

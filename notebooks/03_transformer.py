@@ -67,6 +67,7 @@ from myst_nb import glue
 from torch import nn
 
 import attnkit as ak
+from attnkit.bench import time_in_turns
 from attnkit.data import FORMATS, CharTokenizer, date_splits
 
 torch.manual_seed(0)
@@ -1454,14 +1455,13 @@ methods = {
         model, src, bos_id=tok.bos_id, eos_id=tok.eos_id, max_len=12, use_cache=False
     ),
 }
-seconds = dict.fromkeys(methods, math.inf)
+seconds = time_in_turns(
+    {name: lambda run=run: run(src_t, tgt_t) for name, run in methods.items()},
+    repeats=2,
+    warmup=0,
+)
 ms_parallel_one, ms_greedy_one = [], []
 with torch.no_grad():
-    for _ in range(2):
-        for name, run in methods.items():
-            start = time.perf_counter()
-            run(src_t, tgt_t)
-            seconds[name] = min(seconds[name], time.perf_counter() - start)
     for i in range(n_single):  # one sentence at a time, as a translation service sees them
         src_i, tgt_i = test_src[i : i + 1], test_tgt[i : i + 1]
         for times, name in (

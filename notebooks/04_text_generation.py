@@ -49,7 +49,6 @@
 import math
 import re
 import sys
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,6 +57,7 @@ import torch.nn.functional as F
 from myst_nb import glue
 
 import attnkit as ak
+from attnkit.bench import time_in_turns
 from attnkit.data import CharTokenizer, stdlib_docstrings, train_val_split
 
 torch.manual_seed(0)
@@ -1188,17 +1188,6 @@ assert counted[False] == list(range(10, 60)) and counted[True] == [10] + [1] * 4
 )
 
 
-def best_times(fns, rounds=3):
-    """The shortest wall-clock time of each function, in seconds; each round calls every
-    function once, in turn, so that a machine busy with something else slows them alike."""
-    best = [math.inf] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
-
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -1206,20 +1195,26 @@ seconds = {True: [], False: []}
 print("measured on this machine (best of 3, interleaved)")
 print("new tokens | no cache (s) | cache (s) | speed-up")
 for n in lengths:
-    no_cache, cache = best_times(
-        [
-            lambda n=n: ak.generate(twin, long_prompt, n, temperature=0, use_cache=False),
-            lambda n=n: ak.generate(twin, long_prompt, n, temperature=0, use_cache=True),
-        ]
-    )
+    no_cache, cache = time_in_turns(
+        {
+            "no cache": lambda n=n: ak.generate(twin, long_prompt, n, temperature=0, use_cache=False),
+            "cache": lambda n=n: ak.generate(twin, long_prompt, n, temperature=0, use_cache=True),
+        },
+        repeats=3,
+        warmup=0,
+    ).values()
     seconds[False].append(no_cache)
     seconds[True].append(cache)
     print(f"{n:10d} | {no_cache:12.3f} | {cache:9.3f} | {no_cache / cache:7.1f}x")
 
-with torch.no_grad():
-    one_pass, write = best_times(
-        [lambda: model(val_inputs[:1]), lambda: ak.generate(model, prompt, n_new, temperature=0)]
-    )
+one_pass, write = time_in_turns(
+    {
+        "one pass": lambda: model(val_inputs[:1]),
+        "write": lambda: ak.generate(model, prompt, n_new, temperature=0),
+    },
+    repeats=3,
+    warmup=0,
+).values()
 print(f"\nscoring 128 characters of text: one forward pass, {1000 * one_pass:.1f} ms")
 print(
     f"writing {n_new} characters: {n_new} forward passes with the cache, {1000 * write:.0f} ms "

@@ -48,7 +48,6 @@
 # %%
 import functools
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -371,7 +370,7 @@ glue("ch05_n1000_backward_gib", batch * layers * score_bytes / 2**30, display=Fa
 # - Time: the **minimum** wall-clock time over several runs after a warm-up (what
 #   `bench.time_call(fn)` returns); the minimum is the least noisy estimate on a shared
 #   machine. Where two methods are compared, we time them *in turn*, call by call
-#   (`time_interleaved` below), so that whatever else runs on the machine slows both alike
+#   (`bench.time_in_turns`), so that whatever else runs on the machine slows both alike
 #   and their ratio stays fair.
 # - `bench.peak_extra_memory(method, n)` starts a **fresh Python process**, warms the
 #   method up on a short input, runs the call once, and reports how far the process's
@@ -388,25 +387,6 @@ glue("ch05_n1000_backward_gib", batch * layers * score_bytes / 2**30, display=Fa
 
 
 # %%
-def time_interleaved(fns: dict, repeats: int) -> dict:
-    """Minimum wall-clock seconds of each fn() in fns, after one warm-up call each.
-
-    The functions are timed in turn (repeat 1 of every fn, then repeat 2, ...), so that a
-    burst of load from another process slows all of them, not one.
-    """
-    best = dict.fromkeys(fns, math.inf)
-    with torch.inference_mode():
-        for fn in fns.values():
-            fn()  # warm-up: lazy initialisation and first-touch memory are not the cost
-        for _ in range(repeats):
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-# %%
 # NBVAL_IGNORE_OUTPUT
 ns = [256, 512, 1024, 2048, 4096]
 B, H, D = 1, 4, 64  # attnkit.bench's default sizes
@@ -417,7 +397,7 @@ for n in ns:
     q, k, v = bench.make_inputs(n, d=D, batch=B, heads=H)  # (B, H, n, D) each
     g = torch.Generator().manual_seed(0)
     calls = {m: functools.partial(bench.METHODS[m].build(n, D, g), q, k, v) for m in methods}
-    best = time_interleaved(calls, repeats=5 if n <= 1024 else 3)
+    best = bench.time_in_turns(calls, repeats=5 if n <= 1024 else 3)
     for m in methods:
         seconds[m].append(best[m])
         peak[m].append(bench.peak_extra_memory(m, n, d=D, batch=B, heads=H, threads=1))
@@ -748,7 +728,7 @@ print("attention: far (k >= 32) and near (1 <= k < 32) within a factor 2:", 0.5 
 #
 # These timings use **one thread**, like the whole book (which runs its chapters side by
 # side, one thread each), and the three layers are timed in turn, call by call
-# (`time_interleaved`, above), so that another process on the machine slows them alike.
+# (`bench.time_in_turns`), so that another process on the machine slows them alike.
 # One thread is also the fair setting for this comparison: one core executes everything in
 # sequence, so what is compared is the arithmetic of each layer and how fast it runs, not
 # how well it spreads over cores. That is the other half of the story, and the critical
@@ -773,7 +753,7 @@ for n in rnn_ns:
     calls = {
         name: functools.partial(module, x) for name, module in modules.items() if n <= longest[name]
     }
-    best = time_interleaved(calls, repeats=5 if n <= 512 else 3)
+    best = bench.time_in_turns(calls, repeats=5 if n <= 512 else 3)
     for name in calls:
         rnn_seconds[name].append(best[name])
 

@@ -60,7 +60,6 @@ import platform
 import re
 import shutil
 import tempfile
-import time
 import warnings
 
 import matplotlib.pyplot as plt
@@ -296,23 +295,8 @@ for name, fn in three_ways.items():
 # comparison of times in this chapter is therefore measured *in turns*: each round calls
 # every contender once, one after the other, and each keeps its best time over the
 # rounds, so that a busy moment slows all contenders of a round alike and the ratios keep
-# their meaning. The absolute times are those of the machine that built this page.
-
-
-# %%
-def best_seconds_in_turns(fns: dict, repeats: int = 5) -> dict[str, float]:
-    """Minimum wall-clock seconds of each function over ``repeats`` rounds; each round
-    calls every function once, in turn, after one warm-up call of each (inference mode)."""
-    best = dict.fromkeys(fns, math.inf)
-    with torch.inference_mode():
-        for fn in fns.values():
-            fn()  # warm-up: lazy initialisation, caches
-        for _ in range(repeats):
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
+# their meaning (`bench.time_in_turns`). The absolute times are those of the machine that
+# built this page.
 
 
 # %%
@@ -323,7 +307,7 @@ REPEATS_BY_N = {256: 10, 512: 10, 1024: 5, 2048: 3, 4096: 3}  # fewer where a ca
 seconds = {name: {} for name in three_ways}
 for n in tqdm(NS, desc="lengths"):
     q, k, v = bench.make_inputs(n)
-    best = best_seconds_in_turns(
+    best = bench.time_in_turns(
         {name: (lambda fn=fn, q=q, k=k, v=v: fn(q, k, v)) for name, fn in three_ways.items()},
         repeats=REPEATS_BY_N[n],
     )
@@ -586,7 +570,7 @@ layouts = {
 }
 with torch.inference_mode():
     layout_mib = {name: bench.measure_peak_extra(fn) / 2**20 for name, fn in layouts.items()}
-layout_seconds = best_seconds_in_turns(layouts, repeats=2)
+layout_seconds = bench.time_in_turns(layouts, repeats=2)
 for name in layouts:
     print(f"{name:>16}: {layout_mib[name]:6.1f} MiB, {layout_seconds[name] * 1e3:6.1f} ms")
 print(f"(one 4 x {N_BIG} x {N_BIG} float32 score tensor: {score_mib_big:.0f} MiB)")
@@ -694,7 +678,7 @@ candidates = {
     **{f"{name}, compiled": fn for name, fn in compiled.items()},
     "torch SDPA": F.scaled_dot_product_attention,
 }
-compile_times = best_seconds_in_turns(
+compile_times = bench.time_in_turns(
     {name: (lambda fn=fn: fn(q, k, v)) for name, fn in candidates.items()}, repeats=3
 )
 with torch.no_grad():
@@ -865,7 +849,7 @@ assert (outputs["naive", "bfloat16"] - reference).abs().max() > 0.5, "claim: 'of
 # NBVAL_IGNORE_OUTPUT
 q, k, v = bench.make_inputs(N_BIG)
 qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
-sdpa_times = best_seconds_in_turns(
+sdpa_times = bench.time_in_turns(
     {
         "float32": lambda: F.scaled_dot_product_attention(q, k, v),
         "bfloat16": lambda: F.scaled_dot_product_attention(qb, kb, vb),

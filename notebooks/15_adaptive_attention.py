@@ -49,7 +49,6 @@
 
 # %%
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -59,6 +58,7 @@ from myst_nb import glue
 from torch import nn
 
 import attnkit as ak
+from attnkit.bench import time_in_turns
 from attnkit.efficient.adaptive_span import (
     AdaptiveSpanSelfAttention,
     adaptive_span_attention,
@@ -480,24 +480,8 @@ assert flops_ratio[8192] > 1.9 * flops_ratio[4096], (  # linear versus quadratic
 # fused `scaled_dot_product_attention`, a FlashAttention-style kernel, while ours is a
 # handful of ordinary tensor operations. The benchmark times one forward pass (4 heads of
 # width 8, the learned spans) on one core of the machine that builds the book: the best of
-# 5 rounds, each round running the two layers in turn, so that a busy moment of the machine
-# slows both alike.
-
-
-# %%
-def best_seconds_in_turns(fns: dict, repeats: int = 5) -> dict[str, float]:
-    """Minimum wall-clock seconds of each function over ``repeats`` rounds; each round
-    calls every function once, in turn, after one warm-up call of each."""
-    best = dict.fromkeys(fns, math.inf)
-    with torch.inference_mode():
-        for fn in fns.values():
-            fn()  # warm-up: lazy initialisation, caches
-        for _ in range(repeats):
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
+# 5 rounds, each round running the two layers in turn (`time_in_turns`), so that
+# a busy moment of the machine slows both alike.
 
 
 # %%
@@ -507,7 +491,7 @@ seconds = {"full (SDPA, causal)": [], "adaptive span (learned)": []}
 gen = torch.Generator().manual_seed(0)
 for n_point in lengths:
     q, k, v = (torch.randn(1, HEADS, n_point, head_dim, generator=gen) for _ in range(3))
-    best = best_seconds_in_turns({
+    best = time_in_turns({
         "full (SDPA, causal)":
             lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
         "adaptive span (learned)":

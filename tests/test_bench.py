@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pytest
 import torch
@@ -55,6 +56,31 @@ def test_time_call_takes_the_minimum_and_validates():
     assert len(calls) == 6
     with pytest.raises(ValueError, match="repeats"):
         bench.time_call(lambda: None, repeats=0)
+
+
+def test_time_in_turns_alternates_and_takes_each_minimum():
+    order = []
+    # hundredths of a second per call: the warm-up call is the shortest, so a timed
+    # warm-up would show in the minimum
+    fake_seconds = {"a": iter([0.0, 0.4, 0.2]), "b": iter([0.0, 0.3, 0.6])}
+
+    def make(name):
+        def fn():
+            order.append(name)
+            time.sleep(next(fake_seconds[name]) / 100)
+
+        return fn
+
+    best = bench.time_in_turns({"a": make("a"), "b": make("b")}, repeats=2, warmup=1)
+    assert order == ["a", "b", "a", "b", "a", "b"]  # warm-up round, then turns
+    assert list(best) == ["a", "b"]
+    assert best["a"] >= 0.002 and best["b"] >= 0.003  # minima of the timed rounds only
+    with pytest.raises(ValueError, match="repeats"):
+        bench.time_in_turns({"a": lambda: None}, repeats=0)
+    with pytest.raises(TypeError, match="fns"):
+        bench.time_in_turns({})
+    with pytest.raises(TypeError, match="fns"):
+        bench.time_in_turns({"a": 1})
 
 
 @linux_only
