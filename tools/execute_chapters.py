@@ -49,16 +49,22 @@ def chapter_paths(selected: list[str]) -> list[Path]:
         if path.suffix in (".ipynb", ".py") and path.exists():
             out.append(path.resolve().with_suffix(".ipynb"))
             continue
-        matches = (
-            [p for p in chapters if p.name.startswith(f"{int(name):02d}_")]
-            if (name.isdigit())
-            else []
-        )
+        matches = []
+        if name.isdigit():
+            matches = [p for p in chapters if p.name.startswith(f"{int(name):02d}_")]
         if not matches:
             known = ", ".join(p.name[:2] for p in chapters)
             raise SystemExit(f"error: no chapter {name!r}; expected a number ({known}) or a path.")
         out.extend(matches)
     return out
+
+
+def _cores() -> int:
+    """CPU cores this process may use (all of them where the OS cannot say)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def config_timeout() -> int:
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=int(os.environ.get("ATTNKIT_JOBS", "0")) or len(os.sched_getaffinity(0)),
+        default=int(os.environ.get("ATTNKIT_JOBS", "0")) or _cores(),
         help="chapters run at once, one thread each (default: $ATTNKIT_JOBS or the cores)",
     )
     parser.add_argument("--force", action="store_true", help="run even if cached")
