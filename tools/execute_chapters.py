@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = chapter_paths(args.chapters)
     CACHE.parent.mkdir(exist_ok=True)
     cache = get_cache(str(CACHE))
-    todo = []
+    todo, sources = [], {}  # sources: each chapter's notebook as read, the cache's key
     for path in paths:
-        nb = nbformat.read(path, as_version=4)
+        nb = sources[path] = nbformat.read(path, as_version=4)
         try:
             cache.match_cache_notebook(nb)
             cached = True
@@ -162,17 +162,16 @@ def main(argv: list[str] | None = None) -> int:
                 path = pending.pop(future)
                 text, seconds, error = future.result()
                 times[path.name] = seconds
-                executed = nbformat.reads(text, as_version=4)
                 if args.out:
                     (args.out / path.name).write_text(text, encoding="utf-8")
                 if error is None:
-                    original = nbformat.read(path, as_version=4)  # the key: the code as read
+                    executed = nbformat.reads(text, as_version=4)
                     cache.cache_notebook_bundle(
                         CacheBundleIn(executed, str(path), data={"execution_seconds": seconds}),
                         check_validity=False,
                         overwrite=True,
                     )
-                    cache.match_cache_notebook(original)  # the book build will find it
+                    cache.match_cache_notebook(sources[path])  # the book build will find it
                     print(f"  done  {path.name} in {seconds:.0f} s", flush=True)
                 else:
                     failed.append(path.name)
