@@ -262,6 +262,48 @@ def check_module(
     return model
 
 
+def check_instance(x: object, name: str, cls: type | tuple[type, ...], what: str = "") -> object:
+    """Check ``isinstance(x, cls)``; the message says ``what`` (default: the class name)."""
+    if not isinstance(x, cls):
+        kind = what or (
+            cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls)
+        )
+        raise TypeError(f"{name} must be {kind}, got {type(x).__name__}.")
+    return x
+
+
+def check_generator(generator: object, name: str = "generator") -> torch.Generator | None:
+    """Check an optional ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{name} must be None or a torch.Generator, got {type(generator).__name__}."
+        )
+    return generator
+
+
+def check_dtype(dtype: object, name: str = "dtype", *, floating: bool = True) -> torch.dtype:
+    """Check a ``torch.dtype`` (a floating one when ``floating``)."""
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{name} must be a torch.dtype, got {type(dtype).__name__} {dtype!r}.")
+    if floating and dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a floating dtype, got {dtype}.")
+    return dtype
+
+
+def check_id_list(ids: object, name: str, vocab_size: int) -> list[int]:
+    """A 1-d tensor or a list of integer ids in ``[0, vocab_size)``, as a list of ints."""
+    if isinstance(ids, torch.Tensor):
+        check_ids(ids, name, vocab_size=vocab_size, dim=1)
+        return [int(i) for i in ids.tolist()]
+    if isinstance(ids, str) or not isinstance(ids, Sequence):
+        raise TypeError(f"{name} must be a list or 1-d tensor of ids, got {type(ids).__name__}.")
+    out = [check_int(i, f"{name}[{j}]") for j, i in enumerate(ids)]
+    bad = [i for i in out if not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"{name} must hold ids in [0, {vocab_size}), got {bad[0]}.")
+    return out
+
+
 def check_ids(
     x: object, name: str, *, vocab_size: int | None = None, dim: int | None = None
 ) -> torch.Tensor:

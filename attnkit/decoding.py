@@ -210,7 +210,10 @@ def sample_next(
         raise ValueError(
             "logits must have a finite maximum in every row (no NaN or +inf, not all -inf)."
         )
-    scaled = (work - row_max) / temperature
+    shifted = work - row_max  # (B, V), <= 0, with 0 at the best tokens
+    # A temperature below the dtype's smallest number rounds to 0: -x / 0 = -inf is right,
+    # 0 / 0 = NaN is not, so the best tokens keep 0 (exactly what 0 / T gives otherwise).
+    scaled = torch.where(shifted == 0, shifted, shifted / temperature)
     probs = filter_logits(scaled, top_k=top_k, top_p=top_p).softmax(dim=-1)  # (B, V)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
 

@@ -271,7 +271,16 @@ def rotary_cos_sin(
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """``[x1, x2] -> [-x2, x1]`` on the last axis split in halves (GPT-NeoX, Llama, HF)."""
+    """``[x1, x2] -> [-x2, x1]`` on the last axis split in halves (GPT-NeoX, Llama, HF).
+
+    Raises:
+        TypeError: if ``x`` is not a tensor. ValueError: if its last dimension is odd.
+    """
+    check_tensor(x, "x", min_dim=1)
+    if x.shape[-1] % 2:
+        raise ValueError(
+            f"x must have an even last dimension (pairs of features), got {fmt_shape(x.shape)}."
+        )
     x1, x2 = x.chunk(2, dim=-1)  # (..., head_dim / 2) each
     return torch.cat((-x2, x1), dim=-1)  # (..., head_dim)
 

@@ -7,6 +7,15 @@ import torch
 from ._validate import check_floating, check_int, check_mask, check_tensor, compute_dtype
 
 
+def _exp_and_total(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``exp(x - max)`` and its sum along ``dim``; a row of ``-inf`` is shifted by 0."""
+    row_max = x.amax(dim=dim, keepdim=True)
+    # A fully masked row has max -inf; shifting by 0 instead keeps exp(-inf) = 0, not NaN.
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max)).detach()
+    e = torch.exp(x - row_max)
+    return e, e.sum(dim=dim, keepdim=True)
+
+
 def _masked_softmax(
     scores: torch.Tensor, mask: torch.Tensor | None, dim: int, *, strict: bool
 ) -> torch.Tensor:
@@ -18,31 +27,30 @@ def _masked_softmax(
     """
     x = scores.to(compute_dtype(scores.dtype))
     if mask is not None:
-        if mask.dtype == torch.bool:
-            x = x.masked_fill(~mask, float("-inf"))
-        else:
-            m = mask.to(x.dtype)
-            # A -inf in an additive mask masks the position whatever its score (NaN or
-            # +inf included, where `score + mask` would be NaN).
-            x = torch.where(m == float("-inf"), m, x + m)
+        bool_mask = mask.dtype == torch.bool
+        x = x.masked_fill(~mask, float("-inf")) if bool_mask else x + mask.to(x.dtype)
     if x.shape[dim] == 0:
         # Nothing to normalise over (no keys at all): the weights are empty, like
         # torch.softmax's. amax of an empty axis would raise. `* 0` keeps the autograd graph.
         return scores * 0
-    row_max = x.amax(dim=dim, keepdim=True)
-    # A fully masked row has max -inf; shifting by 0 instead keeps exp(-inf) = 0, not NaN.
-    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max)).detach()
-    e = torch.exp(x - row_max)
-    total = e.sum(dim=dim, keepdim=True)
+    e, total = _exp_and_total(x, dim)
     # A NaN or +inf score at an allowed position makes its row's total NaN or inf: one
     # check on the totals (n_q numbers, not n_q * n_k) finds it.
     if not bool(torch.isfinite(total).all()):
-        if strict:
-            raise ValueError(
-                "scores must be finite (or -inf) at every position the mask allows; "
-                "got NaN or +inf there. Mask the position or fix the scores."
-            )
-        total = torch.where(torch.isfinite(total), total, torch.full_like(total, float("nan")))
+        if mask is not None and mask.dtype != torch.bool:
+            # An additive -inf masks a position whatever its score: `NaN + -inf` and
+            # `inf + -inf` are NaN, so mask those again (the rare case, redone).
+            m = mask.to(x.dtype)
+            x = torch.where(m == float("-inf"), m, scores.to(x.dtype) + m)
+            e, total = _exp_and_total(x, dim)
+        if not bool(torch.isfinite(total).all()):
+            if strict:
+                raise ValueError(
+                    "scores must be finite (or -inf) at every position the mask allows; "
+                    "got NaN or +inf there. Mask the position or fix the scores."
+                )
+            nan = torch.full_like(total, float("nan"))
+            total = torch.where(torch.isfinite(total), total, nan)
     # Fully masked rows have total 0: divide by 1 there so the weights stay 0.
     weights = e / torch.where(total != 0, total, torch.ones_like(total))
     return weights.to(scores.dtype)

@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import (
+    check_floating,
+    check_module_dtype,
     check_positive_int,
     check_probability,
     check_sequence,
@@ -205,7 +207,19 @@ class FeedForward(nn.Module):
         self.linear2 = nn.Linear(d_ff, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(..., d_model) -> (..., d_model)``."""
+        """``(..., d_model) -> (..., d_model)``.
+
+        Raises:
+            TypeError: if ``x`` is not a floating tensor of the parameters' dtype.
+            ValueError: if its last dimension is not ``d_model``.
+        """
+        check_floating(check_tensor(x, "x", min_dim=1), "x")
+        if x.shape[-1] != self.linear1.in_features:
+            raise ValueError(
+                f"x must have shape (..., d_model) = (..., {self.linear1.in_features}), "
+                f"got {fmt_shape(x.shape)}."
+            )
+        check_module_dtype(x, "x", self)
         h = ACTIVATIONS[self.activation](self.linear1(x))  # (..., d_ff)
         return self.linear2(self.dropout(h))  # (..., d_model)
 

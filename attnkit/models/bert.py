@@ -37,6 +37,7 @@ from .._validate import (
     check_bool_mask,
     check_positive_int,
     check_probability,
+    check_sequence,
     check_tensor,
     fmt_shape,
 )
@@ -120,7 +121,7 @@ def bert_config_from_hf(hf_config: object, *, dropout: float | None = None) -> B
     )
     missing = [k for k in needed if get(k) is None]
     if missing:
-        raise KeyError(f"hf_config lacks {', '.join(missing)}.")
+        raise ValueError(f"hf_config lacks {', '.join(missing)}.")
     act = get("hidden_act", "gelu")
     if act != "gelu":
         raise ValueError(f"only hidden_act='gelu' (exact erf GELU) is supported, got {act!r}.")
@@ -294,7 +295,13 @@ class BertMLMHead(nn.Module):
         self.decoder.weight = word_embeddings.weight  # tied: (V, d_model)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """``(B, T, d_model) -> (B, T, vocab_size)``."""
+        """``(B, T, d_model) -> (B, T, vocab_size)``.
+
+        Raises:
+            TypeError: if ``h`` is not a floating tensor of the parameters' dtype.
+            ValueError: if ``h`` is not ``(B, T, d_model)``.
+        """
+        h = check_sequence(h, "h", self, self.dense.in_features)
         h = self.norm(F.gelu(self.dense(h)))  # (B, T, d_model)
         return self.decoder(h)  # (B, T, V)
 
@@ -551,8 +558,8 @@ def load_hf_bert_state_dict(
     ``out_proj``. The tied ``cls.predictions.decoder.weight`` must equal the word
     embeddings (it is not copied: attnkit's decoder *is* the embedding matrix).
 
-    Raises ``KeyError`` naming every missing key (and, with ``strict=True``, every
-    unexpected one) and ``ValueError`` on a shape mismatch; nothing is copied then.
+    Raises ``ValueError`` naming every missing key (and, with ``strict=True``, every
+    unexpected one), or on a shape mismatch; nothing is copied then.
     Returns the keys of ``state_dict`` that were ignored (unexpected, ``strict=False``).
     """
     if not isinstance(state_dict, Mapping):
@@ -575,7 +582,7 @@ def load_hf_bert_state_dict(
             lines.append(f"missing keys: {', '.join(missing)}")
         if strict and unexpected:
             lines.append(f"unexpected keys: {', '.join(unexpected)} (pass strict=False to skip)")
-        raise KeyError(
+        raise ValueError(
             f"state_dict does not match {type(model).__name__} "
             f"(Hugging Face key prefix {prefix!r}); " + "; ".join(lines) + "."
         )

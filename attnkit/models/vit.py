@@ -381,7 +381,8 @@ def load_hf_vit_state_dict(model: ViT, state_dict: Mapping[str, torch.Tensor]) -
     ``model.config`` (compare ``layer_norm_eps``: ``model`` does not read the HF config).
 
     Raises:
-        KeyError: listing the missing and the unexpected keys.
+        ValueError: listing the missing and the unexpected keys (a ``ValueError``, as
+            every argument check of attnkit).
         ValueError: on a shape mismatch, naming both keys.
     """
     if not isinstance(model, ViT):
@@ -401,8 +402,8 @@ def load_hf_vit_state_dict(model: ViT, state_dict: Mapping[str, torch.Tensor]) -
     used = set(picked.values())
     unexpected = sorted(k for k in sd if k not in used and not k.startswith("pooler."))
     if missing or unexpected:
-        raise KeyError(
-            f"the state dict does not match this ViT ({model.config}). "
+        raise ValueError(
+            f"state_dict does not match this ViT ({model.config}). "
             f"Missing keys: {missing or 'none'}. Unexpected keys: {unexpected or 'none'}."
         )
     for name, key in picked.items():  # check every shape before copying anything
