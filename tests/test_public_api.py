@@ -430,7 +430,7 @@ CALLS: dict[str, Entry] = {
     "attnkit.efficient.FullSelfAttention": E(8, 2),
     "attnkit.efficient.LinearSelfAttention": E(8, 2),
     "attnkit.efficient.LinformerSelfAttention": E(8, 2, 6, 3, bad={"proj_len": [0]}),
-    "attnkit.efficient.LocalSelfAttention": E(8, 2, 2, bad={"window": [0]}),
+    "attnkit.efficient.LocalSelfAttention": E(8, 2, 2, bad={"window": [-1]}),
     "attnkit.efficient.LongRangeClassifier": E(10, 2, "local", {"window": 2}, max_len=8),
     "attnkit.efficient.LongformerSelfAttention": E(8, 2, 2, global_index=(0,)),
     "attnkit.efficient.PerformerSelfAttention": E(8, 2, num_features=4),
@@ -446,7 +446,7 @@ CALLS: dict[str, Entry] = {
         lambda: rnd(1, 4, 2),
         lambda: eff.bigbird_layout(2, num_random_blocks=0),
         block_size=2,
-        bad={"block_size": [0, 3], "layout": [ones(3, 3)]},
+        bad={"block_size": [0, 1], "layout": [ones(3, 3)]},
     ),
     "attnkit.efficient.bigbird_layout": E(4, num_random_blocks=1, bad={"n_blocks": [0]}),
     "attnkit.efficient.bigbird_mask": E(8, 2, num_random_blocks=1, bad={"block_size": [0, 3]}),
@@ -456,7 +456,7 @@ CALLS: dict[str, Entry] = {
         lambda: rnd(1, 4, 2),
         lambda: ones(2, 2),
         block_size=2,
-        bad={"block_size": [0, 3], "layout": [ones(3, 3)]},
+        bad={"block_size": [0, 1], "layout": [ones(3, 3)]},
     ),
     "attnkit.efficient.default_num_features": E(8, bad={"head_dim": [0]}),
     "attnkit.efficient.elu_feature_map": E(lambda: rnd(2, 3)),
@@ -497,7 +497,7 @@ CALLS: dict[str, Entry] = {
         lambda: rnd(1, 4, 2),
         lambda: rnd(1, 4, 3),
         2,
-        bad={"window": [0], "dilation": [0]},
+        bad={"window": [-1], "dilation": [0]},
     ),
     "attnkit.efficient.longformer_attention": E(
         lambda: rnd(1, 4, 2),
@@ -508,9 +508,9 @@ CALLS: dict[str, Entry] = {
         lambda: rnd(1, 4, 3),
         2,
         (0,),
-        bad={"window": [0], "global_index": [(9,), (-9,)]},
+        bad={"window": [-1], "global_index": [(9,), (-9,)]},
     ),
-    "attnkit.efficient.longformer_mask": E(6, 2, (0,), bad={"window": [0], "global_index": [(7,)]}),
+    "attnkit.efficient.longformer_mask": E(6, 2, (0,), bad={"window": [-1], "global_index": [(7,)]}),
     "attnkit.efficient.make_self_attention": E("local", 8, 2, window=2, bad={"kind": ["nope"]}),
     "attnkit.efficient.merge_attention_blocks": E(
         lambda: rnd(2, 3, 4),
@@ -523,7 +523,7 @@ CALLS: dict[str, Entry] = {
     "attnkit.efficient.positive_random_features": E(
         lambda: rnd(1, 4, 2), lambda: rnd(5, 2), is_query=True, bad={"projection": [rnd(5, 3)]}
     ),
-    "attnkit.efficient.sliding_window_mask": E(6, 2, bad={"window": [0], "n": [-1]}),
+    "attnkit.efficient.sliding_window_mask": E(6, 2, bad={"window": [-1], "n": [-1]}),
     "attnkit.efficient.sparse_transformer_attention": E(
         lambda: rnd(1, 4, 2),
         lambda: rnd(1, 4, 2),
