@@ -34,7 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validate import (
+    check_bool,
     check_bool_mask,
+    check_instance,
     check_positive_int,
     check_probability,
     check_sequence,
@@ -243,6 +245,7 @@ class BertModel(nn.Module):
     """
 
     def __init__(self, config: BertConfig, *, add_pooling_layer: bool = True) -> None:
+        add_pooling_layer = check_bool(add_pooling_layer, "add_pooling_layer")
         super().__init__()
         c = self.config = _check_config(config)
         self.embeddings = BertEmbeddings(c)
@@ -287,6 +290,12 @@ class BertMLMHead(nn.Module):
     def __init__(self, config: BertConfig, word_embeddings: nn.Embedding) -> None:
         super().__init__()
         c = _check_config(config)
+        check_instance(word_embeddings, "word_embeddings", nn.Embedding, "an nn.Embedding")
+        if tuple(word_embeddings.weight.shape) != (c.vocab_size, c.d_model):
+            raise ValueError(
+                f"word_embeddings must be (vocab_size, d_model) = ({c.vocab_size}, "
+                f"{c.d_model}), got {fmt_shape(word_embeddings.weight.shape)}."
+            )
         self.dense = nn.Linear(c.d_model, c.d_model)
         self.norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
         self.decoder = nn.Linear(c.d_model, c.vocab_size)
@@ -318,6 +327,7 @@ class BertForPreTraining(nn.Module):
     """
 
     def __init__(self, config: BertConfig, *, next_sentence: bool = True) -> None:
+        next_sentence = check_bool(next_sentence, "next_sentence")
         super().__init__()
         c = self.config = _check_config(config)
         self.bert = BertModel(c, add_pooling_layer=bool(next_sentence))
@@ -564,6 +574,7 @@ def load_hf_bert_state_dict(
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}.")
+    strict = check_bool(strict, "strict")
     backbone = any(k.startswith("bert.") for k in state_dict)
     prefix = "bert." if backbone or not isinstance(model, BertModel) else ""
     targets = _hf_targets(model, prefix)

@@ -90,7 +90,7 @@ def unpatchify(
         image_size: ``H`` (square images) or ``(H, W)``.
         channels: ``C``.
     """
-    check_tensor(patches, "patches")
+    check_floating(check_tensor(patches, "patches"), "patches")
     p = check_positive_int(patch_size, "patch_size")
     H, W = _pair(image_size, "image_size")
     C = check_positive_int(channels, "channels")
@@ -100,7 +100,7 @@ def unpatchify(
     if patches.dim() != 3 or patches.shape[1:] != (gh * gw, C * p * p):
         raise ValueError(
             f"patches must have shape (B, N, C*p*p) = (B, {gh * gw}, {C * p * p}) for "
-            f"{C}-channel {H}x{W} images and patch_size={p}, got {fmt_shape(patches.shape)}."
+            f"channels={C}, image_size=({H}, {W}) and patch_size={p}, got {fmt_shape(patches.shape)}."
         )
     B = patches.shape[0]
     x = patches.reshape(B, gh, gw, C, p, p)  # (B, gh, gw, C, p, p)
