@@ -20,6 +20,7 @@ from ._validate import (
     broadcast_batch,
     check_bool,
     check_floating,
+    check_generator,
     check_mask,
     check_probability,
     check_qkv,
@@ -125,6 +126,7 @@ def attend(
     if mask is not None:
         check_mask(mask, scores.shape)
     dropout_p = check_probability(dropout_p, "dropout_p")
+    generator = check_generator(generator)
     return _attend(scores, v, mask, dropout_p, generator, strict=True)
 
 
@@ -170,6 +172,7 @@ def scaled_dot_product_attention(
     scale = check_scale(scale)
     dropout_p = check_probability(dropout_p, "dropout_p")
     return_weights = check_bool(return_weights, "return_weights")
+    generator = check_generator(generator)
     n_q, d_k, n_k = q.shape[-2], q.shape[-1], k.shape[-2]
     if mask is not None:
         check_mask(mask, (*batch, n_q, n_k))

@@ -27,6 +27,7 @@ from torch import nn
 from ._validate import (
     check_bool,
     check_bool_mask,
+    check_generator,
     check_module,
     check_positive_int,
     check_real,
@@ -198,6 +199,9 @@ def sample_next(
     """
     logits = _check_logits(logits, dim=2)
     temperature = _check_temperature(temperature)
+    top_k = None if top_k is None else check_positive_int(top_k, "top_k")
+    top_p = _check_top_p(top_p)
+    generator = check_generator(generator)
     if temperature == 0.0:
         return logits.argmax(dim=-1)  # (B,)
     work = logits.to(compute_dtype(logits.dtype))
@@ -272,6 +276,11 @@ def generate(
             f"prompt length {prompt.shape[1]} + max_new_tokens {max_new_tokens} - 1 = {needed} "
             f"positions, but the model's position table has max_len = {max_len}."
         )
+    # The sampling options are checked here, not at the first step (which may not come).
+    temperature = _check_temperature(temperature)
+    top_k = None if top_k is None else check_positive_int(top_k, "top_k")
+    top_p = _check_top_p(top_p)
+    generator = check_generator(generator)
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
     tokens = prompt  # (B, T)
     finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)

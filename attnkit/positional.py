@@ -29,6 +29,7 @@ from torch import nn
 from ._validate import (
     FLOAT_DTYPES,
     broadcasts_to,
+    check_bool,
     check_floating,
     check_module_dtype,
     check_positive_int,
@@ -472,6 +473,7 @@ def alibi_bias(
         Float tensor ``(num_heads, n_q, n_k)``.
     """
     num_heads = check_positive_int(num_heads, "num_heads")
+    symmetric = check_bool(symmetric, "symmetric")
     n_q = check_positive_int(n_q, "n_q")
     n_k = n_q if n_k is None else check_positive_int(n_k, "n_k")
     offset = n_k - n_q if offset is None else _check_offset(offset)

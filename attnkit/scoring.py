@@ -46,11 +46,15 @@ def _check_pair(q: object, k: object, d_q: int, d_k: int) -> tuple[torch.Tensor,
     return q, k
 
 
-def _check_weight(w: object, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+def _check_weight(
+    w: object, name: str, shape: tuple[int, ...], like: torch.Tensor, fits: str
+) -> torch.Tensor:
     check_floating(check_tensor(w, name), name)
     assert isinstance(w, torch.Tensor)
     if tuple(w.shape) != shape:
-        raise ValueError(f"{name} must have shape {fmt_shape(shape)}, got {fmt_shape(w.shape)}.")
+        raise ValueError(
+            f"{name} must have shape {fmt_shape(shape)} to fit {fits}, got {fmt_shape(w.shape)}."
+        )
     check_same_dtype(**{"q": like, name: w})
     return w
 
@@ -90,13 +94,14 @@ def additive_scores(
         TypeError: if an argument is not a floating tensor, or the dtypes differ.
         ValueError: if a shape disagrees with the ones above.
     """
+    for name, t in (("q", q), ("k", k)):
+        check_floating(check_tensor(t, name, min_dim=2), name)
+    q, k = _check_pair(q, k, q.shape[-1], k.shape[-1])
     check_floating(check_tensor(w_q, "w_q", min_dim=2), "w_q")
-    check_floating(check_tensor(w_k, "w_k", min_dim=2), "w_k")
-    q, k = _check_pair(q, k, w_q.shape[-1], w_k.shape[-1])
     d_hidden = w_q.shape[0]
-    _check_weight(w_q, "w_q", (d_hidden, q.shape[-1]), q)
-    _check_weight(w_k, "w_k", (d_hidden, k.shape[-1]), q)
-    _check_weight(w, "w", (d_hidden,), q)
+    _check_weight(w_q, "w_q", (d_hidden, q.shape[-1]), q, "q (..., d_q)")
+    _check_weight(w_k, "w_k", (d_hidden, k.shape[-1]), q, "k (..., d_k) and w_q (d_hidden, d_q)")
+    _check_weight(w, "w", (d_hidden,), q, "w_q (d_hidden, d_q)")
     check_same_dtype(q=q, k=k)
     return _additive(q, k, w_q, w_k, w).to(q.dtype)
 
@@ -125,7 +130,7 @@ def multiplicative_scores(
         q, k = _check_pair(q, k, d_k, d_k)
     else:
         q, k = _check_pair(q, k, q.shape[-1], d_k)
-        _check_weight(w, "w", (q.shape[-1], d_k), q)
+        _check_weight(w, "w", (q.shape[-1], d_k), q, "q (..., d_q) and k (..., d_k)")
     check_same_dtype(q=q, k=k)
     return _multiplicative(q, k, w).to(q.dtype)
 

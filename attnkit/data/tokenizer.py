@@ -48,6 +48,8 @@ class CharTokenizer:
         if texts is not None:
             if isinstance(texts, str):
                 texts = [texts]
+            if not isinstance(texts, Iterable):
+                raise TypeError(f"texts must be an iterable of str, got {type(texts).__name__}.")
             for i, text in enumerate(texts):
                 if not isinstance(text, str):
                     raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}.")

@@ -36,7 +36,9 @@ from torch import nn
 from .._validate import (
     check_bool,
     check_bool_mask,
+    check_floating,
     check_instance,
+    check_module_dtype,
     check_positive_int,
     check_probability,
     check_sequence,
@@ -304,13 +306,19 @@ class BertMLMHead(nn.Module):
         self.decoder.weight = word_embeddings.weight  # tied: (V, d_model)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """``(B, T, d_model) -> (B, T, vocab_size)``.
+        """``(..., d_model) -> (..., vocab_size)``, e.g. ``(B, T, d_model)``.
 
         Raises:
             TypeError: if ``h`` is not a floating tensor of the parameters' dtype.
-            ValueError: if ``h`` is not ``(B, T, d_model)``.
+            ValueError: if the last dimension of ``h`` is not ``d_model``.
         """
-        h = check_sequence(h, "h", self, self.dense.in_features)
+        check_floating(check_tensor(h, "h", min_dim=1), "h")
+        if h.shape[-1] != self.dense.in_features:
+            raise ValueError(
+                f"h must have shape (..., d_model) = (..., {self.dense.in_features}), "
+                f"got {fmt_shape(h.shape)}."
+            )
+        check_module_dtype(h, "h", self)
         h = self.norm(F.gelu(self.dense(h)))  # (B, T, d_model)
         return self.decoder(h)  # (B, T, V)
 
