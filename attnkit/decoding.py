@@ -205,19 +205,20 @@ def sample_next(
     if temperature == 0.0:
         return logits.argmax(dim=-1)  # (B,)
     work = logits.to(compute_dtype(logits.dtype))
-    # Shift each row by its maximum first (the softmax does not change): the best token
-    # then has logit 0, so a tiny temperature sends the others to -inf, never the best
-    # one to +inf. Temperatures down to the smallest float behave as greedy decoding
-    # (with ties drawn at random) instead of making NaN probabilities.
     row_max = work.amax(dim=-1, keepdim=True)  # (B, 1)
     if not bool(torch.isfinite(row_max).all()):
         raise ValueError(
             "logits must have a finite maximum in every row (no NaN or +inf, not all -inf)."
         )
-    shifted = work - row_max  # (B, V), <= 0, with 0 at the best tokens
-    # A temperature below the dtype's smallest number rounds to 0: -x / 0 = -inf is right,
-    # 0 / 0 = NaN is not, so the best tokens keep 0 (exactly what 0 / T gives otherwise).
-    scaled = torch.where(shifted == 0, shifted, shifted / temperature)
+    scaled = work / temperature  # (B, V)
+    if not bool(torch.isfinite(scaled.amax(dim=-1)).all()):
+        # A tiny temperature overflowed the best logit to +inf (NaN probabilities). Shift
+        # each row by its maximum first (the softmax does not change): the best tokens then
+        # have logit 0 and the others go to -inf, so temperatures down to the smallest
+        # float are greedy decoding (ties drawn at random). A temperature that rounds to 0
+        # in the dtype makes 0 / 0: the best tokens keep 0, what 0 / T is.
+        shifted = work - row_max  # (B, V), <= 0, with 0 at the best tokens
+        scaled = torch.where(shifted == 0, shifted, shifted / temperature)
     probs = filter_logits(scaled, top_k=top_k, top_p=top_p).softmax(dim=-1)  # (B, V)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
 

@@ -88,7 +88,9 @@ def masked_softmax(
             sums, without a pass over the scores).
     """
     check_floating(check_tensor(scores, "scores", min_dim=1), "scores")
-    dim = check_int(dim, "dim", low=-scores.dim(), high=scores.dim() - 1)
+    dim = check_int(dim, "dim")
+    if not -scores.dim() <= dim < scores.dim():
+        raise ValueError(f"dim={dim} is out of range for scores with {scores.dim()} dimensions.")
     if mask is not None:
         check_mask(mask, scores.shape)
     return _masked_softmax(scores, mask, dim, strict=True)

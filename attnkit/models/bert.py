@@ -41,7 +41,6 @@ from .._validate import (
     check_module_dtype,
     check_positive_int,
     check_probability,
-    check_sequence,
     check_tensor,
     fmt_shape,
 )

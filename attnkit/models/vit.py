@@ -100,7 +100,8 @@ def unpatchify(
     if patches.dim() != 3 or patches.shape[1:] != (gh * gw, C * p * p):
         raise ValueError(
             f"patches must have shape (B, N, C*p*p) = (B, {gh * gw}, {C * p * p}) for "
-            f"channels={C}, image_size=({H}, {W}) and patch_size={p}, got {fmt_shape(patches.shape)}."
+            f"channels={C}, image_size=({H}, {W}) and patch_size={p}, "
+            f"got {fmt_shape(patches.shape)}."
         )
     B = patches.shape[0]
     x = patches.reshape(B, gh, gw, C, p, p)  # (B, gh, gw, C, p, p)
