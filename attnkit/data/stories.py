@@ -63,8 +63,8 @@ def is_held_out(person: str, place: str) -> bool:
     """True for the ``(person, place)`` pairs that only test stories contain.
 
     Raises:
-        ValueError: if ``person`` is not one of :data:`PEOPLE` or ``place`` not one of
-            :data:`PLACES`.
+        ValueError: if ``person`` is not one of ``PEOPLE`` or ``place`` not one of
+            ``PLACES``.
     """
     check_choice(person, "person", PEOPLE)
     check_choice(place, "place", PLACES)

@@ -441,9 +441,9 @@ def accuracy(
     """Fraction of correct argmax predictions (model in eval mode, restored after).
 
     Raises:
-        TypeError / ValueError: if ``model`` is not a module, ``ids``/``mask`` are not as
-            in :func:`check_ids_mask`, ``labels`` not ``(N,)`` ids of the model's classes,
-            or ``batch_size`` not a positive int.
+        TypeError: if ``model`` is not a module, or an argument has the wrong type.
+        ValueError: if ``ids``/``mask`` are not as in :func:`check_ids_mask`, ``labels``
+            not ``(N,)`` ids of the model's classes, or ``batch_size`` not a positive int.
     """
     model = check_module(model)
     ids, mask = check_ids_mask(ids, mask, getattr(model, "vocab_size", None))
