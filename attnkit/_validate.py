@@ -286,7 +286,7 @@ def check_dtype(dtype: object, name: str = "dtype", *, floating: bool = True) ->
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"{name} must be a torch.dtype, got {type(dtype).__name__} {dtype!r}.")
     if floating and dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be a floating dtype, got {dtype}.")
+        raise TypeError(f"{name} must be a floating-point dtype, got {dtype}.")
     return dtype
 
 

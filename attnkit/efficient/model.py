@@ -36,7 +36,11 @@ ATTENTION_LAYERS: dict[str, tuple[str, str]] = {
 
 def attention_class(kind: str) -> type[EfficientSelfAttention]:
     """The ``nn.Module`` class registered under ``kind`` (see :data:`ATTENTION_LAYERS`)."""
-    check_choice(kind, "kind", tuple(ATTENTION_LAYERS))
+    if not isinstance(kind, str) or kind not in ATTENTION_LAYERS:
+        raise ValueError(
+            f"unknown attention {kind!r} (argument kind); choose from "
+            f"{', '.join(ATTENTION_LAYERS)}."
+        )
     module, name = ATTENTION_LAYERS[kind]
     return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
