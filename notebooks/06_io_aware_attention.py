@@ -75,6 +75,139 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": False})
 print("torch", torch.__version__, "| attnkit", ak.__version__)
 
 # %% [markdown]
+# (ch06-bytes)=
+# ## Counting the bytes
+#
+# Chapter 5 counted the arithmetic of attention: $4 n^2 d$ FLOPs per head. A processor
+# also has to *move* the numbers it works on between its main memory and its arithmetic
+# units, and on modern hardware moving is the slower of the two: a GPU can do tens to
+# hundreds of floating-point operations in the time it reads one number from its main
+# memory (chapter 14 measures that balance on this machine, {ref}`ch14-intensity`).
+#
+# Naive attention, as PyTorch runs it, is four operations, and each reads its inputs from
+# main memory and writes its result back: $S = QK^\top$ (reads $2nd$ numbers, writes
+# $n^2$), the scaling $S/\sqrt d$ ($n^2$ in, $n^2$ out), the softmax ($n^2$ in, $n^2$ out)
+# and $PV$ ($n^2 + nd$ in, $nd$ out):
+#
+# $$
+# \text{numbers moved, naive} = 4 n d + 6 n^2 .
+# $$
+#
+# We do not have to trust this count: a `TorchFunctionMode` sees every operation PyTorch
+# runs, and adds up the sizes of its tensor inputs and of its output (views, such as the
+# transpose, move nothing and are skipped).
+
+
+# %%
+class Traffic(torch.overrides.TorchFunctionMode):
+    """Numbers read and written by each torch operation run inside the mode, as if every
+    operation read its tensor inputs from main memory and wrote its output back."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []  # (name, numbers read, numbers written)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor):
+            inputs = [a for a in args if isinstance(a, torch.Tensor)]
+            ptr = out.untyped_storage().data_ptr()
+            if all(a.untyped_storage().data_ptr() != ptr for a in inputs):  # not a view
+                read = sum(a.numel() for a in inputs)
+                self.ops.append((getattr(func, "__name__", str(func)), read, out.numel()))
+        return out
+
+
+d = 64
+qkv = bench.make_inputs(1024, d=d, batch=1, heads=1)  # (1, 1, 1024, 64) each
+with torch.no_grad(), Traffic() as traffic:
+    bench.naive_attention(*qkv)
+print(f"{'operation':<10} | {'numbers read':>12} | {'numbers written':>15}   (n = 1024, d = {d})")
+for name, read, written in traffic.ops:
+    print(f"{name:<10} | {read:12,d} | {written:15,d}")
+
+moved_naive = {}
+for n in (256, 512, 1024, 2048, 4096):
+    qkv = bench.make_inputs(n, d=d, batch=1, heads=1)  # (1, 1, n, 64) each
+    with torch.no_grad(), Traffic() as traffic:
+        bench.naive_attention(*qkv)
+    moved_naive[n] = sum(read + written for _, read, written in traffic.ops)
+    assert moved_naive[n] == 4 * n * d + 6 * n * n, (
+        "claim no longer holds: 'numbers moved, naive = 4 n d + 6 n^2'"
+        f" (n = {n}: counted {moved_naive[n]:,}, formula {4 * n * d + 6 * n * n:,})"
+    )
+print("counted == 4 n d + 6 n^2 for n =", ", ".join(map(str, moved_naive)))
+
+# %% [markdown]
+# A fused, tiled kernel (next section) instead loads one tile of $b_q$ queries, streams
+# every key and value past it, and writes only the tile's output and its log-sum-exp; the
+# scores and probabilities of the tile never leave the chip's fast memory. It reads $Q$
+# once, $K$ and $V$ once per query tile, and writes $O$ and one number per query:
+#
+# $$
+# \text{numbers moved, tiled} = n d + 2 n d \left\lceil \frac{n}{b_q} \right\rceil + n d + n .
+# $$
+#
+# Both are still quadratic in $n$, but with very different constants: $6 n^2$ against
+# $2 n^2 d / b_q$, which is $n^2$ for $b_q = 2d$. The FLOPs per number moved, the
+# **arithmetic intensity**, tells which limit a kernel hits: naive attention's tends to
+# $4 n^2 d / 6 n^2 = 2d/3$ whatever $n$, the tiled kernel's to $2 b_q$: the tile size, which
+# the fast memory bounds, sets how much arithmetic each number read pays for
+# {cite:p}`dao2022flashattention`.
+
+
+# %%
+def moved_tiled(n: int, d: int, block_q: int) -> int:
+    """Numbers a fused tiled kernel moves: Q once, K and V once per query tile, O and lse."""
+    return n * d + 2 * n * d * math.ceil(n / block_q) + n * d + n
+
+
+ns = list(moved_naive)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
+ax1.loglog(ns, [4 * moved_naive[n] for n in ns], "o-", base=2, label="naive (counted)")
+ax2.semilogx(ns, [4 * n * n * d / moved_naive[n] for n in ns], "o-", base=2, label="naive")
+for block_q in (64, 128, 256):
+    ax1.loglog(ns, [4 * moved_tiled(n, d, block_q) for n in ns], "s--", base=2,
+               label=f"tiled, $b_q$ = {block_q} (formula)")  # fmt: skip
+    ax2.semilogx(ns, [4 * n * n * d / moved_tiled(n, d, block_q) for n in ns], "s--", base=2,
+                 label=f"tiled, $b_q$ = {block_q}")  # fmt: skip
+ax1.set_xlabel("sequence length n")
+ax1.set_ylabel("bytes moved (float32), one head")
+ax1.set_title(f"Main-memory traffic of one head's forward pass, d = {d}")
+ax2.set_xlabel("sequence length n")
+ax2.set_ylabel("FLOPs per number moved")
+ax2.set_title("Arithmetic intensity")
+for ax in (ax1, ax2):
+    ax.legend(fontsize=9)
+fig.tight_layout()
+plt.show()
+
+ratio_4k = moved_naive[4096] / moved_tiled(4096, d, 128)
+intensity_naive = 4 * 4096**2 * d / moved_naive[4096]
+intensity_tiled = 4 * 4096**2 * d / moved_tiled(4096, d, 128)
+assert ratio_4k > 5 and intensity_tiled > 5 * intensity_naive, (
+    "claim no longer holds: 'the tiled kernel moves several times fewer bytes'"
+    f" (ratio {ratio_4k:.2f}, intensities {intensity_naive:.1f} and {intensity_tiled:.1f})"
+)
+glue("ch06_bytes_ratio_4k", ratio_4k, display=False)
+glue("ch06_intensity_naive_4k", intensity_naive, display=False)
+glue("ch06_intensity_tiled_4k", intensity_tiled, display=False)
+
+# %% [markdown]
+# *Figure: left, the bytes one head's forward pass moves through main memory; right, the
+# FLOPs done per number moved. Naive attention's intensity flattens at $2d/3$; a tiled
+# kernel's grows with its tile.*
+#
+# At $n = 4096$, $d = 64$ and tiles of 128 queries the tiled kernel moves
+# {glue:text}`ch06_bytes_ratio_4k:.1f` times fewer bytes, and does
+# {glue:text}`ch06_intensity_tiled_4k:.0f` FLOPs per number it moves against naive
+# attention's {glue:text}`ch06_intensity_naive_4k:.0f`. Where the hardware can do far more
+# FLOPs per number it reads than naive attention needs, the naive version waits on memory
+# and the tiled one does not: that is why FlashAttention is *faster* as well as smaller,
+# with the same FLOPs (and, in the backward pass, more). The rest of this chapter builds
+# the algorithm that makes the tiled count possible.
+
+# %% [markdown]
 # (ch06-tiled)=
 # ## Tiled attention: the same function in linear memory
 #
@@ -195,7 +328,8 @@ for claim, holds in checks.items():
 # recomputes each tile's probabilities as $P = \exp(S - \mathrm{lse})$ from a fresh
 # $S = QK^\top$ tile. `tiled_attention` follows the formulation of FlashAttention-2
 # {cite:p}`dao2023flashattention2`. It is exact for any block sizes (they need not divide
-# $n$), with causal masking and with any mask, values and gradients alike:
+# $n$), with causal masking and with any mask, values and gradients alike (exercise 3 asks
+# you to write the recomputing backward pass):
 
 # %%
 torch.manual_seed(0)
