@@ -245,7 +245,8 @@ glue("ch06_intensity_tiled_4k", intensity_tiled, display=False)
 #
 # and after the last block $o = a / \ell$. Nothing but the block's own scores is ever held,
 # and the log-sum-exp $\mathrm{lse} = \log \sum_j e^{s_j} = m + \log \ell$ comes for free.
-# Here it is, for a whole set of queries at once, in a dozen lines:
+# Here it is, for a whole set of queries at once, in a dozen lines (exercise 1 asks you to
+# write it with batch dimensions):
 
 
 # %%
@@ -326,7 +327,19 @@ for claim, holds in checks.items():
 # $n \times n$ probabilities $P$ for the backward pass ({ref}`ch05-memory`). FlashAttention
 # keeps only the output $O$ and the log-sum-exp of each row, and in the backward pass
 # recomputes each tile's probabilities as $P = \exp(S - \mathrm{lse})$ from a fresh
-# $S = QK^\top$ tile. `tiled_attention` follows the formulation of FlashAttention-2
+# $S = QK^\top / \sqrt d$ tile. With $dO = \partial \mathcal L / \partial O$ given, the
+# gradients follow from $O = PV$ and the softmax's Jacobian, row by row:
+#
+# $$
+# dV = P^\top dO, \quad dP = dO\, V^\top, \quad
+# dS_{ij} = P_{ij} \big(dP_{ij} - D_i\big), \quad
+# D_i = \sum_j P_{ij}\, dP_{ij} = dO_i \cdot O_i, \quad
+# dQ = \frac{dS\, K}{\sqrt d}, \quad dK = \frac{dS^\top Q}{\sqrt d} .
+# $$
+#
+# The identity $D_i = dO_i \cdot O_i$ (because $\sum_j P_{ij} v_j = O_i$) is what lets the
+# backward pass work tile by tile: $D$ is computed once from $O$ and $dO$, in $O(n d)$,
+# without a whole row of $P$. `tiled_attention` follows the formulation of FlashAttention-2
 # {cite:p}`dao2023flashattention2`. It is exact for any block sizes (they need not divide
 # $n$), with causal masking and with any mask, values and gradients alike (exercise 3 asks
 # you to write the recomputing backward pass):
@@ -608,14 +621,14 @@ print(f"{len(facts)} figures checked against {BENCH_JSON.name} and glued into th
 #
 # The benchmark times the forward pass only. In training, what is kept for the backward
 # pass matters as much. One small **live** measurement, made on the machine that built
-# this page while it was built (one thread, like the whole book), at $n = 2048$: the time
+# this page while it was built (one thread, like the whole book), at $n = 1024$: the time
 # of a forward and backward pass (the methods timed in turn, call by call, minimum of 3)
 # and what autograd keeps for the backward pass:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-n = 2048
-q, k, v = (t.requires_grad_() for t in bench.make_inputs(n))  # (1, 4, 2048, 64)
+n = 1024
+q, k, v = (t.requires_grad_() for t in bench.make_inputs(n))  # (1, 4, 1024, 64)
 step_methods = {
     "naive softmax(QK^T)V": bench.naive_attention,
     "torch SDPA (fused)": torch.nn.functional.scaled_dot_product_attention,
