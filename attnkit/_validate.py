@@ -174,8 +174,9 @@ def check_bool(x: object, name: str) -> bool:
     """
     if isinstance(x, bool):
         return x
-    if type(x).__name__ == "bool_" and type(x).__module__ == "numpy":
-        return bool(x)
+    numpy_bool = type(x).__module__ == "numpy" and getattr(x, "ndim", 1) == 0
+    if numpy_bool and getattr(getattr(x, "dtype", None), "kind", "") == "b":
+        return bool(x)  # numpy.bool_ (numpy 1 and 2), not an array
     if isinstance(x, torch.Tensor) and x.dim() == 0 and x.dtype == torch.bool:
         return bool(x.item())
     raise TypeError(f"{name} must be True or False, got {type(x).__name__} {x!r}.")
