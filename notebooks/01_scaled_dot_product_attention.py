@@ -834,7 +834,7 @@ assert min(trained[d]["acc"] for d in widths) > 0.9, "claim: 'every width learns
 glue("ch01_init_std_dev", init_dev, display=False)
 glue("ch01_trained_cos_lo", min(cosines), display=False)
 glue("ch01_trained_cos_hi", max(cosines), display=False)
-glue("ch01_trained_match_slope", match_slope, display=False)
+glue("ch01_trained_match_slope", float(match_slope), display=False)
 glue("ch01_trained_acc_lo", min(trained[d]["acc"] for d in widths), display=False)
 glue("ch01_trained_match_128", trained[128]["match1"], display=False)
 
