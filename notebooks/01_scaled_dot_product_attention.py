@@ -28,8 +28,10 @@
 #
 # - explain attention as a *soft dictionary look-up* and say what queries, keys and values are;
 # - compute scaled dot-product attention by hand for a tiny input, with every shape right;
+# - compute the softmax without overflow, by subtracting the row maximum;
 # - argue, with experiments rather than folklore, why the scores are divided by $\sqrt{d_k}$
-#   and not by something else, such as the sequence length;
+#   and not by something else, such as the sequence length, and say when that argument
+#   stops holding (after training);
 # - build causal and padding masks and predict what happens to a query that may see nothing;
 # - place the dot product next to the additive and multiplicative scores that preceded it,
 #   and state what attention costs.
