@@ -29,8 +29,11 @@
 # - show, in a tiny model trained on a CPU, heads that specialise in different relations;
 # - prove and check that attention without positions is blind to order, and say *where*
 #   positions must enter;
-# - derive the sinusoidal encoding, rotary embeddings (RoPE) and ALiBi, and check their
-#   key properties numerically;
+# - say what splitting into heads costs: each head's scores have rank at most
+#   $d_{\text{model}} / H$;
+# - derive the sinusoidal encoding, rotary embeddings (RoPE) and ALiBi, place them after
+#   the learned relative representations and T5's bias that preceded them, and check
+#   their key properties numerically;
 # - explain grouped-query and multi-query attention and measure how much key/value cache
 #   they save.
 #
