@@ -37,8 +37,9 @@
 # - train a translation model with teacher forcing, and evaluate it with exact match and
 #   BLEU, per input format, with greedy decoding and with beam search;
 # - read cross-attention heatmaps as alignments between output and input characters;
-# - explain the key/value cache of incremental decoding, and check that it changes the
-#   speed and not the result.
+# - check that the key/value cache of incremental decoding (taught in chapter 4), and the
+#   encoder–decoder's own cache of the source's keys and values, change the speed and not
+#   the result.
 #
 # The seed text's claims about translation get a short box each where the chapter treats
 # the topic, with a link to the {ref}`errata page <errata>`; the most important is that
