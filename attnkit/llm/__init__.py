@@ -1,0 +1,24 @@
+"""Attention in today's large language models (2023-2026): serving memory (multi-head
+latent attention, paged key/value caches), long and streaming contexts, and new forms.
+
+Each mechanism is a functional core on tensors plus a thin ``nn.Module``, tested against a
+naive float64 reference.
+"""
+
+from .kv_memory import (
+    PUBLISHED,
+    KVLayout,
+    kv_cache_bytes_per_token,
+    kv_cache_elements_per_token,
+)
+from .mla import LatentKVCache, MultiHeadLatentAttention, latent_attention
+
+__all__ = [
+    "PUBLISHED",
+    "KVLayout",
+    "LatentKVCache",
+    "MultiHeadLatentAttention",
+    "kv_cache_bytes_per_token",
+    "kv_cache_elements_per_token",
+    "latent_attention",
+]
