@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from .._validate import check_positive_int
 
-__all__ = ["KVLayout", "PUBLISHED", "kv_cache_bytes_per_token", "kv_cache_elements_per_token"]
+__all__ = ["PUBLISHED", "KVLayout", "kv_cache_bytes_per_token", "kv_cache_elements_per_token"]
 
 
 @dataclass(frozen=True)
