@@ -12,13 +12,17 @@ from .kv_memory import (
     kv_cache_elements_per_token,
 )
 from .mla import LatentKVCache, MultiHeadLatentAttention, latent_attention
+from .paged import PagedKVCache, blocks_needed, paged_attention
 
 __all__ = [
     "PUBLISHED",
     "KVLayout",
     "LatentKVCache",
     "MultiHeadLatentAttention",
+    "PagedKVCache",
+    "blocks_needed",
     "kv_cache_bytes_per_token",
     "kv_cache_elements_per_token",
     "latent_attention",
+    "paged_attention",
 ]
