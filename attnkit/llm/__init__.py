@@ -13,9 +13,11 @@ from .kv_memory import (
 )
 from .mla import LatentKVCache, MultiHeadLatentAttention, latent_attention
 from .paged import PagedKVCache, blocks_needed, paged_attention
+from .rope_scaling import ROPE_SCALINGS, rope_cos_sin, scaled_rope_frequencies
 
 __all__ = [
     "PUBLISHED",
+    "ROPE_SCALINGS",
     "KVLayout",
     "LatentKVCache",
     "MultiHeadLatentAttention",
@@ -25,4 +27,6 @@ __all__ = [
     "kv_cache_elements_per_token",
     "latent_attention",
     "paged_attention",
+    "rope_cos_sin",
+    "scaled_rope_frequencies",
 ]
