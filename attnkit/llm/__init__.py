@@ -5,6 +5,7 @@ Each mechanism is a functional core on tensors plus a thin ``nn.Module``, tested
 naive float64 reference.
 """
 
+from .deltanet import DeltaNetAttention, delta_rule_chunkwise, delta_rule_recurrent
 from .kv_memory import (
     PUBLISHED,
     KVLayout,
@@ -18,11 +19,14 @@ from .rope_scaling import ROPE_SCALINGS, rope_cos_sin, scaled_rope_frequencies
 __all__ = [
     "PUBLISHED",
     "ROPE_SCALINGS",
+    "DeltaNetAttention",
     "KVLayout",
     "LatentKVCache",
     "MultiHeadLatentAttention",
     "PagedKVCache",
     "blocks_needed",
+    "delta_rule_chunkwise",
+    "delta_rule_recurrent",
     "kv_cache_bytes_per_token",
     "kv_cache_elements_per_token",
     "latent_attention",
