@@ -15,22 +15,36 @@ from .kv_memory import (
 from .mla import LatentKVCache, MultiHeadLatentAttention, latent_attention
 from .paged import PagedKVCache, blocks_needed, paged_attention
 from .rope_scaling import ROPE_SCALINGS, rope_cos_sin, scaled_rope_frequencies
+from .variants import (
+    DifferentialAttention,
+    LLMSelfAttention,
+    differential_attention,
+    differential_lambda_init,
+    sigmoid_attention,
+    softcap,
+)
 
 __all__ = [
     "PUBLISHED",
     "ROPE_SCALINGS",
     "DeltaNetAttention",
+    "DifferentialAttention",
     "KVLayout",
+    "LLMSelfAttention",
     "LatentKVCache",
     "MultiHeadLatentAttention",
     "PagedKVCache",
     "blocks_needed",
     "delta_rule_chunkwise",
     "delta_rule_recurrent",
+    "differential_attention",
+    "differential_lambda_init",
     "kv_cache_bytes_per_token",
     "kv_cache_elements_per_token",
     "latent_attention",
     "paged_attention",
     "rope_cos_sin",
     "scaled_rope_frequencies",
+    "sigmoid_attention",
+    "softcap",
 ]
