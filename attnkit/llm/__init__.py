@@ -15,6 +15,13 @@ from .kv_memory import (
 from .mla import LatentKVCache, MultiHeadLatentAttention, latent_attention
 from .paged import PagedKVCache, blocks_needed, paged_attention
 from .rope_scaling import ROPE_SCALINGS, rope_cos_sin, scaled_rope_frequencies
+from .sparse import (
+    indexer_scores,
+    nsa_attention,
+    nsa_masks,
+    topk_sparse_attention,
+    topk_token_mask,
+)
 from .variants import (
     DifferentialAttention,
     LLMSelfAttention,
@@ -39,12 +46,17 @@ __all__ = [
     "delta_rule_recurrent",
     "differential_attention",
     "differential_lambda_init",
+    "indexer_scores",
     "kv_cache_bytes_per_token",
     "kv_cache_elements_per_token",
     "latent_attention",
+    "nsa_attention",
+    "nsa_masks",
     "paged_attention",
     "rope_cos_sin",
     "scaled_rope_frequencies",
     "sigmoid_attention",
     "softcap",
+    "topk_sparse_attention",
+    "topk_token_mask",
 ]
