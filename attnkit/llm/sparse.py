@@ -34,7 +34,7 @@ __all__ = [
 
 
 def indexer_scores(q_index: torch.Tensor, k_index: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Lightning-indexer scores, ``I[b, t, s] = sum_j w[b,t,j] relu(q_index[b,t,j] . k_index[b,s])``.
+    """Lightning-indexer scores ``I[b,t,s] = sum_j w[b,t,j] relu(q_index[b,t,j] . k_index[b,s])``.
 
     Args:
         q_index: ``(B, T, H_I, d_I)`` indexer queries (``H_I`` small, e.g. 64 in V3.2).
