@@ -47,7 +47,13 @@ import torch
 
 MAX_CALLS = 16  # calls recorded per test (the first ones); replays stay cheap
 REPLAY_BUDGET_S = 10.0  # stop replaying misconceptions after this many seconds
-RTOL, ATOL = 1e-5, 1e-6  # "the same output": atol is scaled by the output's magnitude
+RTOL, ATOL = 1e-6, 1e-9  # "the same number" (Python floats), and tensors of other dtypes
+_TOLERANCE = {  # per dtype, as torch.testing.assert_close (rtol, atol)
+    torch.float64: (1e-7, 1e-7),
+    torch.float32: (1.3e-6, 1e-5),
+    torch.bfloat16: (1.6e-2, 1e-5),
+    torch.float16: (1e-3, 1e-5),
+}
 CATALOGUE_DIR = Path("tests") / "grading" / "misconceptions"
 
 __all__ = [
@@ -224,10 +230,9 @@ def _same_tensor(a: torch.Tensor, b: torch.Tensor, close: bool) -> bool:
         return torch.equal(a, b)
     if not close:
         return bool(((a == b) | (torch.isnan(a) & torch.isnan(b))).all())
+    rtol, atol = _TOLERANCE.get(b.dtype, (RTOL, ATOL))
     a64, b64 = a.detach().double(), b.detach().double()
-    finite = torch.isfinite(b64)
-    scale = float(b64[finite].abs().max()) if bool(finite.any()) else 1.0
-    return torch.allclose(a64, b64, rtol=RTOL, atol=ATOL * max(scale, 1e-3), equal_nan=True)
+    return torch.allclose(a64, b64, rtol=rtol, atol=atol, equal_nan=True)
 
 
 def same_value(a: Any, b: Any, close: bool = True) -> bool:
@@ -296,6 +301,7 @@ class Call:
     kwargs: dict
     names: dict[str, Any]
     behaviour: Behaviour
+    rng: torch.Tensor | None = None  # torch's global random state before the call
 
 
 def _arg_items(args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
@@ -307,15 +313,21 @@ def _grad_weights(out: torch.Tensor) -> torch.Tensor:
     return torch.randn(out.shape, generator=g, dtype=out.dtype)
 
 
-def behaviour_of(fn: Callable, args: tuple, kwargs: dict) -> Behaviour:
-    """Call ``fn`` on copies of the arguments and describe what it did (never raises)."""
+def behaviour_of(
+    fn: Callable, args: tuple, kwargs: dict, rng: torch.Tensor | None = None
+) -> Behaviour:
+    """Call ``fn`` on copies of the arguments (with torch's global random state set to
+    ``rng``, restored afterwards) and describe what it did (never raises)."""
     args, kwargs = _clone(args), _clone(kwargs)
     before = _clone((args, kwargs))
-    try:
-        out = fn(*args, **kwargs)
-    except Exception as exc:
-        return Behaviour(error=type(exc).__name__, mutated=_mutated(before, args, kwargs))
-    return _describe(out, args, kwargs, before)
+    with torch.random.fork_rng(devices=[]):
+        if rng is not None:
+            torch.set_rng_state(rng)
+        try:
+            out = fn(*args, **kwargs)
+        except Exception as exc:
+            return Behaviour(error=type(exc).__name__, mutated=_mutated(before, args, kwargs))
+        return _describe(out, args, kwargs, before)
 
 
 def _mutated(before: Any, args: tuple, kwargs: dict) -> tuple[str, ...]:
@@ -386,15 +398,14 @@ class Recorder:
             if len(self.calls) >= MAX_CALLS:
                 return obj(*args, **kwargs)
             before = _clone((args, kwargs))
-            names = dict(vars(module))
+            names, rng = dict(vars(module)), torch.get_rng_state()
             try:
                 out = obj(*args, **kwargs)
             except Exception as exc:
-                mutated = _mutated(before, args, kwargs)
-                self.calls.append(Call(*before, names, Behaviour(error=type(exc).__name__,
-                                                                 mutated=mutated)))  # fmt: skip
+                did = Behaviour(error=type(exc).__name__, mutated=_mutated(before, args, kwargs))
+                self.calls.append(Call(*before, names, did, rng))
                 raise
-            self.calls.append(Call(*before, names, _describe(out, args, kwargs, before)))
+            self.calls.append(Call(*before, names, _describe(out, args, kwargs, before), rng))
             return out
 
         return recorded
@@ -414,7 +425,8 @@ def matching(calls: list[Call], candidates: list[Misconception]) -> list[Misconc
         if time.monotonic() - start > REPLAY_BUDGET_S:
             break
         if all(
-            behaviour_of(_bind(m, c.names), c.args, c.kwargs).same_as(c.behaviour) for c in calls
+            behaviour_of(_bind(m, c.names), c.args, c.kwargs, c.rng).same_as(c.behaviour)
+            for c in calls
         ):
             found.append(m)
     return found
@@ -570,8 +582,8 @@ def _compare_tensors(got: torch.Tensor, want: torch.Tensor, lang: str) -> str:
             f = f"{factor:.4g}" + (f" (= 1/{1 / factor:.4g})" if abs(factor) < 1 else "")
             return _t("scale", lang, factor=f)
     diff = (got_f - want_f).abs().nan_to_num(nan=float("inf"))
-    scale = float(want_f[finite].abs().max()) if bool(finite.any()) else 1.0
-    wrong = diff > ATOL * max(scale, 1e-3) + RTOL * want_f.abs().nan_to_num()
+    rtol, atol = _TOLERANCE.get(want.dtype, (RTOL, ATOL))
+    wrong = diff > atol + rtol * want_f.abs().nan_to_num()
     if got.dim() == 0 or want.numel() == 1:
         return _t("value", lang, got=_short(got), want=_short(want))
     n, total, max_diff = int(wrong.sum()), wrong.numel(), float(diff[wrong].max())
@@ -610,7 +622,7 @@ def _compare(got: Any, want: Any, lang: str) -> str:
 def diagnose(reference: Callable, calls: list[Call], lang: str = "en") -> str:
     """How the learner's first call that differs from ``reference`` differs (one line)."""
     for call in calls:
-        want = behaviour_of(reference, call.args, call.kwargs)
+        want = behaviour_of(reference, call.args, call.kwargs, call.rng)
         got = call.behaviour
         if got.same_as(want):
             continue
