@@ -15,6 +15,8 @@ import re
 import types
 from pathlib import Path
 
+from .messages import t
+
 _KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _CONSTANT = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _MAGIC = re.compile(r"^\s*[%!]")
@@ -85,7 +87,10 @@ def source_of(path: Path) -> str:
     if path.suffix == ".ipynb":
         return notebook_code(path)
     if path.suffix == ".py":
-        return path.read_text(encoding="utf-8")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise LearnerFileError(t("load.not_utf8", path=path, position=exc.start)) from None
     raise LearnerFileError(f"{path} is neither a .py nor an .ipynb file.")
 
 
@@ -96,6 +101,31 @@ def _is_definition(node: ast.stmt) -> bool:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         return all(isinstance(t, ast.Name) and _CONSTANT.match(t.id) for t in targets)
     return False
+
+
+def skipped_names(source: str) -> dict[str, int]:
+    """Top-level names that the loader does *not* define, with the line that sets them:
+    lowercase assignments (and ``for``/``with`` targets) outside functions and classes."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    names: dict[str, int] = {}
+    for node in tree.body:
+        if _is_definition(node):
+            continue
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor)):
+            targets = [node.target]
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            targets = [item.optional_vars for item in node.items if item.optional_vars]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name):
+                    names.setdefault(sub.id, node.lineno)
+    return names
 
 
 def load_definitions(path: str | Path, module_name: str = "learner") -> types.ModuleType:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from .explain import add_reasons
+
 _MAX_MESSAGE_LINES = 12
 
 
@@ -29,6 +31,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="file to write the collected items to, as a JSON list of [nodeid, exercise]",
     )
+    parser.addoption(
+        "--attnkit-started",
+        default=None,
+        help="file to append the nodeid of each item to as it starts (to name a hang)",
+    )
+
+
+def _note(event: object) -> None:
+    path = _CONFIG[0].getoption("--attnkit-started") if _CONFIG else None
+    if path:
+        with Path(path).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event) + "\n")
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple) -> None:
+    """Note each item as it starts (its nodeid): if the process then hangs or dies, the
+    grader knows which test (and so which exercise) did it."""
+    _note(nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Note that the item's set-up is done (``{"call": nodeid}``): a hang or crash before
+    this is in loading the learner's file, not in the exercise."""
+    _note({"call": item.nodeid})
+
+
+_CONFIG: list[pytest.Config] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the configuration for the hooks that are not given it."""
+    _CONFIG[:] = [config]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -107,7 +142,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     if not final:
         return
     excinfo = None if report.passed or report.skipped else call.excinfo
-    message = _message(excinfo)
+    message = add_reasons(excinfo, _message(excinfo))
     status = "skipped" if report.skipped else _classify(excinfo, message)
     exercise, kind = _describe(item)
     record = {
