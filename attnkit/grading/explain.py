@@ -6,7 +6,8 @@ Used by the pytest plugin on each failure message:
   the loader runs only imports, functions, classes and UPPER_CASE constants, so the name
   really is undefined while grading (and the learner deserves to know why);
 * an allocation that fails under the grader's memory limit (``MemoryError``, torch's
-  "can't allocate memory"): "used more than N GB".
+  "can't allocate memory"): "used more than N GB";
+* pytest-timeout's "Timeout (>2.0s)": what usually causes it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .messages import t
 
 MEMORY_VARIABLE = "ATTNKIT_GRADE_MEMORY_GB"
 _NAME_ERROR = re.compile(r"name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+_TIMEOUT = re.compile(r"Timeout \(>([0-9.]+)s\) from pytest-timeout")
 _ALLOCATION = ("can't allocate memory", "not enough memory", "std::bad_alloc")
 
 
@@ -56,5 +58,8 @@ def add_reasons(excinfo, message: str) -> str:
         name = getattr(exc, "name", None) or (found.group(1) if found else "")
         notes.append(explain_name_error(name, os.environ.get("ATTNKIT_LEARNER_FILE")))
     notes.append(explain_memory(message, exc))
+    timeout = _TIMEOUT.match(message)
+    if timeout:
+        notes.append(t("explain.timeout", seconds=float(timeout.group(1))))
     notes = [n for n in notes if n]
     return "\n".join([message, *notes]) if notes else message

@@ -79,6 +79,8 @@ EN: dict[str, str] = {
     "explain.lowercase": "Why: `{name}` is set at line {line} of your file, but the grader "
     "loads only imports, functions, classes and UPPER_CASE constants (other top-level code "
     "is demo code and does not run). Rename it {upper} or define it inside the function.",
+    "explain.timeout": "The test took longer than {seconds:g} s: an endless loop, or a very "
+    "slow implementation (a Python loop over every element instead of tensor operations?).",
     "explain.memory": "Your code used more than {gb:g} GB of memory (the grader's limit; "
     "--memory changes it).",
     # statuses
@@ -184,6 +186,7 @@ ZH: dict[str, str] = {
     "nb.not_run": "未运行：笔记本在 {cell} 处停止",
     "explain.lowercase": "原因：`{name}` 在你的文件第 {line} 行赋值，但评分器只加载 import、函数、类和"
     "全大写的常量（其他顶层代码是演示代码，不会运行）。请把它改名为 {upper}，或在函数内部定义。",
+    "explain.timeout": "这个测试运行超过了 {seconds:g} 秒：死循环，或者实现太慢（是否用 Python 循环逐个元素计算，而不是张量运算？）。",
     "explain.memory": "你的代码使用了超过 {gb:g} GB 的内存（评分器的限制；可用 --memory 修改）。",
     "status.passed": "通过",
     "status.failed": "未通过",
