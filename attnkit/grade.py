@@ -61,6 +61,7 @@ SOURCE_FOLDERS = ("attnkit", "book", "exercises", "notebooks", "solutions", "tes
 DEFAULT_MEMORY_GB = 4.0
 COLLECTION_S = 120.0  # starting pytest and collecting the tests
 MAX_RUNS = 25  # test processes for one grading (a hang or crash starts one more)
+REPLAY_ALLOWANCE_S = 15.0  # after a failed test: misconceptions.REPLAY_BUDGET_S (10 s) + 5
 BACKSTOP_S = 6 * 3600.0  # never reached: the watchdog stops a run long before
 
 
@@ -282,6 +283,8 @@ class Watch:
         for event in self._started.new():
             if isinstance(event, dict):
                 self.called.add(event.get("call", ""))
+                if event.get("explain"):  # replaying misconceptions: up to their budget more
+                    self.current_since = time.monotonic() + REPLAY_ALLOWANCE_S
                 continue
             self.started.append(event)
             self.current_since = time.monotonic()
@@ -629,16 +632,23 @@ def _status_word(status: str) -> str:
     return t(f"status.{status}") if f"status.{status}" in EN else status
 
 
+def explanation_lines(problems: list[dict]) -> list[str]:
+    """The likely misconception (or, when none is catalogued, the diagnosis) of a failed
+    exercise, from its failed tests' records, as lines for the report."""
+    from .grading.misconceptions import named_for_exercise
+
+    named = named_for_exercise(problems)
+    if named is None:
+        return []
+    if named["kind"] == "misconception":
+        return [t("report.misconception", message=named["text"])]
+    return [t("report.diagnosis", text=named["text"])]
+
+
 def _problem_lines(p: dict, indent: str) -> list[str]:
     test = p["nodeid"].split("::")[-1]
     lines = (p["message"] or p["status"]).splitlines() or [p["status"]]
-    out = [f"{indent}  - {test}: {lines[0]}", *(f"{indent}    {ln}" for ln in lines[1:6])]
-    found = p.get("misconception")
-    if isinstance(found, dict) and found.get("message"):
-        out.append(f"{indent}    {t('report.misconception', message=found['message'])}")
-    elif p.get("diagnosis"):
-        out.append(f"{indent}    {t('report.diagnosis', text=p['diagnosis'])}")
-    return out
+    return [f"{indent}  - {test}: {lines[0]}", *(f"{indent}    {ln}" for ln in lines[1:6])]
 
 
 def print_tests(tests: dict[str, dict]) -> None:
@@ -648,6 +658,8 @@ def print_tests(tests: dict[str, dict]) -> None:
     print(f"{'-' * width}  {'-' * 7}  {'-' * 14}")
     for name, s in tests.items():
         print(f"{name:<{width}}  {s['passed']:>3}/{s['tests']:<3}  {_status_word(s['status'])}")
+        for line in explanation_lines(s["problems"]):
+            print(f"{'':<{width}}    > {line}")
         for p in s["problems"][:3]:
             print("\n".join(_problem_lines(p, " " * width)))
     n_tests = sum(s["tests"] for s in tests.values())
