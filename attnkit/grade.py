@@ -26,24 +26,37 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import importlib.util
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .grading import hints as hints_mod
 from .grading import progress
-from .grading.chapters import all_exercises, chapter_exercises, grading_test_files
+from .grading.chapters import all_exercises, grading_test_files
+from .grading.checks import (
+    UsageError,
+    chapter_id,
+    check_json_path,
+    check_learner_file,
+    pair_warning,
+    seconds,
+    test_file_identity,
+)
+from .grading.commands import (
+    load_progress,
+    pad,
+    print_progress,
+    reset_progress,
+    save_progress,
+    show_hint,
+)
 from .grading.explain import MEMORY_VARIABLE
 from .grading.loader import LearnerFileError, newest_file, repo_root, source_of
 from .grading.messages import EN, LANG_VARIABLE, current_lang, detect_lang, set_lang, t
@@ -56,8 +69,6 @@ PYTEST = [sys.executable, "-m", "pytest", "-p", "attnkit.grading.plugin", "-p", 
 # time (1.9 s instead of 3.8 s here), and no installed plugin can change the grading.
 TEST_PLUGINS = ("pytest_timeout", "_hypothesis_pytestplugin")
 NOTEBOOK_PLUGINS = ("nbval.plugin",)
-# Folders of the repository that hold the book's sources: --json may never write there.
-SOURCE_FOLDERS = ("attnkit", "book", "exercises", "notebooks", "solutions", "tests", "tools")
 DEFAULT_MEMORY_GB = 4.0
 COLLECTION_S = 120.0  # starting pytest and collecting the tests
 MAX_RUNS = 25  # test processes for one grading (a hang or crash starts one more)
@@ -65,166 +76,10 @@ REPLAY_ALLOWANCE_S = 15.0  # after a failed test: misconceptions.REPLAY_BUDGET_S
 BACKSTOP_S = 6 * 3600.0  # never reached: the watchdog stops a run long before
 
 
-class UsageError(Exception):
-    """A usage error (exit status 2); the message says what to do."""
-
-
 def _grace(timeout: float) -> float:
     """Extra seconds a test or cell gets past ``timeout`` before its process is killed
     (pytest-timeout or nbval should stop it first, unless it is stuck inside a C call)."""
     return 3.0 + 0.25 * timeout
-
-
-# ----------------------------------------------------------------------- checking input
-def _chapter_id(text: str) -> str:
-    if not text.isdigit():
-        raise UsageError(t("usage.chapter", got=text))
-    return f"{int(text):02d}"
-
-
-def _seconds(value: float, option: str) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise UsageError(t("usage.positive", option=option, got=value))
-    return value
-
-
-def _twin(path: Path) -> Path:
-    return path.with_suffix(".ipynb" if path.suffix == ".py" else ".py")
-
-
-def check_learner_file(path: Path, chapter: str, exercises: dict[str, list[str]]) -> None:
-    """Refuse what cannot be graded as chapter ``chapter``: a folder, a missing file, a
-    wrong suffix, a file of another chapter, an unreadable text or notebook."""
-    if path.is_dir():
-        found = sorted(p.name for p in path.glob(f"{chapter}_*") if p.suffix in (".py", ".ipynb"))
-        raise UsageError(t("usage.file_is_folder", path=path, found=", ".join(found) or "-"))
-    if not path.is_file():
-        raise UsageError(t("usage.file_missing", path=path))
-    if path.suffix not in (".py", ".ipynb"):
-        raise UsageError(t("usage.file_suffix", path=path))
-    prefix = path.name[:2]
-    if path.name[2:3] == "_" and prefix.isdigit() and prefix != chapter and prefix in exercises:
-        raise UsageError(t("usage.other_chapter", path=path.name, other=prefix, chapter=chapter))
-    try:
-        source = source_of(path)
-    except LearnerFileError as exc:
-        raise UsageError(str(exc)) from None
-    if path.suffix == ".ipynb":
-        _check_notebook_format(path)
-    defined = _defined_names(source)
-    if defined is not None and not defined & set(exercises.get(chapter, [])):
-        others = [c for c, names in exercises.items() if c != chapter and defined & set(names)]
-        if others:
-            raise UsageError(
-                t("usage.defines_other", path=path.name, other=others[0], chapter=chapter)
-            )
-
-
-def _defined_names(source: str) -> set[str] | None:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None  # reported (with its line) when grading starts
-    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return {node.name for node in tree.body if isinstance(node, kinds)}
-
-
-def _check_notebook_format(path: Path) -> None:
-    """Refuse a JSON file that is not a version-4 notebook (nbformat alone would read a
-    dict with only ``cells`` as an nbformat-1 notebook and convert it)."""
-    import nbformat
-
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        keys = ("cells", "metadata", "nbformat", "nbformat_minor")
-        missing = [k for k in keys if not isinstance(raw, dict) or k not in raw]
-        if missing:
-            raise ValueError(f"missing {', '.join(missing)}")
-        nbformat.validate(nbformat.reads(json.dumps(raw), as_version=4))
-    except Exception as exc:  # nbformat raises several kinds; all mean "not a notebook"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(t("usage.bad_notebook", path=path, error=first[:200])) from None
-
-
-def check_json_path(path: Path, root: Path, learner: Path) -> Path:
-    """``--json``'s path, resolved, or a :class:`UsageError` if writing it could destroy
-    work: the graded file or its twin, any ``.py``/``.ipynb``, a file of the book's sources
-    (inside a source folder, or tracked by git), a folder; or its folder does not exist."""
-    path = path.expanduser().resolve()
-    if path in (learner, _twin(learner)) or path.suffix in (".py", ".ipynb"):
-        raise UsageError(t("usage.json_learner", path=path))
-    inside = [f for f in SOURCE_FOLDERS if path.is_relative_to(root / f)]
-    if inside or path == root or _tracked_by_git(root, path):
-        raise UsageError(t("usage.json_source", path=path))
-    if path.is_dir():
-        raise UsageError(t("usage.json_folder", path=path))
-    if not path.parent.is_dir():
-        raise UsageError(t("usage.json_no_folder", path=path, folder=path.parent))
-    return path
-
-
-def _tracked_by_git(root: Path, path: Path) -> bool:
-    if not (path.exists() and path.is_relative_to(root) and (root / ".git").exists()):
-        return False
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(
-            ["git", "ls-files", "--error-unmatch", str(path)],
-            cwd=root,
-            capture_output=True,
-            timeout=30,
-        )
-        return done.returncode == 0
-    return False
-
-
-def pair_warning(learner: Path) -> str | None:
-    """A warning when the learner's ``.py`` and ``.ipynb`` hold different code: the one
-    graded (the newer, or ``--file``'s) is named, so work in the other is not lost."""
-    twin = _twin(learner)
-    if not twin.is_file():
-        return None
-    try:
-        mine, other = _code_cells(learner), _code_cells(twin)
-    except Exception:  # the twin is unreadable: it is not graded either way
-        return None
-    if mine == other:
-        return None
-    newer = learner if learner.stat().st_mtime_ns >= twin.stat().st_mtime_ns else twin
-    return t("warn.pair_differs", graded=learner.name, other=twin.name, newer=newer.name)
-
-
-def _code_cells(path: Path) -> list[str]:
-    import jupytext
-
-    nb = jupytext.read(path)
-    cells = [c.source.strip() for c in nb.cells if c.cell_type == "code"]
-    return [c for c in cells if c]
-
-
-def test_file_identity(root: Path, test_file: Path) -> dict:
-    """The grading test file: its path, the git commit it was last changed in, and
-    whether it differs from that commit (``commit`` is ``None`` outside git)."""
-    rel = test_file.relative_to(root).as_posix()
-    commit, modified = None, None
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        log = subprocess.run(
-            ["git", "log", "-1", "--format=%h %cs", "--", rel],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", rel],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        if log.returncode == 0 and log.stdout.strip():
-            commit = log.stdout.strip()
-            modified = bool(status.stdout.strip())
-    return {"path": rel, "commit": commit, "modified": modified}
 
 
 # ------------------------------------------------------------------ watching a run
@@ -621,13 +476,6 @@ def score(records: list[dict], notebook: dict | None) -> dict:
     return {"passed": passed, "total": total, "percent": percent, "complete": passed == total}
 
 
-def _pad(text: str, width: int, right: bool = False) -> str:
-    """``text`` padded to ``width`` terminal columns (a Chinese character takes two)."""
-    wide = sum(unicodedata.east_asian_width(c) in "WF" for c in text)
-    fill = " " * max(width - len(text) - wide, 0)
-    return fill + text if right else text + fill
-
-
 def _status_word(status: str) -> str:
     return t(f"status.{status}") if f"status.{status}" in EN else status
 
@@ -653,7 +501,7 @@ def _problem_lines(p: dict, indent: str) -> list[str]:
 
 def print_tests(tests: dict[str, dict]) -> None:
     width = max([len(n) for n in tests] + [20])
-    head = _pad(t("report.exercise"), width) + "  " + _pad(t("report.tests"), 7, right=True)
+    head = pad(t("report.exercise"), width) + "  " + pad(t("report.tests"), 7, right=True)
     print(f"\n{head}  {t('report.status')}")
     print(f"{'-' * width}  {'-' * 7}  {'-' * 14}")
     for name, s in tests.items():
@@ -735,99 +583,6 @@ class Progress:
             print("  " + t("progress.cells", n=self.cells), flush=True)
 
 
-# ------------------------------------------------------------- hints and progress
-def show_hint(root: Path, chapter: str, exercise: str, store: Path) -> int:
-    """Print the next hint of ``exercise`` the learner has not seen; record it."""
-    names = chapter_exercises(grading_test_files(root)[chapter])
-    if exercise not in names:
-        raise UsageError(
-            t("hint.unknown", exercise=exercise, chapter=chapter, names=", ".join(names))
-        )
-    path = hints_mod.hints_path(root, chapter)
-    try:
-        entry = hints_mod.load_hints(path).get(exercise, {}) if path else {}
-    except hints_mod.HintsError as exc:
-        raise UsageError(str(exc)) from None
-    lang = current_lang()
-    items = entry.get(lang) or entry.get("en") or []
-    if not items:
-        print(t("hint.none", exercise=exercise))
-        return 0
-    data, writable = _load_progress(store)
-    seen = progress.hints_seen(data, chapter, exercise)
-    if seen >= len(items):
-        print(t("hint.all_seen", exercise=exercise, n=len(items)))
-        for number, text in enumerate(items, 1):
-            print(f"  {number}. {text}")
-        return 0
-    print(t("hint.header", exercise=exercise, number=seen + 1, n=len(items)))
-    print(items[seen])
-    if seen + 1 < len(items):
-        print("\n" + t("hint.more", chapter=chapter, exercise=exercise))
-    if writable:
-        _save_progress(store, progress.record_hint(data, chapter, exercise, seen + 1))
-    return 0
-
-
-def _load_progress(store: Path) -> tuple[dict, bool]:
-    """The progress (empty if unreadable) and whether it may be written back."""
-    try:
-        return progress.load(store), True
-    except progress.ProgressError as exc:
-        print(t("progress.warning", error=exc), file=sys.stderr)
-        return progress.empty(), False
-
-
-def _save_progress(store: Path, data: dict) -> None:
-    try:
-        progress.save(store, data)
-    except OSError as exc:
-        print(t("progress.not_saved", path=store, error=exc), file=sys.stderr)
-
-
-def print_progress(root: Path, store: Path) -> int:
-    """Print the table of all chapters: exercises passed, gradings, hints, last grading."""
-    try:
-        data = progress.load(store)
-    except progress.ProgressError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    rows = progress.table(data, all_exercises(root))
-    print(t("progress.header", path=store))
-    widths = (8, 10, 9, 6)
-    keys = (
-        "progress.col_chapter",
-        "progress.col_done",
-        "progress.col_attempts",
-        "progress.col_hints",
-    )
-    head = [_pad(t(k), w, right=i > 0) for i, (k, w) in enumerate(zip(keys, widths))]
-    print(" ".join(head) + "  " + t("progress.col_last"))
-    for r in rows:
-        cells = [r["chapter"], f"{r['passed']}/{r['exercises']}", r["attempts"], r["hints"]]
-        line = " ".join(_pad(str(c), w, right=i > 0) for i, (c, w) in enumerate(zip(cells, widths)))
-        print(f"{line}  {r['last'] or '-'}")
-    passed, total = sum(r["passed"] for r in rows), sum(r["exercises"] for r in rows)
-    print(t("progress.total", passed=passed, n=total))
-    return 0
-
-
-def reset_progress(store: Path, chapter: str | None) -> int:
-    if chapter is None:
-        if store.exists():
-            store.unlink()
-        print(t("progress.reset_all", path=store))
-        return 0
-    try:
-        data = progress.load(store)
-    except progress.ProgressError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    _save_progress(store, progress.reset(data, chapter))
-    print(t("progress.reset_chapter", chapter=chapter))
-    return 0
-
-
 # ------------------------------------------------------------------- the command
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -864,12 +619,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _setup(args: argparse.Namespace, root: Path) -> tuple[Setup, Path | None, list[str]]:
     """Check the command line for grading; return the setup, --json's path and warnings."""
-    chapter = _chapter_id(args.chapter)
+    chapter = chapter_id(args.chapter)
     files = grading_test_files(root)
     if chapter not in files:
         raise UsageError(t("usage.no_chapter", chapter=chapter, have=", ".join(files)))
-    timeout = _seconds(args.timeout, "--timeout")
-    memory = _seconds(args.memory, "--memory")
+    timeout = seconds(args.timeout, "--timeout")
+    memory = seconds(args.memory, "--memory")
     if args.file is not None:
         learner = args.file.expanduser().resolve()
     else:
@@ -930,13 +685,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.progress:
             return print_progress(root, store)
         if args.reset:
-            return reset_progress(
-                store, None if args.chapter is None else _chapter_id(args.chapter)
-            )
+            return reset_progress(store, None if args.chapter is None else chapter_id(args.chapter))
         if args.chapter is None:
             raise UsageError(t("usage.no_chapter_given"))
         if args.hint:
-            chapter = _chapter_id(args.chapter)
+            chapter = chapter_id(args.chapter)
             if chapter not in grading_test_files(root):
                 raise UsageError(
                     t("usage.no_chapter", chapter=chapter, have=", ".join(grading_test_files(root)))
@@ -995,9 +748,9 @@ def _grade_and_report(
     result = score(records, notebook)
     print_report(setup.learner, tests, notebook, result)
     if args.target == "exercises" or args.file is not None:
-        data, writable = _load_progress(store)
+        data, writable = load_progress(store)
         if writable:
-            _save_progress(store, progress.record_grading(data, setup.chapter, tests))
+            save_progress(store, progress.record_grading(data, setup.chapter, tests))
     if json_path:
         _write_json(json_path, {**base, "tests": records, "notebook": notebook, "score": result})
     return 0 if result["complete"] else 1
@@ -1012,6 +765,10 @@ def _in_ipython() -> bool:
 
 
 if __name__ == "__main__":
-    status = main()
+    try:
+        status = main()
+    except BrokenPipeError:  # `... | head`: the reader has gone, nothing more to say
+        sys.stderr.close()
+        status = 1
     if not _in_ipython():
         sys.exit(status)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from attnkit import grade as grader
-from attnkit.grading import hints, messages, progress
+from attnkit.grading import checks, hints, messages, progress
 from attnkit.grading.chapters import all_exercises
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -381,11 +381,11 @@ def test_json_never_overwrites_learner_or_source_files(book, tmp_path, monkeypat
 
 
 def test_json_refuses_files_tracked_by_git():
-    assert grader._tracked_by_git(ROOT, ROOT / "README.md") == (ROOT / ".git").exists()
-    with pytest.raises(grader.UsageError, match="inside the book's sources"):
-        grader.check_json_path(ROOT / "README.md", ROOT, ROOT / "x.py")
+    assert checks.tracked_by_git(ROOT, ROOT / "README.md") == (ROOT / ".git").exists()
+    with pytest.raises(checks.UsageError, match="inside the book's sources"):
+        checks.check_json_path(ROOT / "README.md", ROOT, ROOT / "x.py")
     ok = ROOT / f"report-{uuid.uuid4().hex}.json"  # untracked, beside the sources
-    assert grader.check_json_path(ok, ROOT, ROOT / "x.py") == ok
+    assert checks.check_json_path(ok, ROOT, ROOT / "x.py") == ok
 
 
 def test_py_and_ipynb_that_differ_give_a_warning_naming_the_graded_one(tmp_path):
@@ -395,17 +395,17 @@ def test_py_and_ipynb_that_differ_give_a_warning_naming_the_graded_one(tmp_path)
     py.write_text("# %%\ndef add(a, b):\n    return a + b\n")
     nb = jupytext.read(py)
     jupytext.write(nb, tmp_path / "01_x.ipynb")
-    assert grader.pair_warning(py) is None
+    assert checks.pair_warning(py) is None
     nb.cells[0].source = "def add(a, b):\n    raise NotImplementedError"
     jupytext.write(nb, tmp_path / "01_x.ipynb")
     os.utime(py, (1, 1))  # the .ipynb is newer: it is graded
-    warning = grader.pair_warning(tmp_path / "01_x.ipynb")
+    warning = checks.pair_warning(tmp_path / "01_x.ipynb")
     assert "grading 01_x.ipynb" in warning and "01_x.py" in warning and "saved last" in warning
 
 
 def test_report_names_the_test_file_and_its_commit():
     test_file = next((ROOT / "tests" / "grading").glob("test_01_*.py"))
-    identity = grader.test_file_identity(ROOT, test_file)
+    identity = checks.test_file_identity(ROOT, test_file)
     assert identity["path"] == f"tests/grading/{test_file.name}"
     if (ROOT / ".git").exists():
         assert identity["commit"] and len(identity["commit"].split()[0]) >= 7
