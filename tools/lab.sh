@@ -4,5 +4,7 @@
 # Extra arguments go to JupyterLab, e.g. `bash tools/lab.sh --no-browser --port 8890`.
 # Grade from a notebook cell with `%load_ext attnkit.grading` then `%grade 01`.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-exec "$VENV/bin/jupyter" lab --ServerApp.root_dir="$ROOT" \
-    --LabApp.default_url=/lab/tree/exercises "$@"
+ARGS=(--ServerApp.root_dir="$ROOT" --LabApp.default_url=/lab/tree/exercises)
+# JupyterLab refuses to start as root (a container, say) unless told to.
+if [ "$(id -u)" = 0 ]; then ARGS+=(--allow-root); fi
+exec "$VENV/bin/jupyter" lab "${ARGS[@]}" "$@"
