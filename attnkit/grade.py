@@ -307,7 +307,7 @@ class GradingError(Exception):
 def _sections(nb) -> dict[str, str]:
     """Map nbval's item names ("Cell 3": the 4th *code* cell) to the markdown heading
     the cell sits under, so that a failure can be found in the notebook."""
-    where, heading, n_code = {}, "top of the notebook", 0
+    where, heading, n_code = {}, t("nb.top"), 0
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             lines = cell.source.splitlines()

@@ -587,3 +587,22 @@ def test_grading_from_a_notebook_cell(book):
     assert f"Grading chapter 01: {learner}" in texts[0], texts[0]
     assert "Score: 100%" in texts[0] and "SystemExit" not in texts[0]
     assert f"正在评分第 01 章：{learner}" in texts[1] and "得分：100%" in texts[1], texts[1]
+
+
+def test_explanations_of_memory_and_lowercase_names(tmp_path, monkeypatch):
+    from attnkit.grading import explain
+
+    torch_message = (
+        "RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried to allocate"
+    )
+    assert explain.explain_memory(torch_message, RuntimeError()) is None  # no limit set
+    monkeypatch.setenv(explain.MEMORY_VARIABLE, "4")
+    assert "more than 4 GB" in explain.explain_memory(torch_message, RuntimeError())
+    assert "more than 4 GB" in explain.explain_memory("MemoryError", MemoryError())
+    assert explain.explain_memory("AssertionError: wrong", AssertionError()) is None
+    learner = tmp_path / "01_x.py"
+    learner.write_text("import math\nscale = 2\nfor i in range(3):\n    pass\nLIMIT = 1\n")
+    assert "line 2" in explain.explain_name_error("scale", learner)
+    assert "line 3" in explain.explain_name_error("i", learner)
+    assert explain.explain_name_error("LIMIT", learner) is None  # loaded: not the cause
+    assert explain.explain_name_error("math", learner) is None

@@ -36,11 +36,9 @@ def require(module: types.ModuleType, name: str) -> Any:
     if not hasattr(module, name):
         import pytest
 
-        pytest.fail(
-            f"Your file does not define `{name}`. Keep the name the exercise gives "
-            f"(and make sure the cell defining it is a code cell).",
-            pytrace=False,
-        )
+        from .messages import t
+
+        pytest.fail(t("load.undefined", name=name), pytrace=False)
     from .misconceptions import wrap_required  # records the call when a test is graded
 
     return wrap_required(module, name, getattr(module, name))

@@ -52,6 +52,17 @@ EN: dict[str, str] = {
     "usage.json_folder": "--json {path} is a folder; give a file name, e.g. {path}/report.json.",
     "usage.json_no_folder": "--json {path}: the folder {folder} does not exist; create it "
     "first or choose another path.",
+    "load.no_repo": "Could not find the book's repository (a folder with _toc.yml and "
+    "tests/grading). Run the grader from inside your clone of the repository.",
+    "load.no_file": "No file for chapter {chapter} in {folder} (expected {chapter}_*.py or .ipynb).",
+    "load.bad_notebook": "{path} is not a readable notebook: {error}",
+    "load.where": "line {line}, column {column}",
+    "load.cells_only": " (line numbers count the code cells only)",
+    "load.syntax": "Syntax error in {name} at {where}{hint}: {msg}{text}",
+    "load.failed": "Loading the definitions of {name} failed: {error}",
+    "load.undefined": "Your file does not define `{name}`. Keep the name the exercise gives "
+    "(and make sure the cell defining it is a code cell).",
+    "nb.top": "top of the notebook",
     "load.not_utf8": "{path} is not UTF-8 text (the byte at position {position} is not "
     "valid UTF-8); save it as UTF-8 in your editor and grade again.",
     # warnings
@@ -166,6 +177,15 @@ ZH: dict[str, str] = {
     "请把报告写到别处，例如 _build/report.json。",
     "usage.json_folder": "--json {path} 是一个文件夹；请给出文件名，例如 {path}/report.json。",
     "usage.json_no_folder": "--json {path}：文件夹 {folder} 不存在；请先创建它或换一个路径。",
+    "load.no_repo": "找不到本书的仓库（含有 _toc.yml 和 tests/grading 的文件夹）。请在你克隆的仓库里运行评分器。",
+    "load.no_file": "{folder} 中没有第 {chapter} 章的文件（应为 {chapter}_*.py 或 .ipynb）。",
+    "load.bad_notebook": "{path} 不是可读取的笔记本：{error}",
+    "load.where": "第 {line} 行第 {column} 列",
+    "load.cells_only": "（行号只计算代码单元格）",
+    "load.syntax": "{name} 的{where}{hint}有语法错误：{msg}{text}",
+    "load.failed": "加载 {name} 的定义失败：{error}",
+    "load.undefined": "你的文件没有定义 `{name}`。请保留练习给出的名字（并确认定义它的单元格是代码单元格）。",
+    "nb.top": "笔记本开头",
     "load.not_utf8": "{path} 不是 UTF-8 文本（位置 {position} 的字节不是有效的 UTF-8）；"
     "请在编辑器中另存为 UTF-8 后再评分。",
     "warn.pair_differs": "{graded} 和 {other} 的代码不同；现在评分的是 {graded}"
