@@ -181,7 +181,10 @@ def _crash_record(nodeid: str, exercise: str, outcome: Outcome, limit: float, ki
     else:
         status = "error"
         message = t("crash.died", exercise=exercise, how=outcome.describe())
-        if outcome.cause == "exited":
+        internal = [ln for ln in outcome.output.splitlines() if ln.startswith("INTERNALERROR>")]
+        if outcome.cause == "exited" and internal:
+            message += " " + t("crash.internal", line=internal[-1][14:].strip())
+        elif outcome.cause == "exited":
             message += " " + t("crash.exit_hint", code=outcome.returncode)
     return {
         "nodeid": nodeid,

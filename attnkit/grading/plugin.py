@@ -169,6 +169,15 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     Recorder.active = None
 
 
+def _stop_timeout(item: pytest.Item) -> None:
+    """Cancel pytest-timeout's alarm for ``item`` (set for its whole protocol): if it
+    fired during the replays, its ``Failed`` would escape the report hook and end pytest
+    with an internal error, losing the tests after this one."""
+    cancel = getattr(item.ihook, "pytest_timeout_cancel_timer", None)
+    if cancel is not None:
+        cancel(item=item)
+
+
 def _explanation(item: pytest.Item, exercise: str) -> dict:
     """The ``misconception`` or ``diagnosis`` fields for a failed test (never raises)."""
     from .misconceptions import Recorder, catalogue_path, explain
@@ -208,7 +217,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         "message": message,
     }
     if status == "failed" and kind == "test":
-        _note({"explain": item.nodeid})  # the grader's watchdog allows the replays' time
+        _stop_timeout(item)  # replaying misconceptions is the grader's time, not the test's
+        _note({"explain": item.nodeid})  # the grader's watchdog allows it its own budget
         record.update(_explanation(item, exercise))
     with Path(path).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
