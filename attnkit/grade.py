@@ -115,7 +115,7 @@ class Watch:
         self.timeout, self.on_record = timeout, on_record
         self.limit = timeout + _grace(timeout)  # seconds one item may run before the kill
         self.begin = time.monotonic()
-        self.current_since = self.begin
+        self.current_since = self.last_event = self.begin
 
     def args(self) -> list[str]:
         return [
@@ -132,6 +132,8 @@ class Watch:
             return t("stop.collection", seconds=COLLECTION_S)
         if running is not None and now - self.current_since > self.limit:
             return t("stop.hung", item=running, seconds=self.limit)
+        if running is None and self.started and now - self.last_event > self.limit + 60:
+            return t("stop.idle", seconds=self.limit + 60)  # stuck between tests
         return None
 
     def update(self) -> None:
@@ -142,8 +144,9 @@ class Watch:
                     self.current_since = time.monotonic() + REPLAY_ALLOWANCE_S
                 continue
             self.started.append(event)
-            self.current_since = time.monotonic()
+            self.current_since = self.last_event = time.monotonic()
         for record in self._records.new():
+            self.last_event = time.monotonic()
             self.records.append(record)
             if self.on_record:
                 self.on_record(record)

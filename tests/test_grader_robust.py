@@ -288,11 +288,25 @@ def test_failing_cells_are_named_and_score_agrees_with_exit_status(book, tmp_pat
     ]
 
 
-def test_empty_file_is_graded_not_a_crash(book, tmp_path):
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_empty_file_is_graded_not_a_crash(book, tmp_path, monkeypatch):
+    """... and the only file grading writes in the repository is the progress file."""
     learner = tmp_path / "01_mine.py"
     learner.write_text("")
     report = tmp_path / "report.json"
+    monkeypatch.delenv(progress.PATH_VARIABLE)  # the real place, in the (mini) repository
+    before = snapshot(book)
     code, out = run_grader(book, "01", "--file", str(learner), "--json", str(report))
+    after = snapshot(book)
+    written = book / progress.FILE_NAME
+    try:
+        assert {k: v for k, v in after.items() if k != progress.FILE_NAME} == before
+        assert json.loads(written.read_text())["chapters"]["01"]["attempts"] == 1
+    finally:
+        written.unlink(missing_ok=True)
     data = json.loads(report.read_text())
     assert code == 1 and "Traceback" not in out and "RuntimeError" not in out, out
     assert data["tests"] and all(r["status"] == "failed" for r in data["tests"])

@@ -71,6 +71,7 @@ EN: dict[str, str] = {
     # how a run was stopped, crashed or cut short
     "stop.collection": "no test started within {seconds:.0f} s",
     "stop.hung": "{item} ran longer than {seconds:.0f} s",
+    "stop.idle": "nothing happened for {seconds:.0f} s between two tests",
     "crash.hung": "`{exercise}` did not return within {seconds:.0f} s and was stopped (stuck in a "
     "loop, possibly inside one long call that Python cannot interrupt, such as "
     "sum(range(10**15)))",
@@ -193,6 +194,7 @@ ZH: dict[str, str] = {
     "（最后保存的是 {newer}）。如果你是在 {other} 中写的，请重新保存它或使用 --file。",
     "stop.collection": "{seconds:.0f} 秒内没有开始任何测试",
     "stop.hung": "{item} 运行超过了 {seconds:.0f} 秒",
+    "stop.idle": "两个测试之间 {seconds:.0f} 秒没有任何进展",
     "crash.hung": "`{exercise}` 在 {seconds:.0f} 秒内没有返回，已被停止（陷入了循环，可能是 Python "
     "无法中断的一次长时间调用，例如 sum(range(10**15))）",
     "crash.died": "测试 `{exercise}` 时{how}",
