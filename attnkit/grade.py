@@ -130,8 +130,11 @@ class Watch:
         running = self.running()
         if running is None and not self.started and now - self.begin > COLLECTION_S:
             return t("stop.collection", seconds=COLLECTION_S)
-        if running is not None and now - self.current_since > self.limit:
-            return t("stop.hung", item=running, seconds=self.limit)
+        # set-up (the learner's file loaded, nbval's kernel started) gets COLLECTION_S;
+        # the item itself, from its call on, its time limit plus the grace
+        limit = self.limit if running in self.called else COLLECTION_S
+        if running is not None and now - self.current_since > limit:
+            return t("stop.hung", item=running, seconds=limit)
         if running is None and self.started and now - self.last_event > self.limit + 60:
             return t("stop.idle", seconds=self.limit + 60)  # stuck between tests
         return None
@@ -139,7 +142,9 @@ class Watch:
     def update(self) -> None:
         for event in self._started.new():
             if isinstance(event, dict):
-                self.called.add(event.get("call", ""))
+                if event.get("call"):
+                    self.called.add(event["call"])
+                    self.current_since = time.monotonic()
                 if event.get("explain"):  # replaying misconceptions: up to their budget more
                     self.current_since = time.monotonic() + REPLAY_ALLOWANCE_S
                 continue
