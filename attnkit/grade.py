@@ -408,7 +408,8 @@ def grade_notebook(setup: Setup, expected_file: Path, on_record=None) -> dict:
             _pytest(NOTEBOOK_PLUGINS) + args,
             timeout=BACKSTOP_S,
             cwd=tmp,
-            env=_child_env({}),
+            # the kernel's IPython history and connection files stay in the temporary folder
+            env=_child_env({"IPYTHONDIR": f"{tmp}/ipython", "JUPYTER_RUNTIME_DIR": f"{tmp}/rt"}),
             limits=setup.limits,
             wrapper=setup.wrapper,
             poll=watch,

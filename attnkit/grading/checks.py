@@ -21,7 +21,17 @@ from .loader import LearnerFileError, source_of
 from .messages import t
 
 # Folders of the repository that hold the book's sources: --json may never write there.
-SOURCE_FOLDERS = ("attnkit", "book", "exercises", "notebooks", "solutions", "tests", "tools")
+SOURCE_FOLDERS = (
+    ".ci",
+    ".git",
+    "attnkit",
+    "book",
+    "exercises",
+    "notebooks",
+    "solutions",
+    "tests",
+    "tools",
+)
 
 
 class UsageError(Exception):
