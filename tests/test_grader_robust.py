@@ -537,8 +537,18 @@ def test_hint_file_checker_on_a_fixture(tmp_path):
 @pytest.mark.parametrize("chapter,names", sorted(all_exercises(ROOT).items()))
 def test_every_exercise_has_hints_in_both_languages(chapter, names):
     path = hints.hints_path(ROOT, chapter)
-    assert path is not None, f"no solutions/{chapter}_*.hints.toml"
+    solution = next((ROOT / "solutions").glob(f"{chapter}_*.py")).name
+    assert path is not None, f"no hints file beside solutions/{solution}"
     assert hints.problems(path, names) == []
+
+
+def test_every_hints_file_sits_beside_a_solution():
+    orphans = [
+        p.name
+        for p in (ROOT / "solutions").glob("*.hints.toml")
+        if not p.with_name(p.name.removesuffix(".hints.toml") + ".py").is_file()
+    ]
+    assert orphans == [], "hints files named after no solution (renumbered chapter?)"
 
 
 # -------------------------------------------------------------------------- languages

@@ -29,9 +29,13 @@ class HintsError(Exception):
 
 
 def hints_path(root: Path, chapter: str) -> Path | None:
-    """``solutions/NN_slug.hints.toml`` of the chapter, or ``None`` if it has none."""
-    found = sorted((root / "solutions").glob(f"{chapter}_*.hints.toml"))
-    return found[0] if found else None
+    """``solutions/NN_slug.hints.toml`` beside the chapter's ``solutions/NN_slug.py``, or
+    ``None`` if there is none (a hints file under another slug is not the chapter's)."""
+    for solution in sorted((root / "solutions").glob(f"{chapter}_*.py")):
+        path = solution.with_suffix(".hints.toml")
+        if path.is_file():
+            return path
+    return None
 
 
 def load_hints(path: Path) -> dict[str, dict[str, list[str]]]:
