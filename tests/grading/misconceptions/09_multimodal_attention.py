@@ -132,7 +132,7 @@ def left_aligned(digit_images):
     "compose_strip",
     en="your strip is always float32: allocate it with the input's dtype "
     "(digit_images.new_zeros or dtype=digit_images.dtype).",
-    zh="你的图条总是 float32：应按输入的 dtype 分配（digit_images.new_zeros 或 "
+    zh="你的条带图像总是 float32：应按输入的 dtype 分配（digit_images.new_zeros 或 "
     "dtype=digit_images.dtype）。",
 )
 def strip_always_float32(digit_images):
@@ -159,7 +159,7 @@ def stacked_vertically(digit_images):
 @misconception(
     "compose_strip",
     en="the strip is always three slots wide (1, 8, 24): a two-digit number keeps a blank slot 0.",
-    zh="图条总是三格宽 (1, 8, 24)：两位数也要保留空白的第 0 格。",
+    zh="条带图像总是三格宽 (1, 8, 24)：两位数也要保留空白的第 0 格。",
 )
 def no_blank_slot(digit_images):
     return torch.cat(list(digit_images), dim=-1)
