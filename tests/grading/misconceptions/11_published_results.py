@@ -141,19 +141,12 @@ def distinct_ngrams_only(hypothesis, references, n):
 
 
 # ---------------------------------------------------------------------- corpus_bleu
-def _precision(hyp, refs, n):
-    h = _ngrams(hyp, n)
-    max_ref = Counter()
-    for r in refs:
-        max_ref |= _ngrams(r, n)
-    return sum(min(c, max_ref[g]) for g, c in h.items()), max(0, len(hyp) - n + 1)
-
-
-def _stats(hypotheses, references, max_n, ref_length):
+def _stats(hypotheses, references, max_n, ref_length, precision):
+    """Summed statistics, from the learner's modified_ngram_precision (``precision``)."""
     matches, totals, c, r = [0] * max_n, [0] * max_n, 0, 0
     for hyp, refs in zip(hypotheses, references):
         for n in range(1, max_n + 1):
-            m, t = _precision(hyp, refs, n)
+            m, t = precision(hyp, refs, n)
             matches[n - 1] += m
             totals[n - 1] += t
         c += len(hyp)
@@ -174,7 +167,7 @@ def _closest(hyp, refs):
 def average_of_sentence_bleu(hypotheses, references, max_n=4):
     scores = []
     for hyp, refs in zip(hypotheses, references):
-        m, t, c, r = _stats([hyp], [refs], max_n, _closest)
+        m, t, c, r = _stats([hyp], [refs], max_n, _closest, modified_ngram_precision)
         if min(t) == 0 or min(m) == 0:
             scores.append(0.0)
             continue
@@ -189,7 +182,7 @@ def average_of_sentence_bleu(hypotheses, references, max_n=4):
     zh="BLEU 对 p_n 取几何平均（对数平均再取 exp），而不是算术平均。",
 )
 def arithmetic_mean_of_precisions(hypotheses, references, max_n=4):
-    m, t, c, r = _stats(hypotheses, references, max_n, _closest)
+    m, t, c, r = _stats(hypotheses, references, max_n, _closest, modified_ngram_precision)
     if min(t) == 0 or min(m) == 0:
         return 0.0
     bp = 1.0 if c > r else math.exp(1 - r / c)
@@ -203,7 +196,7 @@ def arithmetic_mean_of_precisions(hypotheses, references, max_n=4):
     zh="简短惩罚是 exp(1 - r / c)，c 是假设的长度：你把比值写反了。",
 )
 def brevity_penalty_inverted(hypotheses, references, max_n=4):
-    m, t, c, r = _stats(hypotheses, references, max_n, _closest)
+    m, t, c, r = _stats(hypotheses, references, max_n, _closest, modified_ngram_precision)
     if min(t) == 0 or min(m) == 0:
         return 0.0
     bp = 1.0 if c > r else math.exp(1 - c / r)
@@ -217,7 +210,13 @@ def brevity_penalty_inverted(hypotheses, references, max_n=4):
     zh="r 取与假设长度最接近的参考长度（相同时取较短者），而不是最短的参考译文。",
 )
 def shortest_reference_length(hypotheses, references, max_n=4):
-    m, t, c, r = _stats(hypotheses, references, max_n, lambda h, rs: min(len(x) for x in rs))
+    m, t, c, r = _stats(
+        hypotheses,
+        references,
+        max_n,
+        lambda h, rs: min(len(x) for x in rs),
+        modified_ngram_precision,
+    )
     if min(t) == 0 or min(m) == 0:
         return 0.0
     bp = 1.0 if c > r else math.exp(1 - r / c)

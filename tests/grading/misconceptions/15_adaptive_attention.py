@@ -10,7 +10,6 @@ import math
 
 import torch
 
-from attnkit.efficient.adaptive_span import soft_span_mask as _mask
 from attnkit.grading.misconceptions import misconception
 
 
@@ -76,11 +75,12 @@ def mask_in_place(distance, span, ramp):
 
 
 # ------------------------------------------------------------- adaptive_span_weights
-def _mask_matrix(scores, span, ramp, causal=True):
+def _mask_matrix(scores, span, ramp, mask_fn, causal=True):
+    """The soft mask (H, n, n) from the learner's soft_span_mask (``mask_fn``), as the solution."""
     n = scores.shape[-1]
     pos = torch.arange(n, dtype=scores.dtype)
     distance = pos[:, None] - pos[None, :]
-    m = _mask(distance, span.to(scores.dtype)[:, None, None], ramp)
+    m = mask_fn(distance, span.to(scores.dtype)[:, None, None], ramp)
     if causal:
         m = torch.where(distance >= 0, m, torch.zeros_like(m))
     return m
@@ -93,7 +93,7 @@ def _mask_matrix(scores, span, ramp, causal=True):
     zh="softmax 乘上掩码后每行之和不再是 1：还要再除以行和。",
 )
 def not_renormalized(scores, span, ramp):
-    m = _mask_matrix(scores, span, ramp)
+    m = _mask_matrix(scores, span, ramp, soft_span_mask)
     return torch.softmax(scores.masked_fill(m == 0, float("-inf")), dim=-1) * m
 
 
@@ -104,7 +104,7 @@ def not_renormalized(scores, span, ramp):
     zh="注意力是因果的：查询之后的键（r > t）权重为 0，但 m(t - r) 在距离为负时等于 1。",
 )
 def not_causal(scores, span, ramp):
-    m = _mask_matrix(scores, span, ramp, causal=False)
+    m = _mask_matrix(scores, span, ramp, soft_span_mask, causal=False)
     w = torch.softmax(scores.masked_fill(m == 0, float("-inf")), dim=-1) * m
     return w / w.sum(dim=-1, keepdim=True)
 
@@ -115,7 +115,7 @@ def not_causal(scores, span, ramp):
     zh="掩码乘的是指数项 m · e^s，而不是 softmax 里面的分数。",
 )
 def mask_multiplies_scores(scores, span, ramp):
-    m = _mask_matrix(scores, span, ramp)
+    m = _mask_matrix(scores, span, ramp, soft_span_mask)
     logits = (scores * m).masked_fill(m == 0, float("-inf"))
     return torch.softmax(logits, dim=-1)
 
@@ -127,7 +127,7 @@ def mask_multiplies_scores(scores, span, ramp):
     zh="几百大小的分数取 exp 会溢出：取指数之前先减去行最大值（或者用 torch.softmax）。",
 )
 def exp_without_max(scores, span, ramp):
-    m = _mask_matrix(scores, span, ramp)
+    m = _mask_matrix(scores, span, ramp, soft_span_mask)
     w = m * torch.exp(scores)
     return w / w.sum(dim=-1, keepdim=True)
 
