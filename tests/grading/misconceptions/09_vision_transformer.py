@@ -1,4 +1,4 @@
-"""Misconceptions of chapter 8's exercises (the Vision Transformer).
+"""Misconceptions of chapter 9's exercises (the Vision Transformer).
 
 Each function is a complete wrong answer that learners really write; the grader must fail
 it, and the report names it from the message below (see ``attnkit.grading.misconceptions``).

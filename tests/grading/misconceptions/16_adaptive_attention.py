@@ -1,4 +1,4 @@
-"""Misconceptions of chapter 15's exercises (adaptive attention span).
+"""Misconceptions of chapter 16's exercises (adaptive attention span).
 
 Each function is a complete wrong answer that learners really write; the grader must fail
 it, and the report names it from the message below (see ``attnkit.grading.misconceptions``).

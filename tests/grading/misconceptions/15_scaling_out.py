@@ -1,4 +1,4 @@
-"""Misconceptions of chapter 14's exercises (scaling out).
+"""Misconceptions of chapter 15's exercises (scaling out).
 
 Each function is a complete wrong answer that learners really write; the grader must fail
 it, and the report names it from the message below (see ``attnkit.grading.misconceptions``).

@@ -1,4 +1,4 @@
-"""Misconceptions of chapter 11's exercises (what the published results say).
+"""Misconceptions of chapter 12's exercises (what the published results say).
 
 Each function is a complete wrong answer that learners really write; the grader must fail
 it, and the report names it from the message below (see ``attnkit.grading.misconceptions``).

@@ -1,4 +1,4 @@
-"""Misconceptions of chapter 10's exercises (attention at work).
+"""Misconceptions of chapter 11's exercises (attention at work).
 
 Each function is a complete wrong answer that learners really write; the grader must fail
 it, and the report names it from the message below (see ``attnkit.grading.misconceptions``).
