@@ -35,6 +35,7 @@ ex = pytest.mark.exercise
     [
         ("the red ball", "a ball", 2 / 3),  # p = 1/2, r = 1
         ("ball ball", "ball", 2 / 3),  # counted with multiplicity
+        ("ball ball", "ball ball", 1.0),  # a set intersection would count 1 of 2
         ("john went home", "john went to bed", 4 / 7),  # p = 2/3, r = 1/2
         ("The Garden!", "garden", 1.0),  # normalisation
         ("kitchen", "garden", 0.0),

@@ -145,7 +145,7 @@ def test_zero_memory_reproduces_the_papers_table(learner):
 @ex("zero_memory_per_device")
 @pytest.mark.parametrize(
     "num_params,world_size,k",
-    [(1e6, 1, 12), (3.3e8, 8, 12), (7e9, 16, 8), (1_000_003, 7, 12), (2_000_001, 4, 0)],
+    [(1e6, 1, 12), (3.3e8, 8, 12), (7e9, 16, 8), (1_003, 7, 12), (2_000_001, 4, 0)],
 )
 def test_zero_memory_formulas(learner, num_params, world_size, k):
     fn = require(learner, "zero_memory_per_device")
@@ -164,6 +164,16 @@ def test_zero_memory_formulas(learner, num_params, world_size, k):
         )
     if world_size == 1:
         assert len({round(x) for x in got}) == 1, "on one device every stage costs the same"
+
+
+@ex("zero_memory_per_device")
+def test_zero_memory_uses_the_given_k(learner):
+    fn = require(learner, "zero_memory_per_device")
+    for k in (8, 0, 20):  # k = 0: an optimizer without state (plain SGD)
+        got = fn(1e6, 4, 1, k)
+        assert got == pytest.approx(4e6 + k * 1e6 / 4, rel=1e-12), (
+            f"stage 1 with k = {k}: 2 + 2 bytes per parameter, k / N of optimizer state"
+        )
 
 
 @ex("zero_memory_per_device")
