@@ -37,6 +37,7 @@ import attnkit
 import attnkit.data
 import attnkit.models
 from attnkit import efficient as eff
+from attnkit import llm
 from attnkit import metrics as met
 from attnkit.data import acceptability as acc
 from attnkit.data import (
@@ -56,6 +57,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 MODULES = [
     "attnkit",
     "attnkit.efficient",
+    "attnkit.llm",
     "attnkit.decoding",
     "attnkit.metrics",
     "attnkit.interpret",
@@ -252,6 +254,150 @@ NAN = float("nan")
 QKV = (lambda: rnd(2, 3, 4), lambda: rnd(2, 5, 4), lambda: rnd(2, 5, 6))
 
 CALLS: dict[str, Entry] = {
+    # ----------------------------------------------------------------------- attnkit.llm
+    "attnkit.llm.DeltaNetAttention": E(8, 2, gated=True, chunk_size=4, bad={"num_heads": [3]}),
+    "attnkit.llm.DifferentialAttention": E(8, 2, layer=2, bad={"num_heads": [3], "layer": [0]}),
+    "attnkit.llm.KVLayout": E(
+        "toy",
+        2,
+        "gqa",
+        4,
+        head_dim=8,
+        num_kv_heads=2,
+        source="test",
+        bad={"kind": ["mqa"], "num_kv_heads": [3], "num_layers": [0]},
+    ),
+    "attnkit.llm.LLMSelfAttention": E(
+        8,
+        2,
+        num_kv_heads=1,
+        rope_base=100.0,
+        qk_norm=True,
+        softcap=5.0,
+        output_gate=True,
+        score="softmax",
+        window=3,
+        num_sinks=1,
+        bad={"score": ["relu"], "num_kv_heads": [3], "window": [0], "softcap": [-1.0]},
+    ),
+    "attnkit.llm.LatentKVCache": E(lambda: rnd(1, 3, 4), lambda: rnd(1, 3, 2)),
+    "attnkit.llm.MultiHeadLatentAttention": E(
+        16, 2, 4, 6, 2, q_latent_dim=5, rope_base=100.0, bad={"rope_dim": [3], "latent_dim": [0]}
+    ),
+    "attnkit.llm.PagedKVCache": E(4, 2, 1, 3, dtype=torch.float64, bad={"block_size": [0]}),
+    "attnkit.llm.blocks_needed": E(5, 2, bad={"length": [-1], "block_size": [0]}),
+    "attnkit.llm.delta_rule_chunkwise": E(
+        lambda: rnd(1, 2, 5, 3),
+        lambda: rnd(1, 2, 5, 3),
+        lambda: rnd(1, 2, 5, 4),
+        lambda: torch.rand(1, 2, 5),
+        lambda: torch.rand(1, 2, 5),
+        chunk_size=2,
+        initial_state=lambda: rnd(1, 2, 4, 3),
+        bad={"beta": [rnd(1, 2, 4)], "k": [rnd(1, 2, 5, 2)], "chunk_size": [0]},
+    ),
+    "attnkit.llm.delta_rule_recurrent": E(
+        lambda: rnd(1, 2, 5, 3),
+        lambda: rnd(1, 2, 5, 3),
+        lambda: rnd(1, 2, 5, 4),
+        lambda: torch.rand(1, 2, 5),
+        lambda: torch.rand(1, 2, 5),
+        initial_state=lambda: rnd(1, 2, 4, 3),
+        bad={"alpha": [rnd(2, 5)], "initial_state": [rnd(1, 2, 3, 3)]},
+    ),
+    "attnkit.llm.differential_attention": E(
+        lambda: rnd(2, 3, 4),
+        lambda: rnd(2, 3, 4),
+        lambda: rnd(2, 3, 4),
+        lambda: rnd(2, 3, 4),
+        lambda: rnd(2, 3, 8),
+        0.5,
+        lambda: ones(3, 3),
+        bad={"k2": [rnd(2, 3, 5)], "v": [rnd(2, 4, 8)], "lam": ["x"]},
+    ),
+    "attnkit.llm.differential_lambda_init": E(3, bad={"layer": [0, -1]}),
+    "attnkit.llm.indexer_scores": E(
+        lambda: rnd(1, 3, 2, 4),
+        lambda: rnd(1, 5, 4),
+        lambda: rnd(1, 3, 2),
+        bad={"k_index": [rnd(1, 5, 3)], "w": [rnd(1, 3, 3)]},
+    ),
+    "attnkit.llm.kv_cache_bytes_per_token": E(
+        lambda: llm.PUBLISHED["Llama 3 8B"],
+        2,
+        bad={"layout": ["Llama 3 8B"], "bytes_per_element": [0]},
+    ),
+    "attnkit.llm.kv_cache_elements_per_token": E(
+        lambda: llm.PUBLISHED["DeepSeek-V2"], bad={"layout": ["DeepSeek-V2", 3]}
+    ),
+    "attnkit.llm.latent_attention": E(
+        lambda: rnd(1, 2, 3, 4),
+        lambda: rnd(1, 2, 3, 2),
+        lambda: rnd(1, 5, 6),
+        lambda: rnd(1, 5, 2),
+        lambda: rnd(2, 4, 6),
+        lambda: rnd(2, 4, 6),
+        lambda: ones(3, 5),
+        absorb=True,
+        bad={"w_uk": [rnd(2, 4, 7)], "k_r": [rnd(1, 4, 2)], "mask": [ones(3, 4)]},
+    ),
+    "attnkit.llm.nsa_attention": E(
+        lambda: rnd(1, 2, 8, 3),
+        lambda: rnd(1, 1, 8, 3),
+        lambda: rnd(1, 1, 8, 4),
+        lambda: torch.rand(1, 2, 8, 3),
+        block_size=2,
+        top_blocks=1,
+        window=2,
+        bad={"gates": [rnd(1, 2, 8, 2)], "block_size": [0], "window": [0]},
+    ),
+    "attnkit.llm.nsa_masks": E(
+        lambda: rnd(1, 2, 8, 3),
+        lambda: rnd(1, 1, 8, 3),
+        block_size=2,
+        top_blocks=1,
+        window=2,
+        bad={"k": [rnd(1, 1, 8, 4)], "top_blocks": [-1]},
+    ),
+    "attnkit.llm.paged_attention": E(
+        lambda: rnd(1, 2, 1, 3),
+        lambda: rnd(4, 1, 2, 3),
+        lambda: rnd(4, 1, 2, 3),
+        lambda: torch.tensor([[0, 2]]),
+        lambda: torch.tensor([3]),
+        bad={
+            "block_table": [torch.tensor([[0, 9]]), torch.tensor([0, 2])],
+            "lengths": [torch.tensor([5])],
+        },
+    ),
+    "attnkit.llm.rope_cos_sin": E(
+        lambda: torch.arange(4),
+        lambda: torch.rand(3),
+        dtype=torch.float64,
+        bad={"positions": [torch.zeros(2, 2)], "theta": [torch.zeros(2, 2)]},
+    ),
+    "attnkit.llm.scaled_rope_frequencies": E(
+        8,
+        base=100.0,
+        method="yarn",
+        factor=2.0,
+        original_length=16,
+        alpha=1.0,
+        beta=8.0,
+        bad={"method": ["linear"], "factor": [0.5], "head_dim": [7], "beta": [0.5]},
+    ),
+    "attnkit.llm.sigmoid_attention": E(
+        *QKV, lambda: ones(3, 5), bias=-1.0, bad={"mask": [ones(3, 5).double()], "bias": ["x"]}
+    ),
+    "attnkit.llm.softcap": E(lambda: rnd(2, 3), 5.0, bad={"cap": [0.0, -1.0]}),
+    "attnkit.llm.topk_sparse_attention": E(
+        lambda: rnd(1, 2, 4, 3),
+        lambda: rnd(1, 4, 3),
+        lambda: rnd(1, 4, 5),
+        lambda: llm.topk_token_mask(torch.rand(1, 4, 4), 2),
+        bad={"selected": [torch.ones(1, 4, 4)], "v": [rnd(1, 3, 5)]},
+    ),
+    "attnkit.llm.topk_token_mask": E(lambda: rnd(1, 4, 4), 2, causal=True, bad={"top_k": [0]}),
     # ------------------------------------------------------------------------- attnkit
     "attnkit.AdditiveAttention": E(4, 6, 5, 0.1, bad={"d_hidden": [0, -2]}),
     "attnkit.FeedForward": E(8, 16, 0.0, "gelu", bad={"activation": ["tanh"]}),

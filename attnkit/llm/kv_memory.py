@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._validate import check_positive_int
+from .._validate import check_choice, check_positive_int, check_str
 
 __all__ = ["PUBLISHED", "KVLayout", "kv_cache_bytes_per_token", "kv_cache_elements_per_token"]
 
@@ -57,10 +57,13 @@ class KVLayout:
     source: str = ""
 
     def __post_init__(self) -> None:
+        check_str(self.name, "name")
+        check_str(self.source, "source")
         check_positive_int(self.num_layers, "num_layers")
         check_positive_int(self.num_heads, "num_heads")
-        if self.kind not in ("mha", "gqa", "mla"):
-            raise ValueError(f"kind must be 'mha', 'gqa' or 'mla', got {self.kind!r}.")
+        check_choice(self.kind, "kind", ("mha", "gqa", "mla"))
+        for field_name in ("head_dim", "num_kv_heads", "latent_dim", "rope_dim"):
+            check_positive_int(getattr(self, field_name), field_name, allow_zero=True)
         if self.kind == "mla":
             check_positive_int(self.latent_dim, "latent_dim")
             check_positive_int(self.rope_dim, "rope_dim", allow_zero=True)

@@ -32,7 +32,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._validate import check_floating, check_positive_int, check_tensor, fmt_shape
+from .._validate import (
+    check_floating,
+    check_positive_int,
+    check_positive_number,
+    check_tensor,
+    fmt_shape,
+)
 from ..attention import scaled_dot_product_attention
 from ..heads import merge_heads, split_heads
 from ..masks import causal_mask
@@ -130,6 +136,18 @@ class LatentKVCache:
     c_kv: torch.Tensor | None = None
     k_r: torch.Tensor | None = None
 
+    def __post_init__(self) -> None:
+        if (self.c_kv is None) != (self.k_r is None):
+            raise ValueError("c_kv and k_r must both be given or both be None.")
+        if self.c_kv is not None and self.k_r is not None:
+            for name, t in (("c_kv", self.c_kv), ("k_r", self.k_r)):
+                check_floating(check_tensor(t, name, min_dim=3), name)
+            if self.c_kv.shape[:2] != self.k_r.shape[:2]:
+                raise ValueError(
+                    f"c_kv (B, T, d_c) and k_r (B, T, d_r) must cover the same batch and "
+                    f"positions, got {fmt_shape(self.c_kv.shape)} and {fmt_shape(self.k_r.shape)}."
+                )
+
     def __len__(self) -> int:
         return 0 if self.c_kv is None else self.c_kv.shape[1]
 
@@ -193,7 +211,7 @@ class MultiHeadLatentAttention(nn.Module):
         self.rope_dim = check_positive_int(rope_dim, "rope_dim")
         if self.rope_dim % 2:
             raise ValueError(f"rope_dim must be even (pairs are rotated), got {rope_dim}.")
-        self.rope_base = float(rope_base)
+        self.rope_base = check_positive_number(rope_base, "rope_base")
         H, d_h, d_r = self.num_heads, self.head_dim, self.rope_dim
         if q_latent_dim is None:
             self.w_dq = None

@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from .._validate import check_floating, check_positive_int, check_tensor, fmt_shape
+from .._validate import check_dtype, check_floating, check_positive_int, check_tensor, fmt_shape
 from ..attention import scaled_dot_product_attention
 from ..heads import repeat_kv
 
@@ -61,6 +61,7 @@ class PagedKVCache:
         self.block_size = check_positive_int(block_size, "block_size")
         self.num_kv_heads = check_positive_int(num_kv_heads, "num_kv_heads")
         self.head_dim = check_positive_int(head_dim, "head_dim")
+        dtype = check_dtype(dtype)
         shape = (self.num_blocks, self.num_kv_heads, self.block_size, self.head_dim)
         self.k_pool = torch.zeros(shape, dtype=dtype)
         self.v_pool = torch.zeros(shape, dtype=dtype)
@@ -189,9 +190,9 @@ def paged_attention(
     if lengths.shape != (B,) or bool((lengths < T_q).any()):
         raise ValueError(f"lengths must be (B={B},) with every length >= T_q={T_q}.")
     if bool((lengths > block_table.shape[1] * bs).any()):
-        raise ValueError("a length exceeds the slots of its block table.")
+        raise ValueError("lengths: a length exceeds the slots of its block table.")
     if bool(((block_table < 0) | (block_table >= num_blocks)).any()):
-        raise ValueError(f"block ids must lie in [0, {num_blocks}).")
+        raise ValueError(f"block_table: block ids must lie in [0, {num_blocks}).")
     k = k_pool[block_table].transpose(1, 2).flatten(2, 3)  # (B, H_kv, max_blocks * bs, D)
     v = v_pool[block_table].transpose(1, 2).flatten(2, 3)
     n = k.shape[2]

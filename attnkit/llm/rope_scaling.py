@@ -32,7 +32,14 @@ import math
 
 import torch
 
-from .._validate import check_positive_int, check_positive_number, check_tensor
+from .._validate import (
+    check_dtype,
+    check_floating,
+    check_positive_int,
+    check_positive_number,
+    check_tensor,
+    fmt_shape,
+)
 
 __all__ = ["ROPE_SCALINGS", "rope_cos_sin", "scaled_rope_frequencies"]
 
@@ -91,9 +98,13 @@ def rope_cos_sin(
     and frequencies ``theta`` ``(head_dim / 2,)``, in the rotate-half layout of
     :func:`attnkit.apply_rotary` (both halves repeat the angles)."""
     check_tensor(positions, "positions", min_dim=1)
-    check_tensor(theta, "theta", min_dim=1)
+    check_floating(check_tensor(theta, "theta", min_dim=1), "theta")
+    dtype = check_dtype(dtype)
     if positions.dim() != 1 or theta.dim() != 1:
-        raise ValueError("positions and theta must be 1-D tensors.")
+        raise ValueError(
+            f"positions and theta must be 1-D tensors, got positions {fmt_shape(positions.shape)} "
+            f"and theta {fmt_shape(theta.shape)}."
+        )
     angles = torch.outer(positions.to(torch.float64), theta.to(torch.float64))  # (T, d/2)
     angles = torch.cat((angles, angles), dim=-1)  # (T, head_dim)
     return angles.cos().to(dtype), angles.sin().to(dtype)

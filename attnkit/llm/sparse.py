@@ -20,7 +20,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_floating, check_positive_int, check_qkv, check_tensor, fmt_shape
+from .._validate import (
+    check_bool,
+    check_floating,
+    check_positive_int,
+    check_qkv,
+    check_tensor,
+    fmt_shape,
+)
 from ..attention import scaled_dot_product_attention
 from ..masks import causal_mask
 
@@ -63,6 +70,7 @@ def topk_token_mask(scores: torch.Tensor, top_k: int, *, causal: bool = True) ->
     With ``causal``, query ``t`` sees keys ``s <= t + S - T``."""
     check_floating(check_tensor(scores, "scores", min_dim=2), "scores")
     top_k = check_positive_int(top_k, "top_k")
+    causal = check_bool(causal, "causal")
     T, S = scores.shape[-2:]
     visible = causal_mask(T, S, device=scores.device) if causal else scores.new_ones(T, S).bool()
     masked = scores.masked_fill(~visible, float("-inf"))
@@ -88,6 +96,8 @@ def topk_sparse_attention(
         ``(B, H, T, D_v)``: equal to dense attention with ``mask = selected``, at a cost
         ``O(T K)`` instead of ``O(T S)``.
     """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_floating(check_tensor(t, name, min_dim=4 if name == "q" else 3), name)
     check_qkv(q, k[:, None], v[:, None])
     check_tensor(selected, "selected", min_dim=3)
     B, _, T, D = q.shape

@@ -31,6 +31,7 @@ from .._validate import (
     check_positive_int,
     check_positive_number,
     check_qkv,
+    check_real,
     check_tensor,
     fmt_shape,
 )
@@ -78,7 +79,7 @@ def sigmoid_attention(
         check_mask(mask, (*batch, n_q, n_k))
         if mask.dtype != torch.bool:
             raise TypeError(f"mask must be a bool tensor for sigmoid attention, got {mask.dtype}.")
-    b = -math.log(max(n_k, 1)) if bias is None else float(bias)
+    b = -math.log(max(n_k, 1)) if bias is None else check_real(bias, "bias")
     weights = torch.sigmoid(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) + b)  # (..., n_q, n_k)
     if mask is not None:
         weights = weights.masked_fill(~mask, 0.0)
@@ -111,6 +112,13 @@ def differential_attention(
     """
     check_qkv(q1, k1, v, names=("q1", "k1", "v"))
     check_qkv(q2, k2, v, names=("q2", "k2", "v"))
+    if isinstance(lam, torch.Tensor):
+        if lam.dim() != 0 or not lam.is_floating_point():
+            raise ValueError(
+                f"lam must be a float or a 0-d floating tensor, got {fmt_shape(lam.shape)}."
+            )
+    else:
+        check_real(lam, "lam")
     a1 = scaled_dot_product_attention(q1, k1, v, mask)
     a2 = scaled_dot_product_attention(q2, k2, v, mask)
     return a1 - lam * a2  # (..., n_q, 2d)
