@@ -84,9 +84,15 @@ RESULTS = {}  # task -> {model: score}, filled as we go and tabulated at the end
 # (ch10-which-attention)=
 # ## Which attention? The seed's translation example
 #
-# The seed illustrates machine translation with "我喜欢吃苹果。" → "I like eating apples."
-# and says that *self*-attention "links" 喜欢 and 苹果 to their English counterparts. That
-# is not what self-attention does. In the encoder–decoder Transformer
+# ```{admonition} Seed erratum E9 · 应用场景 (lines 114, 129)
+# :class: seed-erratum
+# The seed says: 「自注意力机制在机器翻译模型中可以捕捉源语言句子中的关键词汇，如“喜欢”和“苹果”，并将它们与目标语言中的对应词汇关联起来」
+# **Correction:** the link from an output word to the source words is the decoder's
+# cross-attention; self-attention relates words within one sequence. Entry:
+# {ref}`errata-e9`; evidence: {ref}`ch10-which-attention`.
+# ```
+#
+# In the encoder–decoder Transformer
 # {cite:p}`vaswani2017attention` the encoder's self-attention relates source words to
 # source words, the decoder's (causal) self-attention target words to earlier target words,
 # and only the decoder's **cross-attention** has target positions as queries and source
@@ -117,7 +123,14 @@ assert enc_self[0].shape[-2:] == (6, 6) and cross[0].shape[-2:] == (5, 6), (
 # (ch10-sentiment)=
 # ## Task 1: sentiment with negation and contrast
 #
-# The seed says self-attention "identifies sentiment keywords" (识别文本中的情感关键词).
+# ```{admonition} Seed erratum E10 · 应用场景 (line 118)
+# :class: seed-erratum
+# The seed says: 「自注意力机制可以识别文本中的情感关键词」
+# **Correction:** keywords fail where sentiment is hard (negation, contrast), a recurrent
+# model without attention handles those as well, and the attention weights need not point
+# at the deciding words. Entry: {ref}`errata-e10`; evidence: {ref}`ch10-sentiment`.
+# ```
+#
 # If keywords were enough, a **bag of words** (the average of the word embeddings, then a
 # linear layer, as fastText {cite:p}`joulin2017bag`) would do as well as anything. Negation
 # and contrast are where it cannot: "the film was not good" has the keyword *good* and is
@@ -322,6 +335,14 @@ assert r_ex["rouge1"] == 80.0, (  # 4 of 4 predicted unigrams match (stemmed), 4
 #
 # (ch10-qa)=
 # ## Task 2: extractive question answering
+#
+# ```{admonition} Seed erratum E33 · 应用场景 (lines 120, 290)
+# :class: seed-erratum
+# The seed says: 「模型能够更好地理解问题的意图，并生成更相关的答案」
+# **Correction:** in extractive QA (SQuAD, and this section) the model does not generate
+# the answer: it scores start and end positions and selects a span of the passage.
+# Entry: {ref}`errata-e33`; evidence: {ref}`ch10-qa`.
+# ```
 #
 # In extractive QA the answer is a **span** of a given text, as in SQuAD. Our texts are
 # bAbI-style stories {cite:p}`weston2015towards` from `attnkit.data.stories`: each person
