@@ -137,8 +137,9 @@ assert enc_self[0].shape[-2:] == (6, 6) and cross[0].shape[-2:] == (5, 6), (
 # :class: seed-erratum
 # The seed says: 「自注意力机制可以识别文本中的情感关键词」
 # **Correction:** keywords fail where sentiment is hard (negation, contrast), a recurrent
-# model without attention handles those as well, and the attention weights need not point
-# at the deciding words. Entry: {ref}`errata-e10`; evidence: {ref}`ch10-sentiment`.
+# model without attention handles those (here better than the Transformer at the same
+# budget), and the attention weights need not point at the deciding words. Entry:
+# {ref}`errata-e10`; evidence: {ref}`ch10-sentiment`.
 # ```
 #
 # If keywords were enough, a **bag of words** (the average of the word embeddings, then a
@@ -216,9 +217,8 @@ for name, (make, cfg) in sentiment_models.items():
     for seed in SEEDS:
         ak.seed_everything(seed)
         model = make()
-        train_classifier(
-            model, train_ids, train_mask, train_y, dataclasses.replace(cfg, seed=seed), batch_size=64
-        )
+        cfg_seed = dataclasses.replace(cfg, seed=seed)
+        train_classifier(model, train_ids, train_mask, train_y, cfg_seed, batch_size=64)
         if seed == 0:
             trained_sentiment[name] = model
         sent_acc[name]["val"].append(accuracy(model, *val_s))
@@ -233,29 +233,26 @@ for name, acc in sent_acc.items():
 RESULTS["sentiment (test accuracy)"] = {k: v["test"] for k, v in sent_acc.items()}
 
 # %%
-tf_s, gru_s, bow_s = sent_acc["Transformer"], sent_acc["BiGRU"], sent_acc["bag of words"]
-assert tf_s["test"].min() >= 0.95 and gru_s["test"].min() >= 0.95, (
-    "claim no longer holds: 'both order-aware models solve the task, with every seed' "
-    f"(measured lowest test accuracy Transformer {tf_s['test'].min():.3g}, "
-    f"BiGRU {gru_s['test'].min():.3g})"
+tf_acc, gru_acc, bow_acc = sent_acc["Transformer"], sent_acc["BiGRU"], sent_acc["bag of words"]
+assert gru_acc["test"].min() >= 0.97, (
+    "claim no longer holds: 'the GRU solves the task with every seed' (measured lowest "
+    f"test accuracy {gru_acc['test'].min():.3g})"
 )
-assert 0.5 < bow_s["val"].min() and bow_s["val"].max() < 0.7, (  # above chance, far from solved
+assert tf_acc["test"].min() >= 0.8 and tf_acc["test"].max() < gru_acc["test"].min(), (
+    "claim no longer holds: 'the Transformer gets most of the test set right, and less of it "
+    f"than the GRU, with every seed' (measured {tf_acc['test']} vs GRU {gru_acc['test']})"
+)
+assert bow_acc["val"].min() > 0.5 and bow_acc["val"].max() < 0.7, (  # above chance, not solved
     "claim no longer holds: 'the bag of words is above chance but far from solving the task "
-    f"on validation, with every seed' (measured {bow_s['val']})"
+    f"on validation, with every seed' (measured {bow_acc['val']})"
 )
-assert bow_s["test, held-out"].max() < 0.5, (  # worse than a coin
+assert bow_acc["test, held-out"].max() < 0.5, (  # worse than a coin
     "claim no longer holds: 'below chance on the held-out test combinations, with every seed' "
-    f"(measured {bow_s['test, held-out']})"
+    f"(measured {bow_acc['test, held-out']})"
 )
-assert bow_s["test"].max() < tf_s["test"].min() - 0.3, (
+assert bow_acc["test"].max() < tf_acc["test"].min() - 0.3, (
     "claim no longer holds: 'keywords are not enough' (measured best bag-of-words test "
-    f"accuracy {bow_s['test'].max():.3g}, worst Transformer {tf_s['test'].min():.3g})"
-)
-gap_s = gru_s["test"].mean() - tf_s["test"].mean()
-assert abs(gap_s) < 0.02, (
-    "claim no longer holds: 'the GRU and the Transformer within 2 points of each other on "
-    f"average' (measured mean test accuracy {gru_s['test'].mean():.3g} vs "
-    f"{tf_s['test'].mean():.3g})"
+    f"accuracy {bow_acc['test'].max():.3g}, worst Transformer {tf_acc['test'].min():.3g})"
 )
 for name, key in (("bag of words", "bow"), ("BiGRU", "gru"), ("Transformer", "tf")):
     for split, skey in (("val", "val"), ("test", "test"), ("test, held-out", "held")):
@@ -270,14 +267,15 @@ for name, key in (("bag of words", "bow"), ("BiGRU", "gru"), ("Transformer", "tf
 # on average) and **below** chance on the held-out test combinations
 # ({glue:text}`ch10_sent_bow_held:.1%` on average, {glue:text}`ch10_sent_bow_held_max:.1%`
 # at best): it scores "not *adjective*" with the polarity the adjective had in training,
-# which negation reverses. Keywords are not enough, whatever weights them. Both
-# order-aware models solve the task: the GRU, with no attention at all, reaches
-# {glue:text}`ch10_sent_gru_test:.1%` test accuracy on average
-# ({glue:text}`ch10_sent_gru_test_min:.1%` to {glue:text}`ch10_sent_gru_test_max:.1%`),
-# the Transformer {glue:text}`ch10_sent_tf_test:.1%`
-# ({glue:text}`ch10_sent_tf_test_min:.1%` to {glue:text}`ch10_sent_tf_test_max:.1%`);
-# their means are within 2 points of each other (asserted). What matters here is seeing
-# the order, not attention as such.
+# which negation reverses. Keywords are not enough, whatever weights them. The GRU, with
+# no attention at all, solves the task in {glue:text}`ch10_sent_steps` steps
+# ({glue:text}`ch10_sent_gru_test:.1%` test accuracy on average, at least
+# {glue:text}`ch10_sent_gru_test_min:.1%`); the Transformer gets most of it right but is
+# behind the GRU with every seed ({glue:text}`ch10_sent_tf_test:.1%` on average,
+# {glue:text}`ch10_sent_tf_test_min:.1%` to {glue:text}`ch10_sent_tf_test_max:.1%`). At
+# this budget, seeing the order matters and attention does not: the recurrent model,
+# whose recurrence gives it word order for free, learns the scope of a negation faster.
+# (With more steps the Transformer may catch up; that is not what was measured here.)
 #
 # Does the attention pooling show where the Transformer "looks"? One might expect its
 # weights to concentrate on the deciding words (the sentiment word of the deciding clause,
@@ -314,14 +312,16 @@ with torch.no_grad():
 mass = (pool_all * decisive).sum(1).mean().item()
 share = (decisive.sum(1) / test_s[1].sum(1)).mean().item()
 print(f"pooling weight on the deciding words: {mass:.3f} (uniform weights would give {share:.3f})")
-assert abs(mass - share) < 0.05, f"claim no longer holds: 'about uniform' ({mass:.3f}, {share:.3f})"
+assert mass < share and abs(mass - share) < 0.05, (
+    f"claim no longer holds: 'no more than uniform, within 0.05' ({mass:.3f}, {share:.3f})"
+)
 glue("ch10_pool_mass", mass, display=False)
 glue("ch10_pool_share", share, display=False)
 
 # %% [markdown]
-# They do not: the pooling spreads its weight almost uniformly, and the deciding words
-# get {glue:text}`ch10_pool_mass:.3f` of it on average, about what uniform weights would
-# give them ({glue:text}`ch10_pool_share:.3f`; within 0.05, asserted). The decision is made earlier, inside the
+# They do not: the deciding words get {glue:text}`ch10_pool_mass:.3f` of the pooling
+# weight on average, less than uniform weights would give them
+# ({glue:text}`ch10_pool_share:.3f`; asserted: below it, and within 0.05). The decision is made earlier, inside the
 # self-attention layers, which mix the scope of a negation into every token's state; by
 # the time the pooling averages, each token already "knows" the sentence's polarity. The
 # pooling weights are a view of the last step, not an explanation of the decision, which
@@ -482,7 +482,8 @@ for name, make in qa_models.items():
             qa_em[name][h].append(sub["exact_match"])
         if seed == 0:
             qa_trained[name], qa_hist[name] = model, res.history
-            print(f"{name}: {ak.count_parameters(model):,} parameters, {res.seconds:.1f} s (seed 0)")
+            n_par = ak.count_parameters(model)
+            print(f"{name}: {n_par:,} parameters, {res.seconds:.1f} s (seed 0)")
 qa_em = {name: {k: np.array(v) for k, v in d.items()} for name, d in qa_em.items()}
 
 # %%
@@ -503,13 +504,19 @@ plt.show()
 
 # %%
 em_tf, em_gru = qa_em["Transformer"]["all"], qa_em["BiGRU"]["all"]
-assert em_tf.min() >= 60 and em_gru.max() <= 55, (
-    "claim no longer holds: 'the Transformer reader at least 60% with every seed, the GRU "
-    f"reader at most 55%' (measured {em_tf} and {em_gru})"
+qa_gap = em_tf.mean() - em_gru.mean()
+qa_tf_wins = int((em_tf > em_gru).sum())  # seeds where the Transformer reader is ahead
+assert 0 < qa_tf_wins < len(SEEDS), (
+    "claim no longer holds: 'neither reader is ahead with every seed' (measured Transformer "
+    f"{em_tf}, GRU {em_gru})"
 )
-assert em_tf.min() - em_gru.max() >= 10, (
-    "claim no longer holds: 'the worst Transformer run at least 10 points above the best GRU "
-    f"run' (measured {em_tf} and {em_gru})"
+assert np.ptp(em_tf) > 20 and np.ptp(em_gru) < 10, (
+    "claim no longer holds: 'the Transformer's exact match spreads over more than 20 points "
+    f"across the seeds, the GRU's over less than 10' (measured {em_tf} and {em_gru})"
+)
+assert em_tf.max() >= 65 and em_gru.max() <= 55, (
+    "claim no longer holds: 'the best Transformer run at least 65%, every GRU run at most "
+    f"55%' (measured {em_tf} and {em_gru})"
 )
 assert qa_f1_equals_em, "claim no longer holds: 'F1 equals EM here' (one-word answers)"
 for name, key in (("Transformer", "tf"), ("BiGRU", "gru")):
@@ -518,7 +525,8 @@ for name, key in (("Transformer", "tf"), ("BiGRU", "gru")):
     glue(f"ch10_qa_{key}_min", float(qa_em[name]["all"].min()), display=False)
     glue(f"ch10_qa_{key}_max", float(qa_em[name]["all"].max()), display=False)
 glue("ch10_qa_steps", QA_STEPS, display=False)
-glue("ch10_qa_gap_worst", float(em_tf.min() - em_gru.max()), display=False)
+glue("ch10_qa_gap", float(qa_gap), display=False)
+glue("ch10_qa_tf_wins", qa_tf_wins, display=False)
 
 # %% tags=["remove-cell"]
 # Figures quoted by the closing chapter ("Summary"), recorded with myst-nb's glue
@@ -527,14 +535,18 @@ glue("ch10_em_transformer", float(em_tf.mean()), display=False)
 glue("ch10_em_bigru", float(em_gru.mean()), display=False)
 
 # %% [markdown]
-# The Transformer reader is ahead of the GRU reader after the same
-# {glue:text}`ch10_qa_steps` steps with every seed: {glue:text}`ch10_em_transformer:.1f`%
-# exact match on average ({glue:text}`ch10_qa_tf_min:.1f` to
-# {glue:text}`ch10_qa_tf_max:.1f`%) against {glue:text}`ch10_em_bigru:.1f`%
-# ({glue:text}`ch10_qa_gru_min:.1f` to {glue:text}`ch10_qa_gru_max:.1f`%); its worst run
-# is {glue:text}`ch10_qa_gap_worst:.1f` points above the GRU's best (asserted: at least
-# 10). Per kind of question, on average over the seeds, the Transformer answers
-# {glue:text}`ch10_qa_tf_hop1:.1f`% of the one-hop questions and
+# Three seeds change the picture that one run gave. After the same
+# {glue:text}`ch10_qa_steps` steps the GRU reader is stable, from
+# {glue:text}`ch10_qa_gru_min:.1f` to {glue:text}`ch10_qa_gru_max:.1f`% exact match
+# (mean {glue:text}`ch10_em_bigru:.1f`%), while the Transformer reader depends on the
+# seed: from {glue:text}`ch10_qa_tf_min:.1f` to {glue:text}`ch10_qa_tf_max:.1f`% (mean
+# {glue:text}`ch10_em_transformer:.1f`%; asserted: a spread of more than 20 points against
+# less than 10). It is ahead of the GRU with {glue:text}`ch10_qa_tf_wins` of the
+# {glue:text}`ch10_n_seeds` seeds and behind with the other (asserted: neither reader is
+# ahead with every seed). One reading, not tested here: the Transformer learns this task
+# late, and at this budget each run stops at a different point of that climb. The curve
+# drawn above and the look inside below are seed 0's. Per kind of question, on average over the seeds, the Transformer
+# answers {glue:text}`ch10_qa_tf_hop1:.1f`% of the one-hop questions and
 # {glue:text}`ch10_qa_tf_hop2:.1f`% of the two-hop ones (`where is the {object} ?`, which
 # need the reader to find the carrier in one sentence and the carrier's move in another);
 # the GRU reader {glue:text}`ch10_qa_gru_hop1:.1f`% and {glue:text}`ch10_qa_gru_hop2:.1f`%.
@@ -543,12 +555,12 @@ glue("ch10_em_bigru", float(em_gru.mean()), display=False)
 #
 # Two cautions keep this honest. The models are tiny and the training short
 # ({glue:text}`ch10_qa_steps` steps of 64 stories): the result is a statement about this
-# budget, and given many more steps the GRU may well solve the task too (bAbI-style tasks
+# budget, and given many more steps either reader may solve the task (bAbI-style tasks
 # have been solved by recurrent and memory networks {cite:p}`weston2015towards`). And the
 # Transformer uses *rotary* positions, which make "the word four to the left" the same
-# pattern in every sentence; this inductive bias may help it as much as attention as such
-# (not measured here: separating the two would take the same reader with other
-# positions).
+# pattern in every sentence; where it does win, this inductive bias may help it as much
+# as attention as such (not measured here: separating the two would take the same reader
+# with other positions).
 
 # %% [markdown]
 # **A look inside.** Which story tokens does the predicted start token of the seed-0
@@ -631,7 +643,7 @@ glue("ch10_summary_words_max", max(summary_words), display=False)
 sm_enc = {k: summaries.encode_summaries(v) for k, v in sm.items()}
 V_m = len(summaries.VOCAB)
 BOS_ID, EOS_ID = summaries.WORD_TO_ID[summaries.BOS], summaries.WORD_TO_ID[summaries.EOS]
-SM_STEPS = 300  # the same for both models
+SM_STEPS = 200  # the same for both models
 
 
 def sm_loss(model, b):
@@ -667,10 +679,9 @@ for name, (make, lr) in sm_models.items():
     for seed in SEEDS:
         ak.seed_everything(seed)
         model = make()
-        cfg = ak.TrainConfig(
-            steps=SM_STEPS, lr=lr, warmup_steps=50,
-            eval_every=SM_STEPS // 3 if seed == 0 else SM_STEPS, seed=seed,
-        )  # fmt: skip
+        cfg = ak.TrainConfig(  # logged every 50 steps: the loss is a mean over 50 steps
+            steps=SM_STEPS, lr=lr, warmup_steps=50, eval_every=SM_STEPS // 4, seed=seed
+        )
         batches = sample_batches(sm_enc["train"], 64, seed=seed)
         evaluate = (lambda m: sm_score(m, "val")) if seed == 0 else None  # curves: seed 0
         res = ak.train(model, sm_loss, batches, cfg, evaluate=evaluate)
@@ -678,17 +689,18 @@ for name, (make, lr) in sm_models.items():
         sc = sm_score(model, "test")
         sm_scores[name]["rouge2"].append(sc["rouge2"])
         sm_scores[name]["rougeL"].append(sc["rougeL"])
-        sm_scores[name]["loss"].append(res.history[-1]["train_loss"])
+        sm_scores[name]["loss"].append(res.history[-1]["train_loss"])  # last 50 steps
         if seed == 0:
             sm_trained[name], sm_hist[name] = model, res.history
-            print(f"{name}: {ak.count_parameters(model):,} parameters, {res.seconds:.1f} s (seed 0)")
+            n_par = ak.count_parameters(model)
+            print(f"{name}: {n_par:,} parameters, {res.seconds:.1f} s (seed 0)")
 sm_scores = {name: {k: np.array(v) for k, v in d.items()} for name, d in sm_scores.items()}
 
 # %%
 print(f"test ROUGE (%) over seeds {SEEDS}: mean ± std [min, max]")
 for name, d in sm_scores.items():
     print(f"{name:18s} ROUGE-2 {spread(d['rouge2'])} | ROUGE-L {spread(d['rougeL'])}"
-          f" | final training loss {spread(d['loss'])}")  # fmt: skip
+          f" | training loss, last 50 steps {spread(d['loss'])}")  # fmt: skip
 print(f"{'Lead-3':18s} ROUGE-2 {lead[3]['rouge2']:.3f} | ROUGE-L {lead[3]['rougeL']:.3f}")
 gen_t = sm_generate(sm_trained["Transformer"], "test")
 for i in range(3):
@@ -726,8 +738,8 @@ assert (sm_tf["rouge2"] < sm_gru["rouge2"] / 2).all(), (  # "little ROUGE-2"
     f"{sm_tf['rouge2']}, GRU {sm_gru['rouge2']})"
 )
 assert (sm_tf["loss"] > sm_gru["loss"]).all(), (
-    "claim no longer holds: 'the Transformer's final training loss is higher, with every "
-    f"seed' (measured {sm_tf['loss']} vs GRU {sm_gru['loss']})"
+    "claim no longer holds: 'the Transformer's training loss over the last 50 steps is "
+    f"higher, with every seed' (measured {sm_tf['loss']} vs GRU {sm_gru['loss']})"
 )
 n_below_lead = int((sm_tf["rougeL"] < lead[3]["rougeL"]).sum())
 for name, key in (("Transformer", "tf"), ("GRU, no attention", "gru")):
@@ -749,9 +761,9 @@ glue("ch10_first_is_event", float(first_is_event), display=False)
 # ({glue:text}`ch10_sm_tf_rougeL_min:.1f` to {glue:text}`ch10_sm_tf_rougeL_max:.1f`;
 # asserted: the worst GRU run more than 10 points above the best Transformer run).
 # Neither has finished learning the rule in so few steps, but the GRU is further along:
-# the Transformer's final training loss is {glue:text}`ch10_sm_tf_loss:.2f` nats on
-# average against the GRU's {glue:text}`ch10_sm_gru_loss:.2f` (asserted: higher with
-# every seed). The seed-0 Transformer's summaries printed above have the format of a
+# the Transformer's training loss over the last 50 steps is
+# {glue:text}`ch10_sm_tf_loss:.2f` nats on average against the GRU's
+# {glue:text}`ch10_sm_gru_loss:.2f` (asserted: higher with every seed). The seed-0 Transformer's summaries printed above have the format of a
 # summary (a name, an event verb, a city) but mostly not *which* name and city, so its
 # ROUGE comes from the right kinds of words, with little ROUGE-2
 # ({glue:text}`ch10_sm_tf_rouge2:.1f` on average against the GRU's
@@ -827,7 +839,7 @@ for task_name, scores in RESULTS.items():
         print(f"{task_name:30s} {model_name:18s} {cell}")
 fig, axes = plt.subplots(1, len(RESULTS), figsize=(13, 3.5))
 for ax, (task_name, scores) in zip(axes, RESULTS.items()):
-    for i, (model_name, v) in enumerate(scores.items()):
+    for i, v in enumerate(scores.values()):
         ax.bar(i, v.mean(), color=f"C{i}", alpha=0.6)
         if len(v) > 1:  # the range over the seeds, and each seed's score
             ax.errorbar(i, v.mean(), yerr=[[v.mean() - v.min()], [v.max() - v.mean()]],
@@ -852,11 +864,13 @@ assert all(len(v) == len(SEEDS) for _, m, v in rows if m != "Lead-3"), (
 # What the table shows, task by task, against the seed's list:
 #
 # - **Sentiment.** Keywords alone (the bag of words) fail on negation and contrast with
-#   every seed, and the GRU, with no attention at all, is within 2 points of the
-#   Transformer on average. Word order and scope decide.
-# - **Question answering.** The only task here where the attention model wins at this
-#   budget, with every seed; it also has rotary positions, whose share in the win was not
-#   measured.
+#   every seed, and the GRU, with no attention at all, is ahead of the Transformer with
+#   every seed at this budget. Word order and scope decide.
+# - **Question answering.** No order at this budget: the Transformer reader is ahead
+#   with {glue:text}`ch10_qa_tf_wins` of the {glue:text}`ch10_n_seeds` seeds and behind
+#   with the other, its exact match spread over more than 20 points, the GRU's over less
+#   than 10. A single run could have been read as a clear win or as a loss; three
+#   seeds show how much one run can mislead.
 # - **Summarization.** The GRU encoder–decoder without attention wins at this budget and
 #   input length, with every seed; the Transformer writes summaries of the right form,
 #   mostly with the wrong name and city. Lead-k shows why summarization needs content
@@ -877,9 +891,9 @@ assert all(len(v) == len(SEEDS) for _, m, v in rows if m != "Lead-3"), (
 # - Summaries are scored with ROUGE-1/2/L; Lead-k is the extractive baseline, strong only
 #   when the important sentences come first.
 # - A fair comparison trains a baseline on the same data and budget, over several seeds,
-#   and reports the spread. Here, with the same steps and three seeds each, a GRU matched
-#   the Transformer on sentiment, lost on QA and won on summarization, every seed giving
-#   the same order; the small budget and the positional encodings are part of that
+#   and reports the spread. Here, with the same steps and three seeds each, a GRU beat
+#   the Transformer on sentiment and summarization with every seed, and on QA the order
+#   depended on the seed; the small budget and the positional encodings are part of that
 #   result.
 
 # %% [markdown]
@@ -927,8 +941,8 @@ assert all(len(v) == len(SEEDS) for _, m, v in rows if m != "Lead-3"), (
 # not self-attention ({ref}`ch10-which-attention`, {ref}`ch10-summarization`); summaries
 # are scored with ROUGE against a Lead-k baseline. *Generation*: decoder-only models with
 # causal self-attention. The caveat an interviewer wants: attention is not automatically
-# better. With the same number of training steps (three seeds each), a small GRU matched
-# the Transformer on sentiment, lost on question answering and won on summarization
-# ({ref}`ch10-results`); the large published
+# better. With the same number of training steps (three seeds each), a small GRU beat
+# the Transformer on sentiment and summarization, and on question answering the winner
+# depended on the seed ({ref}`ch10-results`); the large published
 # gains came with pretraining and scale ({ref}`ch11-verdict`).
 # ```
