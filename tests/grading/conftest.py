@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from attnkit.grading import load_definitions, newest_file
+from attnkit.grading.misconceptions import variant
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,4 +33,5 @@ def learner_path(chapter: str) -> Path:
 def learner(request: pytest.FixtureRequest):
     """The learner's module (definitions only) for the test module's ``CHAPTER``."""
     chapter = request.module.CHAPTER
-    return load_definitions(learner_path(chapter), module_name=f"learner_{chapter}")
+    module = load_definitions(learner_path(chapter), module_name=f"learner_{chapter}")
+    return variant(module)  # itself, except when tests/test_misconceptions.py substitutes

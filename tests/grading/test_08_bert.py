@@ -128,6 +128,9 @@ def test_mlm_loss_matches_references(learner, seed, p):
         F.cross_entropy(logits.flatten(0, 1), labels.flatten()).item(), rel=1e-6
     )
     assert float(acc) == pytest.approx(want_acc), "accuracy over the selected positions only"
+    assert torch.is_tensor(acc) and acc.dim() == 0 and acc.is_floating_point(), (
+        f"accuracy must be a float 0-d tensor, not {type(acc).__name__}"
+    )
 
 
 @ex("mlm_loss_and_accuracy")
@@ -265,6 +268,11 @@ def test_pack_sentence_pair_by_hand(learner):
         [0, 0, 0, 0, 0, 1, 1, 1],
     ), "equal lengths: drop the last token of b first"
     assert fn([], [], 5, 2, 3) == ([2, 3, 3], [0, 0, 1])
+    long_a, long_b = list(range(10, 20)), [20, 21]
+    fn(long_a, long_b, 10, 2, 3)  # must truncate copies, not the caller's lists
+    assert long_a == list(range(10, 20)) and long_b == [20, 21], (
+        "truncation modified the lists passed in: copy a and b first"
+    )
 
 
 @ex("pack_sentence_pair")
