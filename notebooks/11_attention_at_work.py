@@ -763,9 +763,10 @@ glue("ch11_first_is_event", float(first_is_event), display=False)
 # Neither has finished learning the rule in so few steps, but the GRU is further along:
 # the Transformer's training loss over the last 50 steps is
 # {glue:text}`ch11_sm_tf_loss:.2f` nats on average against the GRU's
-# {glue:text}`ch11_sm_gru_loss:.2f` (asserted: higher with every seed). The seed-0 Transformer's summaries printed above have the format of a
-# summary (a name, an event verb, a city) but mostly not *which* name and city, so its
-# ROUGE comes from the right kinds of words, with little ROUGE-2
+# {glue:text}`ch11_sm_gru_loss:.2f` (asserted: higher with every seed). The seed-0
+# Transformer's summaries printed above have the format of a summary (a name, an event
+# verb, a city) but not the documents' name and city (the three printed are one and the
+# same summary), so its ROUGE comes from the right kinds of words, with little ROUGE-2
 # ({glue:text}`ch11_sm_tf_rouge2:.1f` on average against the GRU's
 # {glue:text}`ch11_sm_gru_rouge2:.1f`; asserted: less than half, with every seed). In
 # {glue:text}`ch11_sm_tf_below_lead` of the {glue:text}`ch11_n_seeds` runs it is even
@@ -873,7 +874,7 @@ assert all(len(v) == len(SEEDS) for _, m, v in rows if m != "Lead-3"), (
 #   seeds show how much one run can mislead.
 # - **Summarization.** The GRU encoder–decoder without attention wins at this budget and
 #   input length, with every seed; the Transformer writes summaries of the right form,
-#   mostly with the wrong name and city. Lead-k shows why summarization needs content
+#   and in the examples printed with the wrong name and city. Lead-k shows why summarization needs content
 #   selection and compression.
 #
 # So "attention significantly improves performance" (显著提高模型的性能) is a claim about
