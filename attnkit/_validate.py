@@ -159,10 +159,170 @@ def check_bool_mask(
 
 
 def check_probability(p: object, name: str) -> float:
-    """Check a probability used for dropout: a number in [0, 1)."""
+    """Check a probability used for dropout: a real number in [0, 1) (not a bool, not NaN);
+    a ``ValueError`` naming ``name`` otherwise."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {p!r}.")
     return float(p)
+
+
+def check_bool(x: object, name: str) -> bool:
+    """Check a flag: ``True`` or ``False`` (a ``numpy.bool_`` or a 0-d bool tensor too).
+
+    Truthy stand-ins (``"no"``, ``1``, ``None``) are refused with a ``TypeError``: a
+    flag given the string ``"no"`` would otherwise silently mean yes.
+    """
+    if isinstance(x, bool):
+        return x
+    numpy_bool = type(x).__module__ == "numpy" and getattr(x, "ndim", 1) == 0
+    if numpy_bool and getattr(getattr(x, "dtype", None), "kind", "") == "b":
+        return bool(x)  # numpy.bool_ (numpy 1 and 2), not an array
+    if isinstance(x, torch.Tensor) and x.dim() == 0 and x.dtype == torch.bool:
+        return bool(x.item())
+    raise TypeError(f"{name} must be True or False, got {type(x).__name__} {x!r}.")
+
+
+def check_int(n: object, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Check an integer (a Python, numpy or 0-d integer tensor int; not a bool, not 1.0)
+    with ``low <= n <= high`` where given, and return it as an ``int``."""
+    if isinstance(n, torch.Tensor) and n.dim() == 0 and not n.is_floating_point():
+        n = n.item()
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(n).__name__} {n!r}.")
+    n = int(n)
+    if (low is not None and n < low) or (high is not None and n > high):
+        lo = "-inf" if low is None else str(low)
+        hi = "inf" if high is None else str(high)
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {n}.")
+    return n
+
+
+def check_real(
+    x: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    what: str = "a finite number",
+) -> float:
+    """Check a finite real number (not a bool) with ``low <= x <= high`` where given."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be {what}, got {type(x).__name__} {x!r}.")
+    v = float(x)
+    if not math.isfinite(v) or (low is not None and v < low) or (high is not None and v > high):
+        raise ValueError(f"{name} must be {what}, got {x!r}.")
+    return v
+
+
+def check_choice(x: object, name: str, choices: Sequence[object]) -> object:
+    """Check that ``x`` is one of ``choices`` (a ``ValueError`` listing them if not)."""
+    try:  # a bool is not a stand-in for 0 or 1; an unhashable x is in no dict
+        ok = not isinstance(x, bool) and x in choices
+    except TypeError:
+        ok = False
+    if not ok:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {listed}; got {x!r}.")
+    return x
+
+
+def check_str(x: object, name: str) -> str:
+    """Check a ``str``."""
+    if not isinstance(x, str):
+        raise TypeError(f"{name} must be a str, got {type(x).__name__}.")
+    return x
+
+
+def check_str_list(x: object, name: str) -> list[str]:
+    """Check a list (or tuple) of strings; a bare ``str`` is refused, not split into
+    characters."""
+    if isinstance(x, str) or not isinstance(x, Sequence):
+        raise TypeError(
+            f"{name} must be a list of str, got {type(x).__name__}"
+            + (f"; wrap one string as [{x!r}]." if isinstance(x, str) else ".")
+        )
+    for i, item in enumerate(x):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(item).__name__}.")
+    return list(x)
+
+
+def check_module(
+    model: object, name: str = "model", *, needs: Sequence[str] = (), what: str = ""
+) -> torch.nn.Module:
+    """Check a ``torch.nn.Module`` that has the methods/attributes ``needs``."""
+    kind = what or "a torch.nn.Module"
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{name} must be {kind}, got {type(model).__name__}.")
+    missing = [a for a in needs if not hasattr(model, a)]
+    if missing:
+        raise TypeError(
+            f"{name} must be {kind} (with {', '.join(needs)}); "
+            f"{type(model).__name__} has no {', '.join(missing)}."
+        )
+    return model
+
+
+def check_instance(x: object, name: str, cls: type | tuple[type, ...], what: str = "") -> object:
+    """Check ``isinstance(x, cls)``; the message says ``what`` (default: the class name)."""
+    if not isinstance(x, cls):
+        kind = what or (
+            cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls)
+        )
+        raise TypeError(f"{name} must be {kind}, got {type(x).__name__}.")
+    return x
+
+
+def check_generator(generator: object, name: str = "generator") -> torch.Generator | None:
+    """Check an optional ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{name} must be None or a torch.Generator, got {type(generator).__name__}."
+        )
+    return generator
+
+
+def check_dtype(dtype: object, name: str = "dtype", *, floating: bool = True) -> torch.dtype:
+    """Check a ``torch.dtype`` (a floating one when ``floating``)."""
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{name} must be a torch.dtype, got {type(dtype).__name__} {dtype!r}.")
+    if floating and dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a floating-point dtype, got {dtype}.")
+    return dtype
+
+
+def check_id_list(ids: object, name: str, vocab_size: int) -> list[int]:
+    """A 1-d tensor or a list of integer ids in ``[0, vocab_size)``, as a list of ints."""
+    if isinstance(ids, torch.Tensor):
+        check_ids(ids, name, vocab_size=vocab_size, dim=1)
+        return [int(i) for i in ids.tolist()]
+    if isinstance(ids, str) or not isinstance(ids, Sequence):
+        raise TypeError(f"{name} must be a list or 1-d tensor of ids, got {type(ids).__name__}.")
+    out = [check_int(i, f"{name}[{j}]") for j, i in enumerate(ids)]
+    bad = [i for i in out if not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"{name} must hold ids in [0, {vocab_size}), got {bad[0]}.")
+    return out
+
+
+def check_ids(
+    x: object, name: str, *, vocab_size: int | None = None, dim: int | None = None
+) -> torch.Tensor:
+    """Check a tensor of integer ids (any integer dtype, not bool), of ``dim`` dimensions
+    when given, each in ``[0, vocab_size)`` when given (one pass over the ids: an embedding
+    table's ``IndexError`` would not name the argument)."""
+    check_tensor(x, name)
+    assert isinstance(x, torch.Tensor)
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer ids, got {x.dtype}; pass {name}.long().")
+    if dim is not None and x.dim() != dim:
+        raise ValueError(f"{name} must have {dim} dimensions, got shape {fmt_shape(x.shape)}.")
+    if vocab_size is not None and x.numel() and (int(x.min()) < 0 or int(x.max()) >= vocab_size):
+        raise ValueError(
+            f"{name} must hold ids in [0, {vocab_size}) (the vocabulary size), "
+            f"got values from {int(x.min())} to {int(x.max())}."
+        )
+    return x
 
 
 def check_positive_number(x: object, name: str) -> float:

@@ -24,7 +24,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_positive_int, check_tensor, compute_dtype, fmt_shape
+from ._validate import (
+    check_bool,
+    check_bool_mask,
+    check_generator,
+    check_module,
+    check_positive_int,
+    check_real,
+    check_tensor,
+    compute_dtype,
+    fmt_shape,
+)
 from .multihead import KVCache
 
 # ----------------------------------------------------------------------------- checks
@@ -72,8 +82,31 @@ def _check_ids(x: object, name: str) -> torch.Tensor:
     return x
 
 
-def _check_id(token: object, name: str) -> int:
-    return check_positive_int(token, name, allow_zero=True)
+def _vocab_size(model: nn.Module) -> int | None:
+    size = getattr(model, "vocab_size", None)
+    if size is None:
+        size = getattr(model, "tgt_vocab_size", None)
+    return size if isinstance(size, int) else None
+
+
+def _check_id(token: object, name: str, model: nn.Module | None = None) -> int:
+    """A token id >= 0, below the model's vocabulary size when it has one."""
+    token = check_positive_int(token, name, allow_zero=True)
+    size = None if model is None else _vocab_size(model)
+    if size is not None and token >= size:
+        raise ValueError(f"{name} must be a token id in [0, {size}) (the vocabulary), got {token}.")
+    return token
+
+
+def _check_in_vocab(model: nn.Module, ids: torch.Tensor, name: str, attr: str = "") -> None:
+    """Every id of ``ids`` in ``[0, V)`` for the model's vocabulary size ``V`` (``attr``
+    names it when the model has two vocabularies)."""
+    size = getattr(model, attr, None) if attr else _vocab_size(model)
+    if isinstance(size, int) and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
+        raise ValueError(
+            f"{name} must hold token ids in [0, {size}) (the model's vocabulary), got ids from "
+            f"{int(ids.min())} to {int(ids.max())}."
+        )
 
 
 @contextlib.contextmanager
@@ -143,7 +176,9 @@ def sample_next(
     """Choose one token per row from next-token logits ``(B, V)``.
 
     ``temperature = 0`` is greedy decoding (argmax; ``top_k``/``top_p`` change nothing).
-    Otherwise the logits are divided by the temperature (< 1 sharpens, > 1 flattens),
+    Otherwise the logits, shifted by their row maximum, are divided by the temperature
+    (< 1 sharpens, > 1 flattens; a tiny one such as ``1e-40`` is greedy decoding, ties
+    drawn at random, never an overflow),
     filtered by :func:`filter_logits`, and one token is drawn from their softmax
     (computed in float32 for 16-bit logits) with ``torch.multinomial``.
 
@@ -155,12 +190,35 @@ def sample_next(
 
     Returns:
         Token ids ``(B,)`` (int64).
+
+    Raises:
+        TypeError: if ``logits`` is not a floating tensor.
+        ValueError: if ``logits`` is not ``(B, V)`` with ``V >= 1``, a row has no finite
+            maximum (NaN, ``+inf``, or nothing but ``-inf``), ``temperature`` is negative
+            or not finite, or ``top_k`` / ``top_p`` are out of range.
     """
     logits = _check_logits(logits, dim=2)
     temperature = _check_temperature(temperature)
+    top_k = None if top_k is None else check_positive_int(top_k, "top_k")
+    top_p = _check_top_p(top_p)
+    generator = check_generator(generator)
     if temperature == 0.0:
         return logits.argmax(dim=-1)  # (B,)
-    scaled = logits.to(compute_dtype(logits.dtype)) / temperature
+    work = logits.to(compute_dtype(logits.dtype))
+    row_max = work.amax(dim=-1, keepdim=True)  # (B, 1)
+    if not bool(torch.isfinite(row_max).all()):
+        raise ValueError(
+            "logits must have a finite maximum in every row (no NaN or +inf, not all -inf)."
+        )
+    scaled = work / temperature  # (B, V)
+    if not bool(torch.isfinite(scaled.amax(dim=-1)).all()):
+        # A tiny temperature overflowed the best logit to +inf (NaN probabilities). Shift
+        # each row by its maximum first (the softmax does not change): the best tokens then
+        # have logit 0 and the others go to -inf, so temperatures down to the smallest
+        # float are greedy decoding (ties drawn at random). A temperature that rounds to 0
+        # in the dtype makes 0 / 0: the best tokens keep 0, what 0 / T is.
+        shifted = work - row_max  # (B, V), <= 0, with 0 at the best tokens
+        scaled = torch.where(shifted == 0, shifted, shifted / temperature)
     probs = filter_logits(scaled, top_k=top_k, top_p=top_p).softmax(dim=-1)  # (B, V)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
 
@@ -204,9 +262,14 @@ def generate(
         With absolute positions, ``T0 + max_new_tokens - 1`` must not exceed the model's
         ``max_len`` (no sliding window).
     """
+    model = check_module(
+        model, needs=("new_caches",), what="a TransformerLM (a module with new_caches())"
+    )
     prompt = _check_ids(prompt, "prompt")
+    use_cache = check_bool(use_cache, "use_cache")
+    _check_in_vocab(model, prompt, "prompt")
     max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens", allow_zero=True)
-    eos_id = None if eos_id is None else _check_id(eos_id, "eos_id")
+    eos_id = None if eos_id is None else _check_id(eos_id, "eos_id", model)
     max_len = getattr(model, "max_len", None)
     needed = prompt.shape[1] + max_new_tokens - 1
     if getattr(model, "pos", None) is not None and max_len is not None and needed > max_len:
@@ -214,6 +277,11 @@ def generate(
             f"prompt length {prompt.shape[1]} + max_new_tokens {max_new_tokens} - 1 = {needed} "
             f"positions, but the model's position table has max_len = {max_len}."
         )
+    # The sampling options are checked here, not at the first step (which may not come).
+    temperature = _check_temperature(temperature)
+    top_k = None if top_k is None else check_positive_int(top_k, "top_k")
+    top_p = _check_top_p(top_p)
+    generator = check_generator(generator)
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
     tokens = prompt  # (B, T)
     finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
@@ -239,10 +307,21 @@ def generate(
 # --------------------------------------------------------------- sequence to sequence
 
 
+def _check_seq2seq(model: object) -> nn.Module:
+    return check_module(
+        model,
+        needs=("encode", "decode", "new_caches"),
+        what="a Seq2SeqTransformer (a module with encode, decode and new_caches)",
+    )
+
+
 def _source_and_mask(
     model: nn.Module, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     src = _check_ids(src, "src")
+    _check_in_vocab(model, src, "src", "src_vocab_size")
+    if src_key_padding_mask is not None:
+        check_bool_mask(src_key_padding_mask, "src_key_padding_mask", src.shape)
     pad_id = getattr(model, "pad_id", None)
     if src_key_padding_mask is None and pad_id is not None:
         src_key_padding_mask = src != pad_id  # (B, S), True on real tokens
@@ -282,9 +361,11 @@ def greedy_translate(
         ends with its EOS followed by ``model.pad_id`` (or ``eos_id`` if it has none);
         decoding stops when every row has produced EOS.
     """
+    model = _check_seq2seq(model)
     src, mask = _source_and_mask(model, src, src_key_padding_mask)
     max_len = check_positive_int(max_len, "max_len")
-    bos_id, eos_id = _check_id(bos_id, "bos_id"), _check_id(eos_id, "eos_id")
+    bos_id, eos_id = _check_id(bos_id, "bos_id", model), _check_id(eos_id, "eos_id", model)
+    use_cache = check_bool(use_cache, "use_cache")
     with _inference(model):
         memory = model.encode(src, mask)  # (B, S, d_model)
         return _greedy_from_memory(model, memory, mask, bos_id, eos_id, max_len, use_cache)
@@ -331,7 +412,22 @@ def gnmt_length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
     A hypothesis is ranked by ``log P(Y | X) / lp(Y)``; since log-probabilities are
     negative, ``alpha > 0`` favours longer outputs, ``alpha = 0`` ranks by raw
     log-probability. ``|Y|`` counts the generated tokens including EOS.
+
+    Args:
+        length: floating or integer tensor of lengths ``>= 0`` (any shape).
+        alpha: a finite number ``>= 0``.
+
+    Raises:
+        TypeError: if ``length`` is not a real tensor or ``alpha`` not a number.
+        ValueError: if ``alpha`` is negative or not finite, or a length is negative or NaN
+            (one pass over the lengths: they are as many as the hypotheses).
     """
+    check_tensor(length, "length")
+    if length.is_complex() or length.dtype == torch.bool:
+        raise TypeError(f"length must be a real tensor of lengths, got {length.dtype}.")
+    alpha = check_real(alpha, "alpha", low=0.0, what="a finite number >= 0")
+    if length.numel() and not bool((length >= 0).all()):
+        raise ValueError("length must hold lengths >= 0 (no negative numbers, no NaN).")
     return ((5.0 + length) / 6.0) ** alpha
 
 
@@ -384,10 +480,12 @@ def beam_search(
         :func:`greedy_translate`; and its length-normalised score ``(B,)``, equal to its
         log-probability when ``length_penalty = 0``.
     """
+    model = _check_seq2seq(model)
     src, mask = _source_and_mask(model, src, src_key_padding_mask)
     K = check_positive_int(beam_size, "beam_size")
     max_len = check_positive_int(max_len, "max_len")
-    bos_id, eos_id = _check_id(bos_id, "bos_id"), _check_id(eos_id, "eos_id")
+    bos_id, eos_id = _check_id(bos_id, "bos_id", model), _check_id(eos_id, "eos_id", model)
+    use_cache = check_bool(use_cache, "use_cache")
     if (
         isinstance(length_penalty, bool)
         or not isinstance(length_penalty, numbers.Real)

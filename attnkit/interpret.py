@@ -33,8 +33,11 @@ from collections.abc import Sequence
 import torch
 
 from ._validate import (
+    check_bool,
     check_bool_mask,
     check_floating,
+    check_generator,
+    check_int,
     check_positive_int,
     check_tensor,
     fmt_shape,
@@ -56,12 +59,15 @@ def _check_model(model: object) -> TransformerClassifier:
     return model
 
 
-def _check_scores(scores: object, name: str, shape: Sequence[int]) -> torch.Tensor:
+def _check_scores(
+    scores: object, name: str, shape: Sequence[int], like: str = "mask"
+) -> torch.Tensor:
     check_floating(check_tensor(scores, name), name)
     assert isinstance(scores, torch.Tensor)
     if tuple(scores.shape) != tuple(shape):
         raise ValueError(
-            f"{name} must have shape (B, T) = {fmt_shape(shape)}, got {fmt_shape(scores.shape)}."
+            f"{name} must have the shape (B, T) of {like}, {fmt_shape(shape)}; "
+            f"got {fmt_shape(scores.shape)}."
         )
     return scores
 
@@ -185,6 +191,7 @@ def pooled_attention(
     """
     if isinstance(attentions, torch.Tensor) or not isinstance(attentions, Sequence):
         raise TypeError("attentions must be a list of per-layer (B, H, T, T) tensors.")
+    layer = check_int(layer, "layer")
     if not -len(attentions) <= layer < len(attentions):
         raise ValueError(f"layer must index one of the {len(attentions)} layers, got {layer}.")
     w = check_tensor(attentions[layer], f"attentions[{layer}]")
@@ -359,7 +366,8 @@ def top_k_mask(
         bool ``(B, T)``, ``True`` on the chosen tokens (never on a non-candidate).
     """
     check_bool_mask(candidates, "candidates", meaning="True on rankable tokens")
-    scores = _check_scores(scores, "scores", candidates.shape)
+    scores = _check_scores(scores, "scores", candidates.shape, "candidates")
+    absolute = check_bool(absolute, "absolute")
     if isinstance(k, torch.Tensor):
         if k.shape != candidates.shape[:1] or k.is_floating_point() or bool((k < 0).any()):
             raise ValueError(
@@ -416,6 +424,8 @@ def removal_curve(
     candidates = _check_candidates(candidates, mask)
     if scores is None and generator is None:
         raise ValueError("scores=None (random removal) needs a generator.")
+    check_generator(generator)
+    absolute = check_bool(absolute, "absolute")
     if isinstance(ks, int) or not all(isinstance(k, int) and k >= 0 for k in ks):
         raise ValueError(f"ks must be a sequence of non-negative ints, got {ks!r}.")
     room = candidates.sum(-1) - (candidates == mask).all(dim=-1).long()  # (B,)
@@ -469,6 +479,10 @@ def top_k_overlap(
 ) -> torch.Tensor:
     """``|top_k(a) & top_k(b)| / k`` per row (``k`` capped at the number of candidates).
     ``(B,)`` float."""
+    absolute = check_bool(absolute, "absolute")
+    check_bool_mask(candidates, "candidates", meaning="True on rankable tokens")
+    a = _check_scores(a, "a", candidates.shape, "candidates")
+    b = _check_scores(b, "b", candidates.shape, "candidates")
     ta = top_k_mask(a, k, candidates, absolute=absolute)
     tb = top_k_mask(b, k, candidates, absolute=absolute)
     kk = torch.clamp(candidates.sum(-1), max=k).clamp(min=1)
@@ -494,7 +508,9 @@ def top_k_precision(
     Returns:
         ``(B,)`` float.
     """
+    check_bool_mask(candidates, "candidates", meaning="True on rankable tokens")
     check_bool_mask(truth, "truth", candidates.shape, meaning="True on the deciding tokens")
+    absolute = check_bool(absolute, "absolute")
     if k is None:
         chosen = top_k_mask(scores, (truth & candidates).sum(-1), candidates, absolute=absolute)
     else:

@@ -22,6 +22,8 @@ import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from ._validate import check_bool, check_choice, check_str, check_str_list
+
 __all__ = [
     "bleu",
     "exact_match",
@@ -101,11 +103,35 @@ def max_over_ground_truths(
         )
     if len(ground_truths) == 0:
         raise ValueError("ground_truths must hold at least one reference answer, got none.")
+    if not callable(metric):
+        raise TypeError(f"metric must be a function (prediction, truth) -> float, got {metric!r}.")
+    check_str(prediction, "prediction")
+    check_str_list(ground_truths, "ground_truths")
     return max(float(metric(prediction, gt)) for gt in ground_truths)
+
+
+def _check_references(references: object) -> list[list[str]]:
+    """``references``: a list whose items are a str or a non-empty list of str."""
+    if isinstance(references, str) or not isinstance(references, Sequence):
+        raise TypeError(
+            f"references must be a list (one item per prediction: a str or a list of str), "
+            f"got {type(references).__name__}"
+            + (f"; wrap one string as [{references!r}]." if isinstance(references, str) else ".")
+        )
+    out = []
+    for i, r in enumerate(references):
+        refs = [r] if isinstance(r, str) else r
+        if not isinstance(refs, Sequence) or not refs:
+            raise TypeError(f"references[{i}] must be a str or a non-empty list of str, got {r!r}.")
+        out.append(check_str_list(refs, f"references[{i}]"))
+    return out
 
 
 def _check_pairs(predictions: Sequence, references: Sequence, item: str, pairing: str) -> None:
     """Predictions and references pair up one to one, and there is at least one ``item``."""
+    check_str_list(predictions, "predictions")
+    if isinstance(references, str) or not isinstance(references, Sequence):
+        _check_references(references)  # raises, naming references
     if len(predictions) != len(references):
         raise ValueError(
             f"predictions and references must have the same length ({pairing}), "
@@ -123,11 +149,16 @@ def squad_scores(
     ``predictions[i]`` is the answer string for question ``i``; ``references[i]`` is its
     reference answer or a list of reference answers (best one counts). Both sequences
     must have the same, non-zero length.
+
+    Raises:
+        TypeError: if ``predictions`` is not a list of str (a bare str is refused: it
+            would be read as one prediction per character), or ``references`` not a list
+            of str / lists of str.
+        ValueError: if the lengths differ or are zero.
     """
     _check_pairs(predictions, references, "answer", "one per question")
     em = f1 = 0.0
-    for pred, refs in zip(predictions, references, strict=True):
-        refs = [refs] if isinstance(refs, str) else list(refs)
+    for pred, refs in zip(predictions, _check_references(references), strict=True):
         em += max_over_ground_truths(exact_match, pred, refs)
         f1 += max_over_ground_truths(token_f1, pred, refs)
     n = len(predictions)
@@ -145,10 +176,33 @@ def rouge(
     A thin wrapper around ``rouge_score.rouge_scorer.RougeScorer`` (Porter stemmer on by
     default). Returns ``{rouge_type: mean F-measure * 100}``. ``rougeL`` is the sentence-
     level LCS; pass ``"rougeLsum"`` for the newline-split summary-level variant.
+
+    Raises:
+        TypeError: if ``predictions``, ``references`` or ``rouge_types`` is not a list of
+            str (a bare str is refused), or ``use_stemmer`` not a bool.
+        ValueError: if the lengths differ or are zero, or a ROUGE type is unknown.
     """
     from rouge_score import rouge_scorer
 
     _check_pairs(predictions, references, "summary", "one reference per summary")
+    check_str_list(references, "references")
+    rouge_types = check_str_list(rouge_types, "rouge_types")
+    known = (
+        "rouge1",
+        "rouge2",
+        "rouge3",
+        "rouge4",
+        "rouge5",
+        "rouge6",
+        "rouge7",
+        "rouge8",
+        "rouge9",
+        "rougeL",
+        "rougeLsum",
+    )
+    for t in rouge_types:
+        check_choice(t, "rouge_types[i]", known)
+    use_stemmer = check_bool(use_stemmer, "use_stemmer")
     scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer)
     totals = dict.fromkeys(rouge_types, 0.0)
     for pred, ref in zip(predictions, references, strict=True):
@@ -166,11 +220,17 @@ def bleu(
     ``references[i]`` is one reference string or a list of them (all items must have the
     same number of references, as sacrebleu requires). Default sacrebleu settings
     (13a tokenizer, exponential smoothing) are used; the signature records them.
+
+    Raises:
+        TypeError: if ``predictions`` is not a list of str (a bare str is refused) or
+            ``references`` not a list of str / lists of str.
+        ValueError: if the lengths differ or are zero, or the items of ``references``
+            hold different numbers of references.
     """
     import sacrebleu
 
     _check_pairs(predictions, references, "sentence", "one item of references per sentence")
-    refs = [[r] if isinstance(r, str) else list(r) for r in references]
+    refs = _check_references(references)
     n_refs = {len(r) for r in refs}
     if len(n_refs) != 1:
         raise ValueError(

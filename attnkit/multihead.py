@@ -26,9 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import (
+    check_bool,
+    check_floating,
     check_mask,
     check_positive_int,
     check_probability,
+    check_same_dtype,
     check_sequence,
     check_tensor,
     fmt_shape,
@@ -51,6 +54,14 @@ class KVCache:
     v: torch.Tensor | None = None
     static: bool = False
 
+    def __post_init__(self) -> None:
+        self.static = check_bool(self.static, "static")
+        if (self.k is None) != (self.v is None):
+            raise ValueError("k and v must both be given or both be None.")
+        if self.k is not None:
+            k, v, self.k, self.v = self.k, self.v, None, None
+            self.update(k, v)
+
     def __len__(self) -> int:
         return 0 if self.k is None else self.k.shape[-2]
 
@@ -60,7 +71,38 @@ class KVCache:
         return sum(t.numel() * t.element_size() for t in (self.k, self.v) if t is not None)
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store ``k``, ``v`` (appending along time unless static); return everything."""
+        """Store ``k``, ``v`` (appending along time unless static); return everything.
+
+        Raises:
+            TypeError: if ``k`` or ``v`` is not a floating tensor, or their dtype differs
+                from each other or from the cached ones.
+            ValueError: if ``k`` and ``v`` are not ``(B, H_kv, T, head_dim)`` with the same
+                ``B, H_kv, T``, or ``B, H_kv, head_dim`` differ from the cached tensors'
+                (a cache reused with another batch size, say).
+        """
+        for name, t in (("k", k), ("v", v)):
+            check_floating(check_tensor(t, name), name)
+            if t.dim() != 4:
+                raise ValueError(
+                    f"{name} must have shape (B, H_kv, T, head_dim), got {fmt_shape(t.shape)}."
+                )
+        check_same_dtype(k=k, v=v)
+        if k.shape[:3] != v.shape[:3]:
+            raise ValueError(
+                f"k and v must share (B, H_kv, T); got k {fmt_shape(k.shape)} and "
+                f"v {fmt_shape(v.shape)}."
+            )
+        if self.k is not None and not self.static:
+            assert self.v is not None
+            for name, new, old in (("k", k, self.k), ("v", v, self.v)):
+                if new.shape[:2] != old.shape[:2] or new.shape[3] != old.shape[3]:
+                    raise ValueError(
+                        f"{name} {fmt_shape(new.shape)} does not fit the cached "
+                        f"{fmt_shape(old.shape)}: B, H_kv and head_dim must stay the same "
+                        f"(a cache holds one batch; start a new one for another)."
+                    )
+                if new.dtype != old.dtype:
+                    raise TypeError(f"{name} is {new.dtype} but the cache holds {old.dtype}.")
         if self.k is None or self.static:
             self.k, self.v = k, v
         else:
@@ -133,13 +175,16 @@ class MultiHeadAttention(nn.Module):
         self.kdim = d_model if kdim is None else check_positive_int(kdim, "kdim")
         self.vdim = d_model if vdim is None else check_positive_int(vdim, "vdim")
         self.dropout = check_probability(dropout, "dropout")
+        bias = check_bool(bias, "bias")
+        if rotary is not None and not callable(rotary):
+            raise TypeError(f"rotary must be None or a callable, got {type(rotary).__name__}.")
         kv_width = num_kv_heads * self.head_dim
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self.k_proj = nn.Linear(self.kdim, kv_width, bias=bias)
         self.v_proj = nn.Linear(self.vdim, kv_width, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.rotary = rotary
-        self.fused = bool(fused)
+        self.fused = check_bool(fused, "fused")
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -205,6 +250,10 @@ class MultiHeadAttention(nn.Module):
                 f"{fmt_shape(value.shape)} must share the batch size, and key and value the "
                 f"length."
             )
+        is_causal = check_bool(is_causal, "is_causal")
+        need_weights = check_bool(need_weights, "need_weights")
+        if cache is not None and not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a KVCache or None, got {type(cache).__name__}.")
         past = 0 if cache is None or cache.static else len(cache)
 
         q = split_heads(self.q_proj(query), self.num_heads)  # (B, H, T_q, D)
@@ -247,6 +296,10 @@ class MultiHeadAttention(nn.Module):
             # Same mask convention (bool True = may attend, float added); rows with no
             # allowed key give zeros in torch >= 2.5, like attnkit's own function.
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            if mask is not None and not bool(torch.isfinite(out).all()):
+                # PyTorch's kernel lets 0 * NaN from a masked value row leak into every
+                # output row; attnkit's function does not. Redo the (rare) case exactly.
+                out = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
         else:
             out, weights = scaled_dot_product_attention(
                 q, k, v, mask, dropout_p=p, return_weights=True
@@ -256,7 +309,7 @@ class MultiHeadAttention(nn.Module):
 
     def new_cache(self, *, static: bool = False) -> KVCache:
         """An empty cache for this layer (``static=True`` for cross-attention memory)."""
-        return KVCache(static=static)
+        return KVCache(static=check_bool(static, "static"))
 
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> MultiHeadAttention:
@@ -305,7 +358,8 @@ def set_fused_attention(model: nn.Module, enabled: bool = True) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    enabled = check_bool(enabled, "enabled")
     for module in model.modules():
         if isinstance(module, MultiHeadAttention):
-            module.fused = bool(enabled)
+            module.fused = enabled
     return model

@@ -29,6 +29,7 @@ from torch import nn
 from ._validate import (
     FLOAT_DTYPES,
     broadcasts_to,
+    check_bool,
     check_floating,
     check_module_dtype,
     check_positive_int,
@@ -271,7 +272,16 @@ def rotary_cos_sin(
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """``[x1, x2] -> [-x2, x1]`` on the last axis split in halves (GPT-NeoX, Llama, HF)."""
+    """``[x1, x2] -> [-x2, x1]`` on the last axis split in halves (GPT-NeoX, Llama, HF).
+
+    Raises:
+        TypeError: if ``x`` is not a tensor. ValueError: if its last dimension is odd.
+    """
+    check_tensor(x, "x", min_dim=1)
+    if x.shape[-1] % 2:
+        raise ValueError(
+            f"x must have an even last dimension (pairs of features), got {fmt_shape(x.shape)}."
+        )
     x1, x2 = x.chunk(2, dim=-1)  # (..., head_dim / 2) each
     return torch.cat((-x2, x1), dim=-1)  # (..., head_dim)
 
@@ -463,6 +473,7 @@ def alibi_bias(
         Float tensor ``(num_heads, n_q, n_k)``.
     """
     num_heads = check_positive_int(num_heads, "num_heads")
+    symmetric = check_bool(symmetric, "symmetric")
     n_q = check_positive_int(n_q, "n_q")
     n_k = n_q if n_k is None else check_positive_int(n_k, "n_k")
     offset = n_k - n_q if offset is None else _check_offset(offset)

@@ -18,15 +18,19 @@ from torch import nn
 
 from ._validate import (
     broadcast_batch,
+    check_bool,
+    check_choice,
     check_floating,
     check_mask,
     check_module_dtype,
     check_positive_int,
     check_probability,
+    check_same_dtype,
     check_tensor,
+    compute_dtype,
     fmt_shape,
 )
-from .attention import attend
+from .attention import _attend
 
 
 def _check_pair(q: object, k: object, d_q: int, d_k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,6 +46,35 @@ def _check_pair(q: object, k: object, d_q: int, d_k: int) -> tuple[torch.Tensor,
     return q, k
 
 
+def _check_weight(
+    w: object, name: str, shape: tuple[int, ...], like: torch.Tensor, fits: str
+) -> torch.Tensor:
+    check_floating(check_tensor(w, name), name)
+    assert isinstance(w, torch.Tensor)
+    if tuple(w.shape) != shape:
+        raise ValueError(
+            f"{name} must have shape {fmt_shape(shape)} to fit {fits}, got {fmt_shape(w.shape)}."
+        )
+    check_same_dtype(**{"q": like, name: w})
+    return w
+
+
+def _additive(q, k, w_q, w_k, w):  # arguments checked by the callers
+    work = compute_dtype(q.dtype)  # 16-bit inputs: float32, as SDPA's math path
+    hq = q.to(work) @ w_q.to(work).T  # (..., n_q, d_hidden)
+    hk = k.to(work) @ w_k.to(work).T  # (..., n_k, d_hidden)
+    hidden = torch.tanh(hq.unsqueeze(-2) + hk.unsqueeze(-3))  # (..., n_q, n_k, d_hidden)
+    return hidden @ w.to(work)  # (..., n_q, n_k) in the working dtype
+
+
+def _multiplicative(q, k, w):  # arguments checked by the callers
+    work = compute_dtype(q.dtype)
+    q = q.to(work)
+    if w is not None:
+        q = q @ w.to(work)  # (..., n_q, d_k)
+    return q @ k.to(work).transpose(-2, -1)  # (..., n_q, n_k) in the working dtype
+
+
 def additive_scores(
     q: torch.Tensor, k: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, w: torch.Tensor
 ) -> torch.Tensor:
@@ -49,16 +82,28 @@ def additive_scores(
 
     Args:
         q: ``(..., n_q, d_q)``; k: ``(..., n_k, d_k)``.
-        w_q: ``(d_hidden, d_q)``; w_k: ``(d_hidden, d_k)``; w: ``(d_hidden,)``.
+        w_q: ``(d_hidden, d_q)``; w_k: ``(d_hidden, d_k)``; w: ``(d_hidden,)``; all five
+            share one floating dtype. 16-bit inputs are computed in float32 (no overflow
+            of ``q W_q^T`` past 65,504) and the scores cast back.
 
     Returns:
         ``(..., n_q, n_k)``. Memory is ``O(n_q * n_k * d_hidden)``, one reason the
         dot product (no hidden layer per pair) replaced it.
+
+    Raises:
+        TypeError: if an argument is not a floating tensor, or the dtypes differ.
+        ValueError: if a shape disagrees with the ones above.
     """
-    hq = q @ w_q.T  # (..., n_q, d_hidden)
-    hk = k @ w_k.T  # (..., n_k, d_hidden)
-    hidden = torch.tanh(hq.unsqueeze(-2) + hk.unsqueeze(-3))  # (..., n_q, n_k, d_hidden)
-    return hidden @ w  # (..., n_q, n_k)
+    for name, t in (("q", q), ("k", k)):
+        check_floating(check_tensor(t, name, min_dim=2), name)
+    q, k = _check_pair(q, k, q.shape[-1], k.shape[-1])
+    check_floating(check_tensor(w_q, "w_q", min_dim=2), "w_q")
+    d_hidden = w_q.shape[0]
+    _check_weight(w_q, "w_q", (d_hidden, q.shape[-1]), q, "q (..., d_q)")
+    _check_weight(w_k, "w_k", (d_hidden, k.shape[-1]), q, "k (..., d_k) and w_q (d_hidden, d_q)")
+    _check_weight(w, "w", (d_hidden,), q, "w_q (d_hidden, d_q)")
+    check_same_dtype(q=q, k=k)
+    return _additive(q, k, w_q, w_k, w).to(q.dtype)
 
 
 def multiplicative_scores(
@@ -68,14 +113,26 @@ def multiplicative_scores(
 
     Args:
         q: ``(..., n_q, d_q)``; k: ``(..., n_k, d_k)`` with ``d_k = d_q`` for "dot".
-        w: optional ``(d_q, d_k)`` matrix.
+        w: optional ``(d_q, d_k)`` matrix. One floating dtype for all; 16-bit inputs are
+            computed in float32 and the scores cast back.
 
     Returns:
         ``(..., n_q, n_k)``, unscaled (Luong et al. did not divide by ``sqrt(d)``).
+
+    Raises:
+        TypeError: if an argument is not a floating tensor, or the dtypes differ.
+        ValueError: if the shapes do not fit (``d_q = d_k`` without ``w``).
     """
-    if w is not None:
-        q = q @ w  # (..., n_q, d_k)
-    return q @ k.transpose(-2, -1)  # (..., n_q, n_k)
+    check_floating(check_tensor(q, "q", min_dim=2), "q")
+    check_floating(check_tensor(k, "k", min_dim=2), "k")
+    d_k = k.shape[-1]
+    if w is None:
+        q, k = _check_pair(q, k, d_k, d_k)
+    else:
+        q, k = _check_pair(q, k, q.shape[-1], d_k)
+        _check_weight(w, "w", (q.shape[-1], d_k), q, "q (..., d_q) and k (..., d_k)")
+    check_same_dtype(q=q, k=k)
+    return _multiplicative(q, k, w).to(q.dtype)
 
 
 class _ScoredAttention(nn.Module):
@@ -85,8 +142,16 @@ class _ScoredAttention(nn.Module):
     d_k: int
     dropout: float
 
-    def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    def _scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError  # each scoring rule defines its own
+
+    def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """``(..., n_q, n_k)`` scores in the dtype of ``q`` (computed in float32 for 16-bit
+        inputs); ``q`` ``(..., n_q, d_q)``, ``k`` ``(..., n_k, d_k)``."""
+        q, k = _check_pair(q, k, self.d_q, self.d_k)
+        for name, t in (("q", q), ("k", k)):
+            check_module_dtype(t, name, self)
+        return self._scores(q, k).to(q.dtype)
 
     def forward(
         self,
@@ -103,16 +168,21 @@ class _ScoredAttention(nn.Module):
         check_floating(check_tensor(v, "v", min_dim=2), "v")
         for name, t in (("q", q), ("k", k), ("v", v)):
             check_module_dtype(t, name, self)
+        check_same_dtype(q=q, k=k, v=v)
         if v.shape[-2] != k.shape[-2]:
             raise ValueError(
                 f"k and v must have the same number of keys n_k; got k {fmt_shape(k.shape)} "
                 f"and v {fmt_shape(v.shape)}."
             )
-        scores = self.scores(q, k)  # (..., n_q, n_k)
+        broadcast_batch("q, k and v", q=q.shape[:-2], k=k.shape[:-2], v=v.shape[:-2])
+        return_weights = check_bool(return_weights, "return_weights")
+        scores = self._scores(q, k)  # (..., n_q, n_k), float32 for 16-bit inputs
         if mask is not None:
             check_mask(mask, scores.shape)
         p = self.dropout if self.training else 0.0
-        output, weights = attend(scores, v, mask, dropout_p=p)
+        work = v.to(scores.dtype)
+        output, weights = _attend(scores, work, mask, p, None, strict=False)
+        output, weights = output.to(v.dtype), weights.to(q.dtype)
         return (output, weights) if return_weights else output
 
 
@@ -134,9 +204,8 @@ class AdditiveAttention(_ScoredAttention):
         self.w_k = nn.Linear(d_k, d_hidden, bias=False)
         self.w = nn.Linear(d_hidden, 1, bias=False)
 
-    def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """``(..., n_q, n_k)`` additive scores."""
-        return additive_scores(q, k, self.w_q.weight, self.w_k.weight, self.w.weight[0])
+    def _scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return _additive(q, k, self.w_q.weight, self.w_k.weight, self.w.weight[0])
 
 
 class MultiplicativeAttention(_ScoredAttention):
@@ -153,8 +222,7 @@ class MultiplicativeAttention(_ScoredAttention):
         self.d_q = check_positive_int(d_q, "d_q")
         self.d_k = check_positive_int(d_k, "d_k")
         self.dropout = check_probability(dropout, "dropout")
-        if variant not in ("dot", "general"):
-            raise ValueError(f'variant must be "dot" or "general", got {variant!r}.')
+        check_choice(variant, "variant", ("dot", "general"))
         if variant == "dot" and d_q != d_k:
             raise ValueError(f'variant="dot" needs d_q == d_k, got d_q={d_q}, d_k={d_k}.')
         self.variant = variant
@@ -162,9 +230,8 @@ class MultiplicativeAttention(_ScoredAttention):
         if self.w is not None:
             nn.init.xavier_uniform_(self.w)
 
-    def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """``(..., n_q, n_k)`` multiplicative scores."""
-        return multiplicative_scores(q, k, self.w)
+    def _scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return _multiplicative(q, k, self.w)
 
     def extra_repr(self) -> str:
         return f"d_q={self.d_q}, d_k={self.d_k}, variant={self.variant!r}"

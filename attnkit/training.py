@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ._validate import check_positive_int, check_scale
+from ._validate import check_bool, check_positive_int, check_scale
 
 if TYPE_CHECKING:  # matplotlib is optional: imported by TrainResult.plot only
     from matplotlib.axes import Axes
@@ -156,6 +156,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
         trainable_only: count only parameters with ``requires_grad=True``.
     """
     _check_module(model)
+    trainable_only = check_bool(trainable_only, "trainable_only")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 

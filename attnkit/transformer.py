@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import (
+    check_floating,
+    check_module_dtype,
     check_positive_int,
     check_probability,
     check_sequence,
@@ -205,7 +207,19 @@ class FeedForward(nn.Module):
         self.linear2 = nn.Linear(d_ff, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(..., d_model) -> (..., d_model)``."""
+        """``(..., d_model) -> (..., d_model)``.
+
+        Raises:
+            TypeError: if ``x`` is not a floating tensor of the parameters' dtype.
+            ValueError: if its last dimension is not ``d_model``.
+        """
+        check_floating(check_tensor(x, "x", min_dim=1), "x")
+        if x.shape[-1] != self.linear1.in_features:
+            raise ValueError(
+                f"x must have shape (..., d_model) = (..., {self.linear1.in_features}), "
+                f"got {fmt_shape(x.shape)}."
+            )
+        check_module_dtype(x, "x", self)
         h = ACTIVATIONS[self.activation](self.linear1(x))  # (..., d_ff)
         return self.linear2(self.dropout(h))  # (..., d_model)
 
@@ -560,6 +574,11 @@ class TransformerEncoder(nn.Module):
     ) -> None:
         super().__init__()
         num_layers = check_positive_int(num_layers, "num_layers")
+        if not callable(layer_factory):
+            raise TypeError(
+                f"layer_factory must be a function returning a new layer, got "
+                f"{type(layer_factory).__name__}."
+            )
         layers = [layer_factory() for _ in range(num_layers)]
         if not all(isinstance(layer, TransformerEncoderLayer) for layer in layers):
             raise TypeError("layer_factory must return TransformerEncoderLayer instances.")
@@ -636,6 +655,11 @@ class TransformerDecoder(nn.Module):
     ) -> None:
         super().__init__()
         num_layers = check_positive_int(num_layers, "num_layers")
+        if not callable(layer_factory):
+            raise TypeError(
+                f"layer_factory must be a function returning a new layer, got "
+                f"{type(layer_factory).__name__}."
+            )
         layers = [layer_factory() for _ in range(num_layers)]
         if not all(isinstance(layer, TransformerDecoderLayer) for layer in layers):
             raise TypeError("layer_factory must return TransformerDecoderLayer instances.")
@@ -795,6 +819,8 @@ class Seq2SeqTransformer(nn.Module):
         self.tgt_vocab_size = check_positive_int(tgt_vocab_size, "tgt_vocab_size")
         self.d_model = check_positive_int(d_model, "d_model")
         self.max_len = check_positive_int(max_len, "max_len")
+        check_positive_int(num_encoder_layers, "num_encoder_layers")
+        check_positive_int(num_decoder_layers, "num_decoder_layers")
         self.positional = _check_choice(positional, "positional", SEQ2SEQ_POSITIONAL)
         if pad_id is not None:
             pad_id = check_positive_int(pad_id, "pad_id", allow_zero=True)

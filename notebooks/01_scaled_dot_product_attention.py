@@ -1135,6 +1135,36 @@ assert (Af[1, 3:] == 0).all() and (Of[1, 3:] == 0).all() and agrees, (
 # (the last line), so one NaN propagates through the loss and poisons every parameter in
 # the backward pass.
 #
+# ### Garbage in a masked value row
+#
+# Padding positions often hold garbage (uninitialised memory, a NaN from dividing by a
+# length of zero). The mask gives such a key weight 0, but the weighted sum still
+# multiplies that 0 with its value row, and $0 \cdot \text{NaN} = \text{NaN}$. Below,
+# one NaN is written into the value row of a padded position of sequence 1.
+
+# %%
+V_garbage = Vb.clone()
+V_garbage[1, 4] = float("nan")  # position 4 of sequence 1 is padding: masked for every query
+O_torch_garbage = F.scaled_dot_product_attention(Qb, Kb, V_garbage, attn_mask=combined)
+O_ak_garbage = ak.scaled_dot_product_attention(Qb, Kb, V_garbage, combined)
+nan_rows = O_torch_garbage[1].isnan().any(-1)  # (T,) output rows of sequence 1 with a NaN
+print("torch F.sdpa: output rows of seq. 1 holding NaN:", nan_rows.tolist())
+print("attnkit: any NaN?", bool(O_ak_garbage.isnan().any()))
+print("attnkit: max change from the clean output:", (O_ak_garbage - Ob).abs().max().item())
+assert nan_rows.all() and torch.allclose(O_ak_garbage, Ob, atol=1e-6, rtol=0), (
+    "claim no longer holds: 'in torch's SDPA one NaN in a masked value row reaches every "
+    "output row of its sequence; attnkit's output does not change' "
+    f"(torch NaN rows {nan_rows.tolist()}, attnkit change "
+    f"{(O_ak_garbage - Ob).abs().max().item():.1e})"
+)
+
+# %% [markdown]
+# In PyTorch's function (the version used here) the NaN reaches **every** output row of
+# sequence 1, although no query may attend to position 4. `attnkit` gives exactly the
+# output it gives without the garbage: a key of weight 0 contributes exactly 0 to the
+# weighted sum, whatever its value (the product is checked for NaN/inf, and only then
+# redone without the values of weight 0).
+#
 # ### Causal masks when there are fewer queries than keys
 #
 # During generation with a key/value cache ({ref}`ch04-kv-cache` teaches it), the keys and

@@ -16,7 +16,9 @@ from torch.nn.attention.bias import causal_lower_right
 
 from attnkit import (
     ScaledDotProductAttention,
+    attend,
     causal_mask,
+    masked_softmax,
     padding_mask,
     scaled_dot_product_attention,
     to_additive_mask,
@@ -804,3 +806,72 @@ def test_numpy_scalars_are_accepted_for_scale_and_dropout():
     torch.testing.assert_close(out, scaled_dot_product_attention(q, q, q, scale=0.5))
     with pytest.raises(ValueError, match="dropout_p"):
         scaled_dot_product_attention(q, q, q, dropout_p=np.float64(1.5))
+
+
+# ------------------------------------------------- issue 21: garbage in masked positions
+
+
+@pytest.mark.parametrize("garbage", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("additive", [False, True])
+def test_masked_value_rows_do_not_leak(garbage, additive):
+    """A NaN/inf in a value row that no query may see changes nothing (torch's SDPA lets
+    0 * NaN reach every output row); fully masked rows stay 0; gradients stay finite."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 3, dtype=torch.float64) for _ in range(3))
+    allowed = torch.ones(2, 4, 4, dtype=torch.bool)
+    allowed[..., 3] = False  # key 3 is padding
+    allowed[1, 0] = False  # query 0 of batch 1 sees nothing
+    mask = to_additive_mask(allowed, torch.float64) if additive else allowed
+    clean = scaled_dot_product_attention(q, k, v, mask)
+    dirty_v = v.clone().requires_grad_(True)
+    with torch.no_grad():
+        dirty_v[:, 3] = garbage
+    out = scaled_dot_product_attention(q, k, dirty_v, mask)
+    assert torch.equal(out, clean)
+    assert (out[1, 0] == 0).all()
+    out.sum().backward()
+    assert torch.isfinite(dirty_v.grad).all()
+    torch_out = F.scaled_dot_product_attention(q, k, dirty_v.detach(), attn_mask=mask)
+    assert not torch.isfinite(torch_out).all()  # what the book says torch does
+
+
+def test_unmasked_nan_value_still_propagates():
+    """Only weight-0 positions are taken out: a NaN a query does attend to gives NaN."""
+    q, k, v = (torch.randn(1, 3, 2) for _ in range(3))
+    v[0, 1, 0] = math.nan
+    out = scaled_dot_product_attention(q, k, v)
+    assert out[..., 0].isnan().all() and torch.isfinite(out[..., 1]).all()
+
+
+def test_attend_checks_its_arguments():
+    scores, v = torch.randn(2, 3, 4), torch.randn(2, 4, 5)
+    for p in (1.0, 1.5, -0.5, math.nan):
+        with pytest.raises(ValueError, match="dropout_p"):
+            attend(scores, v, dropout_p=p)
+    with pytest.raises(TypeError, match="v must be a floating-point tensor"):
+        attend(scores, v.long())
+    with pytest.raises(ValueError, match=r"scores .* and v .* must agree on n_k"):
+        attend(scores, torch.randn(2, 3, 5))
+
+
+def test_masked_softmax_refuses_nan_at_allowed_positions():
+    with pytest.raises(ValueError, match="scores must be finite"):
+        masked_softmax(torch.tensor([1.0, math.nan]))
+    with pytest.raises(ValueError, match="scores must be finite"):
+        masked_softmax(torch.tensor([1.0, math.inf]))
+    # masked away, NaN and +inf are fine, with a bool or an additive mask
+    s = torch.tensor([1.0, math.nan, math.inf])
+    keep = torch.tensor([True, False, False])
+    assert torch.equal(masked_softmax(s, keep), torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.equal(masked_softmax(s, to_additive_mask(keep)), torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_flags_must_be_bools_and_d_k_zero_needs_a_scale():
+    q = torch.randn(2, 3)
+    with pytest.raises(TypeError, match="return_weights must be True or False"):
+        scaled_dot_product_attention(q, q, q, return_weights="no")
+    empty = torch.randn(2, 0)
+    with pytest.raises(ValueError, match="d_k = 0"):
+        scaled_dot_product_attention(empty, empty, q)
+    out = scaled_dot_product_attention(empty, empty, q, scale=1.0)  # uniform weights
+    torch.testing.assert_close(out, q.mean(0).expand(2, 3))

@@ -449,3 +449,47 @@ def test_beam_search_validates():
         greedy_translate(model, SRC, bos_id=BOS, eos_id=None, max_len=3)
     with pytest.raises(ValueError, match="length_penalty must be a finite number >= 0"):
         beam_search(model, SRC, beam_size=2, bos_id=BOS, eos_id=EOS, max_len=3, length_penalty=-1)
+
+
+# ------------------------------------------------------------------ issue 21 regressions
+
+
+@pytest.mark.parametrize("temperature", [1e-40, 1e-300, 5e-324])
+def test_sample_next_tiny_temperature_is_greedy(temperature):
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.5, -1.0, 0.25]])
+    got = sample_next(logits, temperature=temperature, generator=torch.Generator().manual_seed(0))
+    assert got.tolist() == [1, 0]
+
+
+def test_gnmt_length_penalty_refuses_negative_lengths_and_bad_alpha():
+    with pytest.raises(ValueError, match="length must hold lengths >= 0"):
+        gnmt_length_penalty(torch.tensor([-1.0, 2.0]), 0.6)
+    with pytest.raises(ValueError, match="length must hold lengths >= 0"):
+        gnmt_length_penalty(torch.tensor([math.nan]), 0.6)
+    for alpha in (math.nan, -0.5, math.inf):
+        with pytest.raises(ValueError, match="alpha"):
+            gnmt_length_penalty(torch.tensor([2.0]), alpha)
+
+
+def test_decoding_checks_the_model_and_the_vocabulary():
+    with pytest.raises(TypeError, match="model must be a TransformerLM"):
+        generate("x", torch.ones(1, 2, dtype=torch.long), 2)
+    with pytest.raises(TypeError, match="model must be a Seq2SeqTransformer"):
+        beam_search(
+            nn.Linear(2, 2),
+            torch.ones(1, 2, dtype=torch.long),
+            beam_size=2,
+            bos_id=1,
+            eos_id=2,
+            max_len=3,
+        )
+
+
+def test_beam_search_refuses_eos_outside_the_vocabulary():
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(7, 9, 8, 2, 1, 1, 16, 0.0, max_len=8)
+    src = torch.ones(1, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"eos_id must be a token id in \[0, 9\)"):
+        beam_search(model, src, beam_size=2, bos_id=1, eos_id=9, max_len=3)
+    with pytest.raises(ValueError, match=r"src must hold token ids in \[0, 7\)"):
+        greedy_translate(model, src * 7, bos_id=1, eos_id=2, max_len=3)

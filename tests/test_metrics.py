@@ -116,3 +116,17 @@ def test_bleu_wrapper_matches_sacrebleu():
     assert not math.isnan(score) and 0 < score < 100
     with pytest.raises(ValueError, match="same number"):
         bleu(preds, [["x"], ["y", "z"]])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: squad_scores("ab", "ab"),
+        lambda: bleu("a b c d", ["a b c d"]),
+        lambda: rouge("ab", ["ab"]),
+    ],
+)
+def test_a_bare_string_is_not_a_list_of_predictions(call):
+    """issue 21: squad_scores("ab", "ab") used to score two one-letter answers (EM 100)."""
+    with pytest.raises(TypeError, match=r"predictions must be a list of str, got str"):
+        call()

@@ -350,11 +350,11 @@ def test_hf_old_key_names_are_understood():
 def test_hf_loading_errors():
     transformers, cfg = _hf_config()
     sd = transformers.ViTForImageClassification(cfg).state_dict()
-    with pytest.raises(KeyError, match=r"Missing keys: none\. Unexpected keys:.*classifier"):
+    with pytest.raises(ValueError, match=r"Missing keys: none\. Unexpected keys:.*classifier"):
         load_hf_vit_state_dict(ViT(dataclasses.replace(SMALL, num_classes=0)), sd)
     partial = {k: v for k, v in sd.items() if "layernorm_after" not in k}
     partial["vit.extra.weight"] = torch.zeros(1)
-    with pytest.raises(KeyError, match=r"layers\.0\.layernorm_after\.weight.*extra\.weight"):
+    with pytest.raises(ValueError, match=r"layers\.0\.layernorm_after\.weight.*extra\.weight"):
         load_hf_vit_state_dict(ViT(SMALL), partial)
     model = ViT(dataclasses.replace(SMALL, num_classes=7))
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -64,3 +64,72 @@ def test_check_positive_number_returns_a_float(x):
 def test_check_positive_number_errors(x, error, match):
     with pytest.raises(error, match=match):
         check_positive_number(x, "ramp")
+
+
+# --------------------------------------------- the checks added for issue 21 (one style)
+
+
+@pytest.mark.parametrize("x", [True, False, np.bool_(True), torch.tensor(False)])
+def test_check_bool_accepts_real_bools(x):
+    from attnkit._validate import check_bool
+
+    assert check_bool(x, "flag") is bool(x)
+
+
+@pytest.mark.parametrize("x", ["no", "yes", 1, 0, None, 1.0, torch.tensor(1)])
+def test_check_bool_refuses_truthy_stand_ins(x):
+    from attnkit._validate import check_bool
+
+    with pytest.raises(TypeError, match="flag must be True or False"):
+        check_bool(x, "flag")
+
+
+@pytest.mark.parametrize(
+    ("x", "error", "match"),
+    [
+        (1.0, TypeError, r"dim must be an integer, got float 1\.0"),
+        (True, TypeError, "dim must be an integer, got bool"),
+        ("1", TypeError, "dim must be an integer, got str"),
+        (5, ValueError, r"dim must be an integer in \[-2, 1\], got 5"),
+    ],
+)
+def test_check_int_errors(x, error, match):
+    from attnkit._validate import check_int
+
+    with pytest.raises(error, match=match):
+        check_int(x, "dim", low=-2, high=1)
+
+
+def test_check_int_accepts_numpy_and_0d_tensor_ints():
+    from attnkit._validate import check_int
+
+    assert check_int(np.int64(3), "n") == 3 and check_int(torch.tensor(4), "n") == 4
+
+
+@pytest.mark.parametrize("x", ["ab", ("a", 1), 3])
+def test_check_str_list_refuses_a_bare_string_and_non_strings(x):
+    from attnkit._validate import check_str_list
+
+    with pytest.raises(TypeError, match="names"):
+        check_str_list(x, "names")
+
+
+def test_check_ids_range_and_dtype():
+    from attnkit._validate import check_ids
+
+    with pytest.raises(TypeError, match=r"ids must hold integer ids, got torch\.float32"):
+        check_ids(torch.zeros(2), "ids")
+    with pytest.raises(ValueError, match=r"ids must hold ids in \[0, 5\).*from -1 to 5"):
+        check_ids(torch.tensor([-1, 5]), "ids", vocab_size=5)
+    assert check_ids(torch.tensor([0, 4]), "ids", vocab_size=5, dim=1).tolist() == [0, 4]
+
+
+def test_check_choice_and_module():
+    from attnkit._validate import check_choice, check_module
+
+    with pytest.raises(ValueError, match="kind must be one of 'a', 'b'; got 'c'"):
+        check_choice("c", "kind", ("a", "b"))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        check_choice(["a"], "kind", {"a": 1})  # unhashable: refused, not a crash
+    with pytest.raises(TypeError, match=r"model must be .*no encode"):
+        check_module(torch.nn.Linear(1, 1), needs=("encode",))

@@ -32,7 +32,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
-from .._validate import check_positive_int
+from .._validate import (
+    check_choice,
+    check_instance,
+    check_int,
+    check_positive_int,
+    check_real,
+    check_str,
+    check_str_list,
+)
 from .corpus import _stdlib_docstring_list
 from .words import split_words
 
@@ -96,6 +104,7 @@ def extract_sentences(text: str) -> list[str]:
 
 def normalise(sentence: str) -> str:
     """The words of ``split_words(sentence)`` joined by single spaces."""
+    check_str(sentence, "sentence")
     return " ".join(split_words(sentence))
 
 
@@ -125,6 +134,10 @@ def corrupt(sentence: str, kind: str, rng: random.Random, sampler: _WordSampler)
       are replaced by different words drawn from ``sampler``; ``None`` if no
       alphabetic word.
     """
+    check_str(sentence, "sentence")
+    check_choice(kind, "kind", CORRUPTIONS)
+    check_instance(rng, "rng", random.Random, "a random.Random")
+    check_instance(sampler, "sampler", _WordSampler, "a word sampler of label_examples")
     words = sentence.split()
     alpha = [i for i, w in enumerate(words) if w.isalpha()]
     if kind == "shuffle":
@@ -155,7 +168,8 @@ def label_examples(sentences: Sequence[str], seed: int = 0) -> list[Acceptabilit
     ``"shuffle"`` or ``"replace"`` with probability 1/2, drawn with ``random.Random(seed)``;
     replacement words follow the word frequencies of ``sentences``. ``sentences`` must be
     normalised (see :func:`normalise`)."""
-    rng = random.Random(seed)
+    sentences = check_str_list(sentences, "sentences")
+    rng = random.Random(check_int(seed, "seed"))
     sampler = _WordSampler(sentences)
     examples = []
     for i, s in enumerate(sentences):
@@ -176,6 +190,8 @@ def is_finetune_docstring(text: str, finetune_fraction: float) -> bool:
     """Whether a docstring goes to fine-tuning: ``crc32(text) mod 10_000`` falls below
     ``finetune_fraction * 10_000`` (deterministic, independent of order and of Python's
     string hashing)."""
+    check_str(text, "text")
+    check_real(finetune_fraction, "finetune_fraction", low=0.0, high=1.0, what="a number in [0, 1]")
     return zlib.crc32(text.encode("utf-8")) % 10_000 < round(finetune_fraction * 10_000)
 
 

@@ -20,7 +20,7 @@ import datetime
 import random
 from collections.abc import Callable, Sequence
 
-from .._validate import check_positive_int
+from .._validate import check_instance, check_int, check_positive_int
 
 MIN_DATE = datetime.date(1900, 1, 1)
 MAX_DATE = datetime.date(2099, 12, 31)
@@ -63,7 +63,13 @@ def chinese_number(n: int) -> str:
 
 def chinese_year(year: int) -> str:
     """A year read digit by digit with 〇 for zero: ``2024 -> 二〇二四``."""
+    year = check_positive_int(year, "year", allow_zero=True)
     return "".join(CHINESE_DIGITS[int(c)] for c in f"{year:04d}")
+
+
+def _check_date(d: object) -> None:
+    if not isinstance(d, datetime.date):
+        raise TypeError(f"d must be a datetime.date, got {type(d).__name__} {d!r}.")
 
 
 # ---------------------------------------------------------------------------- formats
@@ -72,86 +78,103 @@ def chinese_year(year: int) -> str:
 
 def month_day_year(d: datetime.date) -> str:
     """``March 5, 2024``"""
+    _check_date(d)
     return f"{MONTHS[d.month - 1]} {d.day}, {d.year}"
 
 
 def day_month_year(d: datetime.date) -> str:
     """``5 March 2024``"""
+    _check_date(d)
     return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
 
 
 def abbr_month_padded_day_year(d: datetime.date) -> str:
     """``Mar 05 2024``"""
+    _check_date(d)
     return f"{MONTHS_ABBR[d.month - 1]} {d.day:02d} {d.year}"
 
 
 def day_abbr_month_year_dashes(d: datetime.date) -> str:
     """``05-Mar-2024``"""
+    _check_date(d)
     return f"{d.day:02d}-{MONTHS_ABBR[d.month - 1]}-{d.year}"
 
 
 def weekday_month_day_year(d: datetime.date) -> str:
     """``Tuesday, March 5, 2024``"""
+    _check_date(d)
     return f"{WEEKDAYS[d.weekday()]}, {month_day_year(d)}"
 
 
 def abbr_weekday_day_abbr_month_year(d: datetime.date) -> str:
     """``Tue, 5 Mar 2024`` (as in e-mail headers)"""
+    _check_date(d)
     return f"{WEEKDAYS_ABBR[d.weekday()]}, {d.day} {MONTHS_ABBR[d.month - 1]} {d.year}"
 
 
 def ordinal_of_month(d: datetime.date) -> str:
     """``the 5th of March, 2024``"""
+    _check_date(d)
     return f"the {ordinal(d.day)} of {MONTHS[d.month - 1]}, {d.year}"
 
 
 def abbr_month_ordinal_year(d: datetime.date) -> str:
     """``Mar. 5th, 2024``"""
+    _check_date(d)
     return f"{MONTHS_ABBR[d.month - 1]}. {ordinal(d.day)}, {d.year}"
 
 
 def us_numeric(d: datetime.date) -> str:
     """``03/05/2024``: month first (United States)"""
+    _check_date(d)
     return f"{d.month:02d}/{d.day:02d}/{d.year}"
 
 
 def european_numeric(d: datetime.date) -> str:
     """``05.03.2024``: day first (Germany, Russia, ...)"""
+    _check_date(d)
     return f"{d.day:02d}.{d.month:02d}.{d.year}"
 
 
 def year_month_day_slashes(d: datetime.date) -> str:
     """``2024/3/5``: year first, no zero padding"""
+    _check_date(d)
     return f"{d.year}/{d.month}/{d.day}"
 
 
 def lower_month_day_year(d: datetime.date) -> str:
     """``march 5, 2024``"""
+    _check_date(d)
     return month_day_year(d).lower()
 
 
 def upper_day_abbr_month_year(d: datetime.date) -> str:
     """``05 MAR 2024``"""
+    _check_date(d)
     return f"{d.day:02d} {MONTHS_ABBR[d.month - 1].upper()} {d.year}"
 
 
 def upper_weekday_month_day_year(d: datetime.date) -> str:
     """``TUESDAY, MARCH 5, 2024``"""
+    _check_date(d)
     return weekday_month_day_year(d).upper()
 
 
 def chinese_arabic(d: datetime.date) -> str:
     """``2024年3月5日``"""
+    _check_date(d)
     return f"{d.year}年{d.month}月{d.day}日"
 
 
 def chinese_numerals(d: datetime.date) -> str:
     """``二〇二四年三月五日``"""
+    _check_date(d)
     return f"{chinese_year(d.year)}年{chinese_number(d.month)}月{chinese_number(d.day)}日"
 
 
 def chinese_padded_weekday(d: datetime.date) -> str:
     """``2024年03月05日星期二``"""
+    _check_date(d)
     return f"{d.year}年{d.month:02d}月{d.day:02d}日星期{CHINESE_WEEKDAYS[d.weekday()]}"
 
 
@@ -182,10 +205,13 @@ FORMATS: list[DateFormat] = [
 
 def random_date(rng: random.Random) -> datetime.date:
     """A date drawn uniformly from 1900-01-01 to 2099-12-31 (both included)."""
+    check_instance(rng, "rng", random.Random, "a random.Random")
     return datetime.date.fromordinal(rng.randint(MIN_DATE.toordinal(), MAX_DATE.toordinal()))
 
 
 def _check_formats(formats: Sequence[DateFormat] | None) -> list[DateFormat]:
+    if isinstance(formats, str):
+        raise TypeError("formats must be a sequence of functions date -> str, got a str.")
     formats = list(FORMATS if formats is None else formats)
     if not formats or not all(callable(f) for f in formats):
         raise ValueError("formats must be a non-empty sequence of functions date -> str.")
@@ -212,7 +238,7 @@ def make_date_pairs(
     """
     n = check_positive_int(n, "n", allow_zero=True)
     formats = _check_formats(formats)
-    rng = random.Random(seed)
+    rng = random.Random(check_int(seed, "seed"))
     pairs = []
     for _ in range(n):
         day = random_date(rng)
@@ -249,7 +275,7 @@ def date_splits(
             f"n_val + n_test = {n_val + n_test} leaves no date for training: there are "
             f"{n_dates} dates from {MIN_DATE} to {MAX_DATE}."
         )
-    rng = random.Random(seed)
+    rng = random.Random(check_int(seed, "seed"))
     ordinals = list(range(first, last + 1))
     rng.shuffle(ordinals)
     held_out = [datetime.date.fromordinal(o) for o in ordinals[: n_val + n_test]]

@@ -31,7 +31,15 @@ from typing import NamedTuple
 
 import torch
 
-from .._validate import check_positive_int, check_tensor, fmt_shape
+from .._validate import (
+    check_generator,
+    check_id_list,
+    check_ids,
+    check_instance,
+    check_positive_int,
+    check_tensor,
+    fmt_shape,
+)
 from .digits import IMAGE_SIZE, Split, digit_splits
 
 _ONES = (
@@ -115,10 +123,8 @@ def encode_words(text: str) -> list[int]:
 
 def decode_ids(ids: torch.Tensor | list[int]) -> str:
     """Ids -> words: stops at the first ``<eos>``, skips ``<pad>`` and ``<bos>``."""
-    if isinstance(ids, torch.Tensor):
-        ids = ids.tolist()
     words = []
-    for i in ids:
+    for i in check_id_list(ids, "ids", len(VOCAB)):
         if i == EOS_ID:
             break
         if i not in (PAD_ID, BOS_ID):
@@ -133,7 +139,10 @@ def target_tensors(numbers: torch.Tensor | list[int]) -> tuple[torch.Tensor, tor
     <pad>...]`` (int64, right-padded with ``<pad>``): position ``t`` reads ``tgt_in[:t+1]``
     and predicts ``tgt_out[t]``.
     """
-    numbers = torch.as_tensor(numbers).tolist()
+    if isinstance(numbers, torch.Tensor):
+        check_ids(numbers, "numbers", dim=1)
+        numbers = numbers.tolist()
+    numbers = check_id_list(numbers, "numbers", HIGH + 1)  # 0..999, as number_to_words
     tgt_in = torch.full((len(numbers), TARGET_LEN), PAD_ID, dtype=torch.long)
     tgt_out = torch.full((len(numbers), TARGET_LEN), PAD_ID, dtype=torch.long)
     for b, n in enumerate(numbers):
@@ -145,6 +154,9 @@ def target_tensors(numbers: torch.Tensor | list[int]) -> tuple[torch.Tensor, tor
 
 def number_digits(numbers: torch.Tensor) -> torch.Tensor:
     """Numbers ``(B,)`` (10..999) -> the digit in each slot ``(B, 3)``, ``-1`` = blank."""
+    check_ids(numbers, "numbers", dim=1)
+    if numbers.numel() and (int(numbers.min()) < LOW or int(numbers.max()) > HIGH):
+        raise ValueError(f"numbers must lie from {LOW} to {HIGH}.")
     digits = torch.stack([numbers // 100, numbers // 10 % 10, numbers % 10], dim=1)  # (B, 3)
     return digits.masked_fill((numbers < 100)[:, None] & (torch.arange(3) == 0), -1)
 
@@ -169,6 +181,8 @@ def draw_strips(
         :func:`~attnkit.data.digits.load_digit_images`) of the image in each slot, ``-1``
         for the blank slot of a two-digit number.
     """
+    check_instance(split, "split", Split)
+    check_generator(generator)
     check_tensor(numbers, "numbers")
     if numbers.dim() != 1 or numbers.is_floating_point() or numbers.dtype == torch.bool:
         raise ValueError(f"numbers must be an integer tensor (B,), got {fmt_shape(numbers.shape)}.")
@@ -208,6 +222,7 @@ def make_strips(split: Split, n: int, *, seed: int = 0) -> Strips:
     """``n`` strips of numbers drawn uniformly from 10..999, drawn with ``split``'s images.
 
     The same ``split``, ``n`` and ``seed`` give the same strips."""
+    check_instance(split, "split", Split)
     n = check_positive_int(n, "n")
     seed = check_positive_int(seed, "seed", allow_zero=True)
     gen = torch.Generator().manual_seed(seed)
@@ -252,6 +267,7 @@ def strip_batches(
     """``num_batches`` batches ``(images, tgt_in, tgt_out)`` of ``batch_size`` strips:
     the strips in a random order (``seed``), reshuffled each time they run out; a pass
     ends with its last full batch."""
+    check_instance(strips, "strips", Strips)
     batch_size = check_positive_int(batch_size, "batch_size")
     num_batches = check_positive_int(num_batches, "num_batches")
     n = len(strips.numbers)

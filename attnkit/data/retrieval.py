@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validate import check_positive_int
+from .._validate import check_instance, check_int, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ def retrieval_split(
     repeated sequence between splits is, for ``n >= 64``, practically impossible (the
     tests check it on the sizes the book uses).
     """
+    check_instance(task, "task", RetrievalTask)
     seeds = {"val": 1_000_001, "test": 2_000_003}
     if split not in seeds:
         raise ValueError(f"split must be 'val' or 'test', got {split!r}.")
@@ -101,12 +102,23 @@ def retrieval_batches(
     of length 1024 (a length curriculum). Each batch is freshly sampled, so the model
     never sees the same training sequence twice.
     """
+    check_instance(task, "task", RetrievalTask)
     batch_size = check_positive_int(batch_size, "batch_size")
+    if isinstance(schedule, str) or not isinstance(schedule, (list, tuple)):
+        raise TypeError(f"schedule must be a list of (n, steps) pairs, got {schedule!r}.")
     if not schedule:
         raise ValueError("schedule must list at least one (n, steps) phase.")
-    for n, steps in schedule:
-        check_positive_int(n, "n in schedule")
-        check_positive_int(steps, "steps in schedule")
+    for phase in schedule:
+        if not isinstance(phase, (list, tuple)) or len(phase) != 2:
+            raise TypeError(f"schedule must be a list of (n, steps) pairs, got item {phase!r}.")
+        check_positive_int(phase[0], "n in schedule")
+        check_positive_int(phase[1], "steps in schedule")
+    seed = check_int(seed, "seed")
+    # Checked here, at the call; the batches are drawn lazily by the generator below.
+    return _batches(task, batch_size, schedule, seed)
+
+
+def _batches(task: RetrievalTask, batch_size: int, schedule: list[tuple[int, int]], seed: int):
     g = torch.Generator().manual_seed(seed)
     for n, steps in schedule:
         for _ in range(steps):

@@ -72,7 +72,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validate import check_positive_int
+from .._validate import check_instance, check_int, check_positive_int
 from .words import WordTokenizer, split_words
 
 POSITIVE = (
@@ -299,7 +299,7 @@ def make_sentiment_examples(n: int, seed: int = 0) -> list[SentimentExample]:
     Each example's ``heldout`` flag says whether its combination is a held-out one.
     """
     n = check_positive_int(n, "n")
-    rng = random.Random(seed)
+    rng = random.Random(check_int(seed, "seed"))
     seen: set[str] = set()
     out: list[SentimentExample] = []
     for _ in range(50 * n):
@@ -326,7 +326,7 @@ def sentiment_task(
     n_train = check_positive_int(n_train, "n_train")
     n_val = check_positive_int(n_val, "n_val")
     n_test = check_positive_int(n_test, "n_test")
-    rng = random.Random(seed)
+    rng = random.Random(check_int(seed, "seed"))
     seen: set[str] = set()
     train: list[SentimentExample] = []
     val: list[SentimentExample] = []
@@ -369,10 +369,17 @@ def encode_sentiment(
         (``True`` on real tokens), ``LongTensor (B,)``, and bool ``(B, T)``, ``True`` on the
         deciding tokens (positions shifted by one for ``[CLS]``).
     """
+    if not isinstance(examples, (list, tuple)):
+        raise TypeError(
+            f"examples must be a list of SentimentExample, got {type(examples).__name__}."
+        )
     if len(examples) == 0:
         raise ValueError("examples must hold at least one SentimentExample.")
+    for i, ex in enumerate(examples):
+        check_instance(ex, f"examples[{i}]", SentimentExample)
     if not isinstance(tokenizer, WordTokenizer):
         raise TypeError(f"tokenizer must be a WordTokenizer, got {type(tokenizer).__name__}.")
+    max_len = check_positive_int(max_len, "max_len")
     longest = max(len(ex.words) for ex in examples) + 2
     if longest > max_len:
         raise ValueError(f"max_len={max_len} is too short: the longest example needs {longest}.")

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validate import check_positive_int
+from .._validate import check_bool, check_choice, check_instance, check_int, check_positive_int
 
 PEOPLE = ("john", "mary", "sandra", "daniel", "bob", "alice", "kate", "tom")
 PLACES = ("kitchen", "garden", "hallway", "bathroom", "office", "bedroom")
@@ -60,7 +60,14 @@ QUESTION_TYPES = ("where_person", "who_has", "where_object")
 
 
 def is_held_out(person: str, place: str) -> bool:
-    """True for the ``(person, place)`` pairs that only test stories contain."""
+    """True for the ``(person, place)`` pairs that only test stories contain.
+
+    Raises:
+        ValueError: if ``person`` is not one of ``PEOPLE`` or ``place`` not one of
+            ``PLACES``.
+    """
+    check_choice(person, "person", PEOPLE)
+    check_choice(place, "place", PLACES)
     return (PEOPLE.index(person) + 2 * PLACES.index(place)) % 5 == 0
 
 
@@ -127,6 +134,8 @@ def make_story(
             :data:`QUESTION_TYPES`.
         allow_held_out: allow held-out ``(person, place)`` pairs in ``went to`` sentences.
     """
+    check_instance(rng, "rng", random.Random, "a random.Random")
+    allow_held_out = check_bool(allow_held_out, "allow_held_out")
     num_people = check_positive_int(num_people, "num_people")
     num_objects = check_positive_int(num_objects, "num_objects")
     if not 2 <= num_people <= len(PEOPLE):
@@ -176,6 +185,7 @@ def make_story(
 
 def answer_rests_on_held_out(ex: QAExample) -> bool:
     """True if the answer is a place reached by a held-out ``(person, place)`` move."""
+    check_instance(ex, "ex", QAExample)
     if ex.qtype == "who_has":
         return False
     s = ex.story
@@ -187,6 +197,7 @@ def answer_rests_on_held_out(ex: QAExample) -> bool:
 
 def held_out_moves(ex: QAExample) -> list[tuple[str, str]]:
     """The held-out ``(person, place)`` pairs of the story's ``went to`` sentences."""
+    check_instance(ex, "ex", QAExample)
     s = ex.story
     return [
         (s[i], s[i + 4])
@@ -212,6 +223,7 @@ def story_splits(
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     for name, n in sizes.items():
         check_positive_int(n, f"n_{name}")
+    seed = check_int(seed, "seed")
     seen: set[str] = set()
     out: dict[str, list[QAExample]] = {}
     for k, (name, n) in enumerate(sizes.items()):
@@ -246,8 +258,12 @@ def encode_qa(examples: list[QAExample], max_len: int | None = None) -> dict[str
     * ``start_positions``, ``end_positions`` ``(N,)`` int64, into the *input* (story
       position + ``len(question) + 2``).
     """
+    if isinstance(examples, str) or not isinstance(examples, (list, tuple)):
+        raise TypeError(f"examples must be a list of QAExample, got {type(examples).__name__}.")
     if not examples:
         raise ValueError("examples must hold at least one QAExample, got none.")
+    for i, ex in enumerate(examples):
+        check_instance(ex, f"examples[{i}]", QAExample)
     rows = [[CLS, *ex.question, SEP, *ex.story] for ex in examples]
     T = max(len(r) for r in rows) if max_len is None else check_positive_int(max_len, "max_len")
     if max(len(r) for r in rows) > T:
@@ -278,6 +294,8 @@ def encode_qa(examples: list[QAExample], max_len: int | None = None) -> dict[str
 def span_text(ex: QAExample, start: int, end: int) -> str:
     """The story text of an input span ``[start, end]`` (positions into ``encode_qa``'s
     input, inclusive); empty if the span is not inside the story."""
+    check_instance(ex, "ex", QAExample)
+    start, end = check_int(start, "start"), check_int(end, "end")
     offset = len(ex.question) + 2
     s, e = start - offset, end - offset
     if s < 0 or e >= len(ex.story) or s > e:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validate import check_positive_int
+from .._validate import check_id_list, check_instance, check_int, check_positive_int
 from .tokenizer import pad_right
 
 PEOPLE = ("anna", "bob", "tom", "ivan", "lena", "omar", "sara", "paul", "mia", "li")
@@ -85,6 +85,7 @@ def _filler(rng: random.Random) -> str:
 def make_document(rng: random.Random, num_sentences: int = 5) -> SummaryExample:
     """One document of ``num_sentences >= 3`` sentences with 1 or 2 events at random
     positions, and its reference summary (see the module docstring)."""
+    check_instance(rng, "rng", random.Random, "a random.Random")
     num_sentences = check_positive_int(num_sentences, "num_sentences")
     if num_sentences < 3:
         raise ValueError(f"num_sentences must be >= 3, got {num_sentences}.")
@@ -109,6 +110,7 @@ def summary_splits(
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     for name, n in sizes.items():
         check_positive_int(n, f"n_{name}")
+    seed = check_int(seed, "seed")
     seen: set[str] = set()
     out: dict[str, list[SummaryExample]] = {}
     for k, (name, n) in enumerate(sizes.items()):
@@ -125,6 +127,7 @@ def summary_splits(
 
 def lead_k(ex: SummaryExample, k: int) -> str:
     """The Lead-k baseline: the document's first ``k`` sentences, joined by spaces."""
+    check_instance(ex, "ex", SummaryExample)
     k = check_positive_int(k, "k")
     return " ".join(ex.sentences[:k])
 
@@ -135,8 +138,14 @@ def encode_summaries(examples: list[SummaryExample]) -> dict[str, torch.Tensor]:
     Returns ``src`` ``(N, S)`` (the document), ``tgt_in`` ``(N, L)`` (``BOS`` + summary)
     and ``tgt_out`` ``(N, L)`` (summary + ``EOS``), all int64.
     """
+    if isinstance(examples, str) or not isinstance(examples, (list, tuple)):
+        raise TypeError(
+            f"examples must be a list of SummaryExample, got {type(examples).__name__}."
+        )
     if not examples:
         raise ValueError("examples must hold at least one SummaryExample, got none.")
+    for i, ex in enumerate(examples):
+        check_instance(ex, f"examples[{i}]", SummaryExample)
     src = [[WORD_TO_ID[w] for w in ex.document.split()] for ex in examples]
     tgt = [[WORD_TO_ID[w] for w in ex.summary.split()] for ex in examples]
     S, L = max(map(len, src)), max(map(len, tgt)) + 1
@@ -151,8 +160,8 @@ def encode_summaries(examples: list[SummaryExample]) -> dict[str, torch.Tensor]:
 def decode_ids(ids: torch.Tensor | list[int]) -> str:
     """Ids -> text, stopping at the first ``EOS`` and skipping ``PAD`` and ``BOS``."""
     words = []
-    for i in ids.tolist() if isinstance(ids, torch.Tensor) else ids:
-        w = VOCAB[int(i)]
+    for i in check_id_list(ids, "ids", len(VOCAB)):
+        w = VOCAB[i]
         if w == EOS:
             break
         if w not in (PAD, BOS):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from .._validate import check_positive_int, fmt_shape
+from .._validate import check_bool, check_int, check_positive_int, check_str_list, fmt_shape
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 """The special tokens, ids ``0 .. 3`` in this order (``PAD``, ``BOS``, ``EOS``, ``UNK``)."""
@@ -48,6 +48,8 @@ class CharTokenizer:
         if texts is not None:
             if isinstance(texts, str):
                 texts = [texts]
+            if not isinstance(texts, Iterable):
+                raise TypeError(f"texts must be an iterable of str, got {type(texts).__name__}.")
             for i, text in enumerate(texts):
                 if not isinstance(text, str):
                     raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}.")
@@ -158,6 +160,9 @@ def token_strings(
 ) -> list[str]:
     """The vocabulary entries of ``ids`` (a list or a 1-D integer tensor), in order; the
     first ``n_special`` entries are special tokens, dropped if ``skip_special``."""
+    vocab = check_str_list(vocab, "vocab")
+    n_special = check_int(n_special, "n_special", low=0, high=len(vocab))
+    skip_special = check_bool(skip_special, "skip_special")
     if isinstance(ids, torch.Tensor):
         if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
             raise ValueError(
@@ -178,7 +183,21 @@ def pad_right(
     encoded: Sequence[Sequence[int]], pad_id: int, length: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad id lists to ``length`` (at least the longest): ``(ids (B, T), lengths (B,))``,
-    both ``LongTensor``."""
+    both ``LongTensor``.
+
+    Raises:
+        TypeError: if ``encoded`` is not a list of lists of int, or ``pad_id`` / ``length``
+            not ints. ValueError: if ``length`` is shorter than a row or negative.
+    """
+    if isinstance(encoded, str) or not isinstance(encoded, Sequence):
+        raise TypeError(f"encoded must be a list of lists of ids, got {type(encoded).__name__}.")
+    for b, e in enumerate(encoded):
+        if isinstance(e, str) or not isinstance(e, Sequence):
+            raise TypeError(f"encoded[{b}] must be a list of ids, got {type(e).__name__}.")
+        for i in e:
+            check_int(i, f"encoded[{b}][i]")
+    pad_id = check_int(pad_id, "pad_id")
+    length = check_int(length, "length", low=max((len(e) for e in encoded), default=0))
     ids = torch.full((len(encoded), length), pad_id, dtype=torch.long)  # (B, T)
     for b, e in enumerate(encoded):
         ids[b, : len(e)] = torch.tensor(e, dtype=torch.long)

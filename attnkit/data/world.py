@@ -176,6 +176,7 @@ def plausibility_task(
     num_train = check_positive_int(num_train, "num_train")
     num_test = check_positive_int(num_test, "num_test")
     rng = random.Random(_check_seed(seed))
+    noun_seed = check_positive_int(noun_seed, "noun_seed", allow_zero=True)
     labelled, held_out = noun_split(noun_seed)
     return PlausibilityTask(
         train=_examples(labelled, num_train, rng),

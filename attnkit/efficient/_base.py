@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validate import check_positive_int, check_sequence, check_tensor, fmt_shape
+from .._validate import check_bool, check_positive_int, check_sequence, check_tensor, fmt_shape
 from ..heads import merge_heads, split_heads
 
 
@@ -57,8 +57,8 @@ class EfficientSelfAttention(nn.Module):
                 f"d_model={d_model} must be divisible by num_heads={num_heads} "
                 f"(each head gets d_model // num_heads features)."
             )
-        if not isinstance(causal, bool):
-            raise TypeError(f"causal must be True or False, got {causal!r}.")
+        causal = check_bool(causal, "causal")
+        bias = check_bool(bias, "bias")
         if causal and not self.supports_causal:
             raise ValueError(f"{type(self).__name__} cannot be causal; use causal=False.")
         self.d_model = d_model

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from .._validate import (
+    check_dtype,
     check_floating,
     check_positive_int,
     check_positive_number,
@@ -67,27 +68,27 @@ __all__ = [
 # ------------------------------------------------------------------------- checks
 
 
-def _check_span(span: object, max_span: int | None) -> torch.Tensor | float:
+def _check_span(span: object, max_span: int | None, name: str = "span") -> torch.Tensor | float:
     """A span: a number or a floating tensor, every value in ``[0, max_span]``."""
     if isinstance(span, torch.Tensor):
-        check_floating(span, "span")
+        check_floating(span, name)
         values = span.detach()
         if values.numel() and not bool(torch.isfinite(values).all()):
-            raise ValueError("span must hold finite numbers.")
+            raise ValueError(f"{name} must hold finite numbers.")
         low = float(values.min()) if values.numel() else 0.0
         high = float(values.max()) if values.numel() else 0.0
     elif isinstance(span, numbers.Real) and not isinstance(span, bool):
         if not math.isfinite(float(span)):
-            raise ValueError(f"span must be a finite number, got {span!r}.")
+            raise ValueError(f"{name} must be a finite number, got {span!r}.")
         low = high = float(span)
         span = float(span)
     else:
-        raise TypeError(f"span must be a number or a floating tensor, got {type(span).__name__}.")
+        raise TypeError(f"{name} must be a number or a floating tensor, got {type(span).__name__}.")
     if low < 0:
-        raise ValueError(f"span must be >= 0 (a distance in tokens), got a minimum of {low}.")
+        raise ValueError(f"{name} must be >= 0 (a distance in tokens), got a minimum of {low}.")
     if max_span is not None and high > max_span:
         raise ValueError(
-            f"span must be <= max_span={max_span} (clamp it first), got a maximum of {high}."
+            f"{name} must be <= max_span={max_span} (clamp it first), got a maximum of {high}."
         )
     return span
 
@@ -131,6 +132,7 @@ def adaptive_span_mask(
     """
     n = check_positive_int(n, "n")
     span = _check_span(span, None)
+    check_dtype(dtype)
     pos = torch.arange(n, device=device, dtype=dtype)
     distance = pos[:, None] - pos[None, :]  # (n, n): i - j
     z = span[..., None, None] if isinstance(span, torch.Tensor) else span
@@ -345,7 +347,7 @@ class AdaptiveSpanSelfAttention(EfficientSelfAttention):
         self.ramp = check_positive_int(ramp, "ramp")
         if init_span is None:
             init_span = self.max_span / 2
-        init_span = float(_check_span(init_span, self.max_span))
+        init_span = float(_check_span(init_span, self.max_span, "init_span"))
         check_bool(relative_positions, "relative_positions")
         fraction = init_span / self.max_span if self.max_span else 0.0
         self.span_fraction = nn.Parameter(torch.full((num_heads,), fraction))  # (H,)

@@ -251,6 +251,15 @@ def kernel_attention(
     )
     n_q, n_k = phi_q.shape[-2], phi_k.shape[-2]
     eps, chunk_size = check_kernel_options(causal, eps, chunk_size, n_q, n_k)
+    # One pass over the features (O(n m), less than the O(n m d_v) of the attention): a
+    # negative feature can make the normaliser 0 or negative, and the "weights" no
+    # longer a distribution.
+    for name, phi in (("phi_q", phi_q), ("phi_k", phi_k)):
+        if phi.numel() and not bool((phi >= 0).all()):
+            raise ValueError(
+                f"{name} must be non-negative (a kernel's feature map, e.g. elu(x) + 1); "
+                f"its smallest entry is {phi.min().item():.3g}."
+            )
 
     if key_padding_mask is not None:
         check_kernel_padding_mask(key_padding_mask, batch, n_k)

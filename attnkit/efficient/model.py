@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validate import check_positive_int, check_tensor, fmt_shape
+from .._validate import check_choice, check_positive_int, check_probability, check_tensor, fmt_shape
 from ..positional import sinusoidal_encoding
 from ..transformer import FeedForward
 from ._base import EfficientSelfAttention
@@ -36,8 +36,11 @@ ATTENTION_LAYERS: dict[str, tuple[str, str]] = {
 
 def attention_class(kind: str) -> type[EfficientSelfAttention]:
     """The ``nn.Module`` class registered under ``kind`` (see :data:`ATTENTION_LAYERS`)."""
-    if kind not in ATTENTION_LAYERS:
-        raise ValueError(f"unknown attention {kind!r}; choose from {', '.join(ATTENTION_LAYERS)}.")
+    if not isinstance(kind, str) or kind not in ATTENTION_LAYERS:
+        raise ValueError(
+            f"unknown attention {kind!r} (argument kind); choose from "
+            f"{', '.join(ATTENTION_LAYERS)}."
+        )
     module, name = ATTENTION_LAYERS[kind]
     return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
@@ -107,6 +110,15 @@ class LongRangeClassifier(nn.Module):
         vocab_size = check_positive_int(vocab_size, "vocab_size")
         num_classes = check_positive_int(num_classes, "num_classes")
         num_layers = check_positive_int(num_layers, "num_layers")
+        d_model = check_positive_int(d_model, "d_model")
+        num_heads = check_positive_int(num_heads, "num_heads")
+        d_ff = check_positive_int(d_ff, "d_ff")
+        check_probability(dropout, "dropout")
+        check_choice(attention, "attention", tuple(ATTENTION_LAYERS))
+        if attention_options is not None and not isinstance(attention_options, dict):
+            raise TypeError(
+                f"attention_options must be None or a dict, got {type(attention_options).__name__}."
+            )
         self.max_len = check_positive_int(max_len, "max_len")
         self.attention = attention
         options = dict(attention_options or {})

@@ -28,7 +28,10 @@ import math
 import torch
 
 from .._validate import (
+    check_bool,
+    check_dtype,
     check_floating,
+    check_generator,
     check_positive_int,
     check_qkv,
     check_scale,
@@ -68,8 +71,8 @@ def orthogonal_gaussian_features(
     """
     m = check_positive_int(num_features, "num_features")
     d = check_positive_int(dim, "dim")
-    if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}.")
+    check_dtype(dtype)
+    check_generator(generator)
     where = generator.device if generator is not None else torch.device("cpu")
     blocks = -(-m // d)
     gauss = torch.randn(blocks, d, d, generator=generator, dtype=torch.float64, device=where)
@@ -119,6 +122,8 @@ def positive_random_features(
     """
     check_floating(check_tensor(x, "x", min_dim=2), "x")
     check_floating(check_tensor(projection, "projection", min_dim=2), "projection")
+    is_query = check_bool(is_query, "is_query")
+    stabilize = check_bool(stabilize, "stabilize")
     if projection.shape[-1] != x.shape[-1]:
         raise ValueError(
             f"projection must have shape (m, d) with d = {x.shape[-1]}, the last dimension of "

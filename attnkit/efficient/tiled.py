@@ -38,7 +38,18 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._validate import check_mask, check_positive_int, check_qkv, check_scale, compute_dtype
+from .._validate import (
+    broadcast_batch,
+    check_floating,
+    check_mask,
+    check_positive_int,
+    check_qkv,
+    check_same_dtype,
+    check_scale,
+    check_tensor,
+    compute_dtype,
+    fmt_shape,
+)
 from ._base import EfficientSelfAttention, padding_to_mask
 
 NEG_INF = float("-inf")
@@ -119,7 +130,36 @@ def merge_attention_blocks(
         ``(out, lse)`` with the broadcast shapes. A row with ``-inf`` on both sides gets
         ``out = 0`` and ``lse = -inf``, and no NaN in values or gradients.
         O(n_q d_v) time and memory.
+
+    Raises:
+        TypeError: if an argument is not a floating tensor, or the dtypes differ.
+        ValueError: if ``out_a``/``out_b`` are not ``(..., n_q, d_v)`` with one ``d_v``,
+            ``lse_a``/``lse_b`` not their shapes without the last dimension, or the batch
+            dimensions do not broadcast.
     """
+    for name, t, least in (
+        ("out_a", out_a, 2),
+        ("lse_a", lse_a, 1),
+        ("out_b", out_b, 2),
+        ("lse_b", lse_b, 1),
+    ):
+        check_floating(check_tensor(t, name, min_dim=least), name)
+    check_same_dtype(out_a=out_a, lse_a=lse_a, out_b=out_b, lse_b=lse_b)
+    for out_name, out, lse_name, lse in (
+        ("out_a", out_a, "lse_a", lse_a),
+        ("out_b", out_b, "lse_b", lse_b),
+    ):
+        if lse.shape != out.shape[:-1]:
+            raise ValueError(
+                f"{lse_name} must have the shape of {out_name} without its last dimension, "
+                f"{fmt_shape(out.shape[:-1])}; got {fmt_shape(lse.shape)}."
+            )
+    if out_a.shape[-1] != out_b.shape[-1]:
+        raise ValueError(
+            f"out_a and out_b must have the same last dimension d_v; got "
+            f"{fmt_shape(out_a.shape)} and {fmt_shape(out_b.shape)}."
+        )
+    broadcast_batch("out_a and out_b", out_a=out_a.shape[:-1], out_b=out_b.shape[:-1])
     m = torch.maximum(lse_a, lse_b)  # (..., n_q)
     m = torch.where(m == NEG_INF, 0.0, m).detach()  # both sides empty: shift by 0
     w_a, w_b = torch.exp(lse_a - m), torch.exp(lse_b - m)  # (..., n_q), the larger is 1

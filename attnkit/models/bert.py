@@ -34,7 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validate import (
+    check_bool,
     check_bool_mask,
+    check_floating,
+    check_instance,
+    check_module_dtype,
     check_positive_int,
     check_probability,
     check_tensor,
@@ -120,7 +124,7 @@ def bert_config_from_hf(hf_config: object, *, dropout: float | None = None) -> B
     )
     missing = [k for k in needed if get(k) is None]
     if missing:
-        raise KeyError(f"hf_config lacks {', '.join(missing)}.")
+        raise ValueError(f"hf_config lacks {', '.join(missing)}.")
     act = get("hidden_act", "gelu")
     if act != "gelu":
         raise ValueError(f"only hidden_act='gelu' (exact erf GELU) is supported, got {act!r}.")
@@ -242,6 +246,7 @@ class BertModel(nn.Module):
     """
 
     def __init__(self, config: BertConfig, *, add_pooling_layer: bool = True) -> None:
+        add_pooling_layer = check_bool(add_pooling_layer, "add_pooling_layer")
         super().__init__()
         c = self.config = _check_config(config)
         self.embeddings = BertEmbeddings(c)
@@ -286,6 +291,12 @@ class BertMLMHead(nn.Module):
     def __init__(self, config: BertConfig, word_embeddings: nn.Embedding) -> None:
         super().__init__()
         c = _check_config(config)
+        check_instance(word_embeddings, "word_embeddings", nn.Embedding, "an nn.Embedding")
+        if tuple(word_embeddings.weight.shape) != (c.vocab_size, c.d_model):
+            raise ValueError(
+                f"word_embeddings must be (vocab_size, d_model) = ({c.vocab_size}, "
+                f"{c.d_model}), got {fmt_shape(word_embeddings.weight.shape)}."
+            )
         self.dense = nn.Linear(c.d_model, c.d_model)
         self.norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
         self.decoder = nn.Linear(c.d_model, c.vocab_size)
@@ -294,7 +305,19 @@ class BertMLMHead(nn.Module):
         self.decoder.weight = word_embeddings.weight  # tied: (V, d_model)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """``(B, T, d_model) -> (B, T, vocab_size)``."""
+        """``(..., d_model) -> (..., vocab_size)``, e.g. ``(B, T, d_model)``.
+
+        Raises:
+            TypeError: if ``h`` is not a floating tensor of the parameters' dtype.
+            ValueError: if the last dimension of ``h`` is not ``d_model``.
+        """
+        check_floating(check_tensor(h, "h", min_dim=1), "h")
+        if h.shape[-1] != self.dense.in_features:
+            raise ValueError(
+                f"h must have shape (..., d_model) = (..., {self.dense.in_features}), "
+                f"got {fmt_shape(h.shape)}."
+            )
+        check_module_dtype(h, "h", self)
         h = self.norm(F.gelu(self.dense(h)))  # (B, T, d_model)
         return self.decoder(h)  # (B, T, V)
 
@@ -311,6 +334,7 @@ class BertForPreTraining(nn.Module):
     """
 
     def __init__(self, config: BertConfig, *, next_sentence: bool = True) -> None:
+        next_sentence = check_bool(next_sentence, "next_sentence")
         super().__init__()
         c = self.config = _check_config(config)
         self.bert = BertModel(c, add_pooling_layer=bool(next_sentence))
@@ -551,12 +575,13 @@ def load_hf_bert_state_dict(
     ``out_proj``. The tied ``cls.predictions.decoder.weight`` must equal the word
     embeddings (it is not copied: attnkit's decoder *is* the embedding matrix).
 
-    Raises ``KeyError`` naming every missing key (and, with ``strict=True``, every
-    unexpected one) and ``ValueError`` on a shape mismatch; nothing is copied then.
+    Raises ``ValueError`` naming every missing key (and, with ``strict=True``, every
+    unexpected one), or on a shape mismatch; nothing is copied then.
     Returns the keys of ``state_dict`` that were ignored (unexpected, ``strict=False``).
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}.")
+    strict = check_bool(strict, "strict")
     backbone = any(k.startswith("bert.") for k in state_dict)
     prefix = "bert." if backbone or not isinstance(model, BertModel) else ""
     targets = _hf_targets(model, prefix)
@@ -575,7 +600,7 @@ def load_hf_bert_state_dict(
             lines.append(f"missing keys: {', '.join(missing)}")
         if strict and unexpected:
             lines.append(f"unexpected keys: {', '.join(unexpected)} (pass strict=False to skip)")
-        raise KeyError(
+        raise ValueError(
             f"state_dict does not match {type(model).__name__} "
             f"(Hugging Face key prefix {prefix!r}); " + "; ".join(lines) + "."
         )

@@ -104,6 +104,9 @@ class ImageToText(nn.Module):
                 f"logits), got {vit_config.num_classes}."
             )
         self.vocab_size = check_positive_int(vocab_size, "vocab_size")
+        check_positive_int(num_decoder_layers, "num_decoder_layers")
+        if d_ff is not None:
+            check_positive_int(d_ff, "d_ff")
         self.d_model = d_model = vit_config.d_model
         self.max_len = check_positive_int(max_len, "max_len")
         num_heads = vit_config.num_heads if num_heads is None else num_heads

@@ -19,7 +19,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validate import check_positive_int, check_probability, check_tensor
+from .._validate import (
+    check_floating,
+    check_ids,
+    check_instance,
+    check_int,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+)
 
 __all__ = ["GRUSeq2Seq", "rnn_greedy_decode"]
 
@@ -50,7 +58,10 @@ class GRUSeq2Seq(nn.Module):
         check_positive_int(hidden, "hidden")
         num_layers = check_positive_int(num_layers, "num_layers")
         dropout = check_probability(dropout, "dropout")
-        self.pad_id = check_positive_int(pad_id, "pad_id", allow_zero=True)
+        self.pad_id = check_int(
+            pad_id, "pad_id", low=0, high=min(src_vocab_size, tgt_vocab_size) - 1
+        )
+        self.src_vocab_size = src_vocab_size
         self.src_embed = nn.Embedding(src_vocab_size, d_model)
         self.tgt_embed = nn.Embedding(tgt_vocab_size, d_model)
         self.encoder = nn.GRU(d_model, hidden, num_layers, batch_first=True)
@@ -60,7 +71,7 @@ class GRUSeq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor) -> torch.Tensor:
         """Source ids ``(B, S)`` -> the final encoder state ``(num_layers, B, hidden)``."""
-        check_tensor(src, "src", min_dim=2)
+        check_ids(src, "src", vocab_size=self.src_vocab_size, dim=2)
         lengths = (src != self.pad_id).sum(dim=1).clamp(min=1).cpu()  # (B,)
         x = self.dropout(self.src_embed(src))  # (B, S, d_model)
         packed = nn.utils.rnn.pack_padded_sequence(
@@ -71,13 +82,15 @@ class GRUSeq2Seq(nn.Module):
 
     def decode(self, tgt: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Target ids ``(B, T)`` from state ``h`` -> logits ``(B, T, V_tgt)`` and new state."""
+        check_ids(tgt, "tgt", vocab_size=self.tgt_vocab_size, dim=2)
+        check_floating(check_tensor(h, "h", min_dim=3), "h")
         y, h = self.decoder(self.dropout(self.tgt_embed(tgt)), h)  # (B, T, hidden)
         return self.out_proj(self.dropout(y)), h
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: ``src (B, S)``, ``tgt_in (B, T)`` (BOS + target[:-1]) ->
         logits ``(B, T, V_tgt)``."""
-        check_tensor(tgt_in, "tgt_in", min_dim=2)
+        check_ids(tgt_in, "tgt_in", vocab_size=self.tgt_vocab_size, dim=2)
         logits, _ = self.decode(tgt_in, self.encode(src))
         return logits
 
@@ -88,7 +101,11 @@ def rnn_greedy_decode(
 ) -> torch.Tensor:
     """Greedy decoding: ``(B, L)`` ids without the BOS, ``L <= max_len``; after a row's EOS
     the row is filled with ``model.pad_id``; stops when every row has produced EOS."""
+    check_instance(model, "model", GRUSeq2Seq)
+    check_ids(src, "src", vocab_size=model.src_vocab_size, dim=2)
     max_len = check_positive_int(max_len, "max_len")
+    for name, token in (("bos_id", bos_id), ("eos_id", eos_id)):
+        check_int(token, name, low=0, high=model.tgt_vocab_size - 1)
     was_training = model.training
     model.eval()
     h = model.encode(src)  # (num_layers, B, hidden)

@@ -26,7 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validate import (
+    check_bool,
     check_bool_mask,
+    check_floating,
+    check_ids,
     check_positive_int,
     check_probability,
     check_tensor,
@@ -36,6 +39,20 @@ from ..positional import LearnedPositionalEmbedding, RotaryEmbedding
 from ..transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = ["SpanQAGRU", "SpanQATransformer", "best_span", "span_loss"]
+
+
+def _check_inputs(
+    model: nn.Module, input_ids: object, segment_ids: object, attention_mask: object
+) -> None:
+    """Ids in the vocabulary, segments 0 or 1, a bool mask; all ``(B, T)``."""
+    _check_ids_and_mask(input_ids, attention_mask)
+    check_ids(input_ids, "input_ids", vocab_size=model.tok.num_embeddings)
+    check_ids(segment_ids, "segment_ids", vocab_size=2)
+    if segment_ids.shape != input_ids.shape:
+        raise ValueError(
+            f"segment_ids must have the shape of input_ids {fmt_shape(input_ids.shape)}, "
+            f"got {fmt_shape(segment_ids.shape)}."
+        )
 
 
 def _check_ids_and_mask(input_ids: object, attention_mask: object) -> None:
@@ -81,6 +98,9 @@ class SpanQATransformer(nn.Module):
         self.d_model = check_positive_int(d_model, "d_model")
         if positional not in ("rotary", "learned"):
             raise ValueError(f"positional must be 'rotary' or 'learned', got {positional!r}.")
+        num_heads = check_positive_int(num_heads, "num_heads")
+        check_positive_int(d_ff, "d_ff")
+        check_positive_int(num_layers, "num_layers")
         if d_model % num_heads:
             raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads}.")
         self.positional = positional
@@ -112,7 +132,8 @@ class SpanQATransformer(nn.Module):
         """``(B, T)`` ids, segments (0 question, 1 context) and bool mask -> start and end
         logits ``(B, T)``; with ``need_weights`` also the per-layer attention weights
         ``(B, H, T, T)``."""
-        _check_ids_and_mask(input_ids, attention_mask)
+        _check_inputs(self, input_ids, segment_ids, attention_mask)
+        need_weights = check_bool(need_weights, "need_weights")
         if input_ids.shape[1] > self.max_len:
             raise ValueError(f"input_ids has {input_ids.shape[1]} tokens > max_len={self.max_len}.")
         x = self.tok(input_ids) + self.seg(segment_ids)  # (B, T, d_model)
@@ -168,8 +189,22 @@ class SpanQAGRU(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Same inputs and outputs as :meth:`SpanQATransformer.forward` (no weights).
 
-        The mask must be a prefix of ``True`` s (right padding)."""
-        _check_ids_and_mask(input_ids, attention_mask)
+        The mask must be a prefix of ``True`` s (right padding), with at least one ``True``.
+
+        Raises:
+            TypeError: on a non-tensor, float ids or a non-bool mask.
+            ValueError: on ids outside the vocabulary, segments other than 0/1, shapes
+                that differ, or a mask that is not a non-empty prefix (left padding).
+        """
+        _check_inputs(self, input_ids, segment_ids, attention_mask)
+        if attention_mask.numel() and (
+            bool((attention_mask[:, 1:] & ~attention_mask[:, :-1]).any())
+            or not bool(attention_mask[:, 0].all())
+        ):
+            raise ValueError(
+                "attention_mask must be a prefix of True in every row (right padding, at "
+                "least one real token); the GRU packs the real tokens of each row."
+            )
         lengths = attention_mask.sum(dim=1).cpu()  # (B,)
         x = self.dropout(self.tok(input_ids) + self.seg(segment_ids))  # (B, T, d_model)
         packed = nn.utils.rnn.pack_padded_sequence(
@@ -197,13 +232,19 @@ def span_loss(
     ``-inf``), so the loss is the negative log-likelihood of the true start and end among
     context positions only. Returns a scalar tensor.
     """
+    check_bool_mask(context_mask, "context_mask", meaning="True on context tokens")
     for name, t in (("start_logits", start_logits), ("end_logits", end_logits)):
-        check_tensor(t, name, min_dim=2)
+        check_floating(check_tensor(t, name, min_dim=2), name)
         if t.shape != context_mask.shape:
             raise ValueError(
                 f"{name} must have the shape of context_mask {fmt_shape(context_mask.shape)}, "
                 f"got {fmt_shape(t.shape)}."
             )
+    B, T = context_mask.shape[0], context_mask.shape[-1]
+    for name, pos in (("start_positions", start_positions), ("end_positions", end_positions)):
+        check_ids(pos, name, vocab_size=T, dim=1)
+        if pos.shape[0] != B:
+            raise ValueError(f"{name} must have shape (B,) = ({B},), got {fmt_shape(pos.shape)}.")
     rows = torch.arange(context_mask.shape[0])
     if not (context_mask[rows, start_positions].all() and context_mask[rows, end_positions].all()):
         raise ValueError("start_positions and end_positions must lie inside context_mask.")
@@ -234,8 +275,8 @@ def best_span(
         span may cross positions where ``mask`` is ``False`` between its ends only if
         the mask has holes; contexts are contiguous in practice.
     """
-    check_tensor(start_logits, "start_logits", min_dim=2)
-    check_tensor(end_logits, "end_logits", min_dim=2)
+    check_floating(check_tensor(start_logits, "start_logits", min_dim=2), "start_logits")
+    check_floating(check_tensor(end_logits, "end_logits", min_dim=2), "end_logits")
     check_tensor(mask, "mask", min_dim=2)
     if not (start_logits.shape == end_logits.shape == mask.shape) or start_logits.dim() != 2:
         raise ValueError(

@@ -31,6 +31,9 @@ from torch import nn
 
 from .._validate import (
     check_bool_mask,
+    check_ids,
+    check_int,
+    check_module,
     check_positive_int,
     check_probability,
     check_tensor,
@@ -49,7 +52,16 @@ def check_ids_mask(
     ids: object, mask: object, vocab_size: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Check ``ids`` ``LongTensor (B, T)`` and ``mask`` bool ``(B, T)`` (``None`` = all
-    real) with at least one real token per row; return both."""
+    real) with at least one real token per row; return both.
+
+    Raises:
+        TypeError: if ``ids`` or ``mask`` is not a tensor, ``mask`` not bool, or
+            ``vocab_size`` not an int.
+        ValueError: if ``ids`` is not an int64/int32 ``(B, T)`` tensor with ids in
+            ``[0, vocab_size)``, or ``mask`` not ``(B, T)`` with a True in every row.
+    """
+    if vocab_size is not None:
+        vocab_size = check_positive_int(vocab_size, "vocab_size")
     check_tensor(ids, "ids")
     assert isinstance(ids, torch.Tensor)
     if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32):
@@ -274,8 +286,9 @@ class BagOfWordsClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.vocab_size = check_positive_int(vocab_size, "vocab_size")
-        check_positive_int(num_classes, "num_classes")
+        self.num_classes = check_positive_int(num_classes, "num_classes")
         check_positive_int(d_embed, "d_embed")
+        check_int(pad_id, "pad_id", low=0, high=vocab_size - 1)
         self.emb = nn.Embedding(vocab_size, d_embed, padding_idx=pad_id)
         self.head = nn.Linear(d_embed, num_classes)
 
@@ -314,7 +327,8 @@ class GRUClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.vocab_size = check_positive_int(vocab_size, "vocab_size")
-        check_positive_int(num_classes, "num_classes")
+        self.num_classes = check_positive_int(num_classes, "num_classes")
+        check_int(pad_id, "pad_id", low=0, high=vocab_size - 1)
         self.hidden = check_positive_int(hidden, "hidden")
         self.pooling = _check_choice(pooling, "pooling", GRU_POOLINGS)
         self.emb = nn.Embedding(vocab_size, check_positive_int(d_embed, "d_embed"), pad_id)
@@ -355,8 +369,24 @@ class GRUClassifier(nn.Module):
 def classifier_loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """Cross-entropy of ``model(ids, mask)`` against ``labels`` for a batch
     ``(ids, mask, labels, ...)``: the ``loss_fn`` of :func:`attnkit.training.train`."""
+    model = check_module(model)
+    if not isinstance(batch, (tuple, list)) or len(batch) < 3:
+        raise TypeError(
+            f"batch must be a tuple (ids, mask, labels, ...), got {type(batch).__name__}."
+        )
     ids, mask, labels = batch[:3]
+    _check_labels(labels, "batch's labels", ids, model)
     return F.cross_entropy(model(ids, mask), labels)
+
+
+def _check_labels(labels: object, name: str, ids: torch.Tensor, model: nn.Module) -> None:
+    """Labels ``(N,)``, one per row of ``ids``, in ``[0, model.num_classes)`` when known."""
+    num_classes = getattr(model, "num_classes", None)
+    check_ids(labels, name, vocab_size=num_classes if isinstance(num_classes, int) else None, dim=1)
+    if isinstance(ids, torch.Tensor) and labels.shape[0] != ids.shape[0]:
+        raise ValueError(
+            f"{name} must have shape (N,) = ({ids.shape[0]},), got {fmt_shape(labels.shape)}."
+        )
 
 
 def train_classifier(
@@ -378,8 +408,9 @@ def train_classifier(
         config: the :class:`~attnkit.training.TrainConfig` (steps, lr, seed, ...).
         batch_size: examples per step.
     """
-    ids, mask = check_ids_mask(ids, mask)
-    check_tensor(labels, "labels")
+    model = check_module(model)
+    ids, mask = check_ids_mask(ids, mask, getattr(model, "vocab_size", None))
+    _check_labels(labels, "labels", ids, model)
     if labels.shape != ids.shape[:1]:
         raise ValueError(
             f"labels must have shape (N,) = ({ids.shape[0]},), got {fmt_shape(labels.shape)}."
@@ -407,7 +438,17 @@ def accuracy(
     labels: torch.Tensor,
     batch_size: int = 512,
 ) -> float:
-    """Fraction of correct argmax predictions (model in eval mode, restored after)."""
+    """Fraction of correct argmax predictions (model in eval mode, restored after).
+
+    Raises:
+        TypeError: if ``model`` is not a module, or an argument has the wrong type.
+        ValueError: if ``ids``/``mask`` are not as in :func:`check_ids_mask`, ``labels``
+            not ``(N,)`` ids of the model's classes, or ``batch_size`` not a positive int.
+    """
+    model = check_module(model)
+    ids, mask = check_ids_mask(ids, mask, getattr(model, "vocab_size", None))
+    _check_labels(labels, "labels", ids, model)
+    batch_size = check_positive_int(batch_size, "batch_size")
     was_training = model.training
     model.eval()
     correct = 0

@@ -90,7 +90,7 @@ def unpatchify(
         image_size: ``H`` (square images) or ``(H, W)``.
         channels: ``C``.
     """
-    check_tensor(patches, "patches")
+    check_floating(check_tensor(patches, "patches"), "patches")
     p = check_positive_int(patch_size, "patch_size")
     H, W = _pair(image_size, "image_size")
     C = check_positive_int(channels, "channels")
@@ -100,7 +100,8 @@ def unpatchify(
     if patches.dim() != 3 or patches.shape[1:] != (gh * gw, C * p * p):
         raise ValueError(
             f"patches must have shape (B, N, C*p*p) = (B, {gh * gw}, {C * p * p}) for "
-            f"{C}-channel {H}x{W} images and patch_size={p}, got {fmt_shape(patches.shape)}."
+            f"channels={C}, image_size=({H}, {W}) and patch_size={p}, "
+            f"got {fmt_shape(patches.shape)}."
         )
     B = patches.shape[0]
     x = patches.reshape(B, gh, gw, C, p, p)  # (B, gh, gw, C, p, p)
@@ -381,7 +382,8 @@ def load_hf_vit_state_dict(model: ViT, state_dict: Mapping[str, torch.Tensor]) -
     ``model.config`` (compare ``layer_norm_eps``: ``model`` does not read the HF config).
 
     Raises:
-        KeyError: listing the missing and the unexpected keys.
+        ValueError: listing the missing and the unexpected keys (a ``ValueError``, as
+            every argument check of attnkit).
         ValueError: on a shape mismatch, naming both keys.
     """
     if not isinstance(model, ViT):
@@ -401,8 +403,8 @@ def load_hf_vit_state_dict(model: ViT, state_dict: Mapping[str, torch.Tensor]) -
     used = set(picked.values())
     unexpected = sorted(k for k in sd if k not in used and not k.startswith("pooler."))
     if missing or unexpected:
-        raise KeyError(
-            f"the state dict does not match this ViT ({model.config}). "
+        raise ValueError(
+            f"state_dict does not match this ViT ({model.config}). "
             f"Missing keys: {missing or 'none'}. Unexpected keys: {unexpected or 'none'}."
         )
     for name, key in picked.items():  # check every shape before copying anything
