@@ -40,8 +40,9 @@
 #
 # The seed text answers "explain the role of self-attention in BERT, and how BERT improved
 # self-attention" (自注意力机制在BERT模型中的作用，以及BERT如何改进自注意力机制). Its
-# description of the encoder is right; its claim that BERT *improved* self-attention, and
-# its worked example, are not. Section {ref}`ch08-seed` checks each claim with code.
+# description of the encoder is right; its credit for bidirectionality, its claim that
+# BERT *improved* self-attention, and its worked example are not. Section
+# {ref}`ch08-seed` lists the corrections with the evidence.
 #
 # All code uses the companion package `attnkit` (imported as `ak`): the model in
 # `attnkit.models.bert`, the word tokenizer in `attnkit.data.words`, the docstring
@@ -1162,54 +1163,45 @@ glue("ch08_world_scr_seen_max", max(scr[n]["seen"] for n in world_budgets), disp
 # ## What the seed gets right and wrong
 #
 # The seed's answer has three parts: the role of self-attention in BERT, "BERT's
-# improvements to self-attention", and a worked example.
+# improvements to self-attention", and a worked example. Its description of the encoder
+# ("every layer uses self-attention to compute the dependencies between the elements of
+# the input") is right ({ref}`ch08-encoder`). Three claims are not:
 #
-# **"BERT consists of an encoder; every layer uses self-attention to compute the
-# dependencies between the elements of the input" and "self-attention lets BERT use forward
-# and backward information at once".** *Right.* BERT is the Transformer's encoder, and
-# bidirectionality comes from the attention mask having no causal part (sections
-# {ref}`ch08-encoder` and {ref}`ch08-bidirectional`).
-#
-# **"BERT improved the self-attention mechanism" (BERT对自注意力机制进行了改进).** *Wrong.*
-# The hooks in section {ref}`ch08-encoder` show every layer of `BertModel` calling the same
-# multi-head scaled dot-product attention as the Transformer encoder, with the padding mask
-# as its only mask, and the first layer's output recomputed by hand with chapter 1's
-# function matches it. What BERT changed is the **training objective** (MLM, and NSP) and
-# the **use of the encoder** (pretrain once on unlabelled text, then fine-tune the whole
-# network on each task). The three "improvements" listed are not changes to attention:
-# MLM is an objective; pretraining and fine-tuning are a training procedure; and
-# "multi-layer self-attention" was already in the Transformer (6 encoder layers) and in GPT
-# (12 layers) before BERT.
-#
-# **The worked example** for an input `[a, b, c, d, e]`, in the seed's notation:
-#
-# ```text
-# output(a)        = self-attention(a, b, c, d, e) + positional_encoding(a)
-# masked_output(a) = predict(a | b, c, d, e)
-# final_output(a)  = masked_output(a) + output(a)
+# ```{admonition} Seed erratum E35 · 与BERT的关系 (line 329)
+# :class: seed-erratum
+# The seed says: 「自注意力机制使得BERT能够同时考虑输入序列中的正向和反向信息」
+# **Correction:** GPT has the same self-attention and is unidirectional; BERT sees both
+# sides because its encoder drops the causal mask, which the masked-LM objective makes
+# trainable. Entry: {ref}`errata-e35`; evidence: {ref}`ch08-bidirectional`.
 # ```
 #
-# - *The positions are added at the wrong place.* BERT adds learned position (and segment)
-#   embeddings to the token embeddings **at the input**, then applies LayerNorm; nothing is
-#   added to the attention output. Exercise 3 builds the input embeddings and checks them
-#   against `BertEmbeddings`.
-# - *"predict(a | b, c, d, e)" is the right idea, incompletely stated.* The MLM predicts
-#   the original token at a selected position from the **whole corrupted sequence**, in
-#   which that position usually holds `[MASK]` (sometimes a random token, sometimes the token
-#   itself), from the last hidden state at that position.
-# - *`final_output = masked_output + output` is not a BERT computation.* Nothing is summed.
-#   The MLM head reads the encoder's last hidden state and produces a distribution over the
-#   vocabulary; the loss is the cross-entropy at the selected positions only (section
-#   {ref}`ch08-mlm`, exercise 2); after pretraining the MLM head is discarded and the
-#   hidden states themselves are what fine-tuning uses.
+# ```{admonition} Seed erratum E24 · 与BERT的关系 (lines 321–337)
+# :class: seed-erratum
+# The seed says: 「BERT也对自注意力机制进行了改进」
+# **Correction:** BERT's attention is the Transformer encoder's, unchanged; what BERT
+# changed is the training objective (MLM, NSP) and the use of the encoder (pretrain, then
+# fine-tune). Entry: {ref}`errata-e24`; evidence: {ref}`ch08-encoder`.
+# ```
 #
-# **The conclusion: BERT combines self-attention, MLM and multi-layer self-attention.**
-# *Half right.* The combination that made BERT is a bidirectional Transformer encoder,
-# an objective that can train it on unlabelled text, and fine-tuning of the whole model;
-# section {ref}`ch08-finetuning` measures what a short pretraining on real text is worth
-# (nothing measurable, on that task) and why, and section {ref}`ch08-transfer` what a
-# pretraining of the same kind is worth on a small generated language: the categories of
-# words that no label shows.
+# ```{admonition} Seed erratum E25 · 与BERT的关系 (lines 339–353)
+# :class: seed-erratum
+# The seed says: 「output(a) = self-attention(a, b, c, d, e) + positional_encoding(a)」,
+# 「final_output(a) = masked_output(a) + output(a)」
+# **Correction:** positions are added to the token embeddings at the input, and nothing
+# sums the MLM prediction (a distribution over the vocabulary) with the encoding.
+# Entry: {ref}`errata-e25`; evidence: {ref}`ch08-mlm`.
+# ```
+#
+# What the chapter built instead: the hooks of {ref}`ch08-encoder` show every layer of
+# `BertModel` calling chapter 1's scaled dot-product attention with the padding mask as
+# its only mask; {ref}`ch08-bidirectional` shows that the causal mask, not attention, is
+# what separates BERT from GPT; {ref}`ch08-mlm` builds the input embeddings and the MLM
+# loss at the selected positions. The combination that made BERT is a bidirectional
+# Transformer encoder, an objective that can train it on unlabelled text, and fine-tuning
+# of the whole model; section {ref}`ch08-finetuning` measures what a short pretraining on
+# real text is worth (nothing measurable, on that task) and why, and section
+# {ref}`ch08-transfer` what a pretraining of the same kind is worth on a small generated
+# language: the categories of words that no label shows.
 
 # %% [markdown]
 # ## Key takeaways

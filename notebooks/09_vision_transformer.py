@@ -940,40 +940,59 @@ glue("ch09_rollout_on_ink", share.mean().item(), display=False)
 # (像素块), embed each block with a learned linear layer, apply multi-head self-attention,
 # and classify.
 #
-# - **The blocks and their linear embedding.** *Right* (section {ref}`ch09-patches`).
-# - **No class token and no position embeddings.** *A real omission.* The seed's formulas go
-#   from `embeddings = linear(input_image)` straight to attention. Without a class token
-#   something else must summarise the image (ViT's authors found that average pooling of the
-#   patch outputs also works, with a different learning rate); without position
-#   embeddings the model is permutation-invariant over the patches, proven and checked in
-#   section {ref}`ch09-position`, and our ViT lost more than 20 points of accuracy
-#   (section {ref}`ch09-small-data`).
-# - **`class_scores = classifier(attention_scores)`.** *Wrong.* The classifier reads the
-#   class token's final hidden state, a $D$-dimensional vector after $L$ encoder blocks
-#   and a LayerNorm; attention scores are $(N+1) \times (N+1)$ weights per head and layer
-#   that say how tokens are mixed (section {ref}`ch09-model`, where the logits are rebuilt
-#   from the class token).
-# - **`predicted_class = softmax(class_scores)`.** *Wrong.* Softmax returns a probability
-#   vector over the classes; the predicted class is its argmax, which is also the argmax of
-#   the logits, since softmax preserves order (checked on all 359 test digits in section
-#   {ref}`ch09-training`).
-# - **"Performance comparable to classic CNN models" (与经典CNN模型相当的性能).** *True only
-#   with a condition the seed leaves out.* ViT matched or beat strong CNNs after
-#   pretraining on very large data sets (ImageNet-21k, JFT-300M) and fell behind comparable
-#   ResNets when trained on ImageNet alone {cite:p}`dosovitskiy2021image`; without such data
-#   it needs help from augmentation, regularisation or distillation
-#   {cite:p}`touvron2021training,steiner2022how`. On our 1,259 digits the CNN of the same
-#   size was the more accurate on average over three splits (on
-#   {glue:text}`ch09_split_cnn_wins:d` of them; one seed each), while the ViT did
-#   {glue:text}`ch09_flops_ratio:.1f` times its arithmetic per image, and the one
-#   augmentation we tried hurt (section {ref}`ch09-small-data`).
-# - **Detection and segmentation.** *Pointers only*; this chapter tests none of it.
-#   Self-attention is used there too: DETR {cite:p}`carion2020end` predicts a set of object
-#   boxes with a Transformer encoder-decoder over CNN features, and hierarchical
-#   Transformers with local windows, such as the Swin Transformer {cite:p}`liu2021swin`, serve
-#   as backbones for detection and segmentation. The seed's claim that attention "improves
-#   accuracy" there is a claim about those papers' benchmarks, which we have not
-#   reproduced.
+# The blocks and their linear embedding are right ({ref}`ch09-patches`). The rest, one
+# box per claim:
+#
+# ```{admonition} Seed erratum E26 · 计算机视觉 (lines 366–370)
+# :class: seed-erratum
+# The seed says: 「通过关注关键区域，模型能够更准确地识别图像类别」
+# **Correction:** that attention highlights the deciding regions has to be measured per
+# model; this ViT's rollout puts on the ink patches about their share of the image.
+# Entry: {ref}`errata-e26`; evidence: {ref}`ch09-inside`.
+# ```
+#
+# ```{admonition} Seed erratum E27 · 计算机视觉 (line 372)
+# :class: seed-erratum
+# The seed says: 「取得了与经典CNN模型相当的性能」
+# **Correction:** ViT matched strong CNNs after pretraining on ImageNet-21k or JFT-300M
+# and fell behind comparable ResNets on ImageNet alone; on small data it needs
+# augmentation, regularisation or distillation. Entry: {ref}`errata-e27`; evidence:
+# {ref}`ch09-small-data`.
+# ```
+#
+# ```{admonition} Seed erratum E28 · 计算机视觉 (lines 374–396)
+# :class: seed-erratum
+# The seed says: 「embeddings = linear(input_image)」, then
+# 「multi-head_self-attention(embeddings)」
+# **Correction:** ViT prepends a class token and adds position embeddings before $L$
+# encoder blocks; without positions the model sees a bag of patches. Entry:
+# {ref}`errata-e28`; evidence: {ref}`ch09-position`.
+# ```
+#
+# ```{admonition} Seed erratum E29 · 计算机视觉 (lines 398–405)
+# :class: seed-erratum
+# The seed says: 「class_scores = classifier(attention_scores)」
+# **Correction:** the classifier reads the class token's final hidden state, not attention
+# scores. Entry: {ref}`errata-e29`; evidence: {ref}`ch09-seed-classifier`.
+# ```
+#
+# ```{admonition} Seed erratum E30 · 计算机视觉 (lines 408–410)
+# :class: seed-erratum
+# The seed says: 「predicted_class = softmax(class_scores)」
+# **Correction:** softmax gives a probability vector; the predicted class is its argmax,
+# the argmax of the logits. Entry: {ref}`errata-e30`; evidence: {ref}`ch09-seed-argmax`.
+# ```
+#
+# On our 1,259 digits the CNN of the same size was the more accurate on average over
+# three splits (on {glue:text}`ch09_split_cnn_wins:d` of them; one seed each), while the
+# ViT did {glue:text}`ch09_flops_ratio:.1f` times its arithmetic per image, and the one
+# augmentation we tried hurt ({ref}`ch09-small-data`). For detection and segmentation the
+# seed gives pointers only, and this chapter tests none of it: DETR
+# {cite:p}`carion2020end` predicts a set of object boxes with a Transformer
+# encoder-decoder over CNN features, and hierarchical Transformers with local windows,
+# such as the Swin Transformer {cite:p}`liu2021swin`, serve as backbones for detection and
+# segmentation; the claim that attention "improves accuracy" there is a claim about those
+# papers' benchmarks, which we have not reproduced.
 #
 # ## Key takeaways
 #

@@ -99,10 +99,15 @@ print("torch", torch.__version__, "| attnkit", ak.__version__)
 #    through cross-attention too.
 # 2. **Self-attention over concatenated tokens** (single stream). The patch vectors and
 #    the word vectors are put in one sequence $[M; Z]$ of $N + T$ tokens, and ordinary
-#    self-attention runs over all of them, with a mask if the text must be causal. Image
-#    tokens and text tokens then share the same projections and may attend to each other
-#    in both directions. Many recent vision-language models feed projected image tokens
-#    as a prefix to a decoder-only language model this way.
+#    self-attention runs over all of them. Image tokens and text tokens then share the
+#    same projections, and the *mask* decides who sees whom. With no mask (an encoder
+#    over both) attention goes both ways. Many recent vision-language models (LLaVA-style)
+#    instead feed projected image tokens as a prefix to a decoder-only language model
+#    under its ordinary causal mask: the text attends to the image, but the image
+#    tokens, which come first, cannot attend to any text after them. Image and text
+#    attend to each other in both directions there only with a **prefix-LM** mask, which
+#    lets every token of the prefix (the image and, say, a text prompt) see the whole
+#    prefix, and keeps the generated text causal (checked below).
 # 3. **No attention between the modalities: contrastive alignment.** CLIP
 #    {cite:p}`radford2021learning` encodes the image and the text *separately* (a ViT or
 #    CNN, and a text Transformer) into one vector each, and trains both encoders so that
@@ -145,6 +150,40 @@ assert torch.allclose(joint_out[:, N:], cross_out, atol=1e-6), (
 assert torch.allclose(joint_w[:, :, N:, :N], cross_w, atol=1e-7), (
     "expected the text-to-image weights of joint attention to equal the cross-attention "
     f"weights; max difference {(joint_w[:, :, N:, :N] - cross_w).abs().max().item():.3g}"
+)
+
+# %% [markdown]
+# (ch10-prefix-lm)=
+# In the single stream, the mask decides the direction. Take the image prefix, a prompt of
+# $P = 2$ text tokens and $T - P = 3$ generated tokens, and change only the prompt: under
+# the causal mask of a decoder-only model the image tokens' outputs do not move (they
+# cannot see the text after them); under a prefix-LM mask they do.
+
+# %%
+P = 2  # prompt tokens: part of the prefix; the other T - P text tokens are generated
+causal = ak.causal_mask(N + T)  # (N + T, N + T), True = may attend
+prefix_lm = causal.clone()
+prefix_lm[: N + P, : N + P] = True  # the prefix (image + prompt) sees the whole prefix
+Z2 = Z.clone()
+Z2[:, :P] = torch.randn(2, P, d)  # a different prompt, same image
+image_moves = {}
+with torch.no_grad():
+    for name, mask in (("causal", causal), ("prefix-LM", prefix_lm)):
+        out1 = attn(torch.cat([M, Z], 1), attn_mask=mask)[0][:, :N]  # image rows
+        out2 = attn(torch.cat([M, Z2], 1), attn_mask=mask)[0][:, :N]
+        image_moves[name] = (out1 - out2).abs().max().item()
+        print(f"{name:9s}: image tokens see text: {bool(mask[:N, N:].any())}; "
+              f"image outputs change with the prompt by {image_moves[name]:.2e}")  # fmt: skip
+assert not causal[:N, N:].any() and image_moves["causal"] == 0.0, (
+    "claim no longer holds: 'under the causal mask the image tokens cannot see the text' "
+    f"(measured change {image_moves['causal']:.3g})"
+)
+assert prefix_lm[:N, N : N + P].all() and image_moves["prefix-LM"] > 1e-3, (
+    "claim no longer holds: 'under a prefix-LM mask the image tokens see the prompt' "
+    f"(measured change {image_moves['prefix-LM']:.3g})"
+)
+assert not prefix_lm[: N + P, N + P :].any(), (
+    "expected the prefix not to see the generated tokens under the prefix-LM mask"
 )
 
 # %% [markdown]
@@ -721,24 +760,25 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5), (
 #   vision-language models (Flamingo {cite:p}`alayrac2022flamingo`) and joint
 #   image-text embeddings (CLIP {cite:p}`radford2021learning`) are all built from
 #   Transformers.
-# - **Loose:** "self-attention" is the wrong name for the mechanism that does the
-#   joining in captioning. In captioning models, from Show, Attend and Tell
-#   {cite:p}`xu2015show` to BLIP's decoder and Flamingo, the text attends to the image
-#   through **cross-attention**: queries from the words, keys and values from the image
-#   (section {ref}`ch10-designs`); self-attention works within each modality. Concatenating
-#   image and text tokens into one self-attention is the *other* design, and CLIP uses
-#   neither: its two encoders meet only in a similarity score. In this chapter's model,
-#   cross-attention is the only path from the image to the words (the test
-#   `test_each_patch_reaches_the_text` checks that every patch reaches the words).
-#   Cross-attention maps are not self-explaining either: the measurement of section
-#   {ref}`ch10-maps` shows some kinds of words putting most of their attention on patches
-#   of other slots than the digit they name.
-# - **Loose, too:** "at the same time" hides that the two directions are not symmetric. In
-#   an encoder–decoder captioner the image is encoded once, without seeing the text, and
-#   the text reads it; the image's keys and values are computed once and cached for all
-#   words (the static cross-attention cache of chapter 3).
-# - The seed gives no evidence for its prediction; the measurements of this chapter
-#   (exact match, per-slot attention mass) are the kind of evidence such claims need.
+#
+# ```{admonition} Seed erratum E11 · 发展趋势 (lines 141, 149)
+# :class: seed-erratum
+# The seed says: 「在图像描述生成任务中，自注意力机制可以同时考虑图像中的视觉信息和文本中的语言信息」
+# **Correction:** captioning models join the modalities with cross-attention (queries
+# from the words, keys and values from the image); self-attention works within each
+# modality, and a single stream of concatenated tokens is a different design whose mask
+# decides the direction. Entry: {ref}`errata-e11`; evidence: {ref}`ch10-designs`.
+# ```
+#
+# In this chapter's model cross-attention is the only path from the image to the words
+# (the test `test_each_patch_reaches_the_text` checks that every patch reaches them), the
+# image is encoded once without seeing the text, and its keys and values are computed once
+# and cached for all words (the static cross-attention cache of chapter 3). The maps of
+# {ref}`ch10-maps` show that cross-attention weights are not self-explaining either: some
+# kinds of words put most of their attention on patches of other slots than the digit
+# they name. The seed gives no evidence for its prediction; measurements such as this
+# chapter's exact match and per-slot attention mass are the kind of evidence such claims
+# need.
 
 # %% [markdown]
 # ## Key takeaways
@@ -806,9 +846,11 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5), (
 # chapter checks in code. CLIP has no attention between the modalities at all: two
 # encoders aligned contrastively, ideal for retrieval and zero-shot classification but
 # unable to generate a caption. The trade-off: cross-attention encodes the image once and
-# caches its keys and values for every word, while a single stream lets the modalities
-# attend to each other at the price of every layer processing $N + T$ tokens
-# ({ref}`ch10-cross-attention`). And attention maps must be measured, not trusted: in the
+# caches its keys and values for every word, while a single stream pays for $N + T$
+# tokens in every layer and lets the mask decide the direction: under the causal mask of
+# a decoder-only (LLaVA-style) model the image prefix cannot attend to the text after it,
+# and image and text attend to each other both ways only with a full or prefix-LM mask
+# ({ref}`ch10-cross-attention`, {ref}`ch10-prefix-lm`). And attention maps must be measured, not trusted: in the
 # chapter's digits-to-words model, which reads each digit right at least 93% of the
 # time, some kinds of digit words put less than chance of their cross-attention on their
 # own digit. A patch state is not its patch's pixels once the ViT encoder's

@@ -22,15 +22,17 @@
 # measures the answer on a model we train ourselves.
 #
 # The seed text lists interpretability among the limitations and core challenges of
-# self-attention (局限性, 核心问题和挑战) and gives the reason as
+# self-attention (局限性, 核心问题和挑战), with a reason that does not hold:
 #
-# > 自注意力权重通常难以解释，因为它们是在训练过程中自动学习的。
-# > (Self-attention weights are usually hard to interpret, because they are learned
-# > automatically during training.)
+# ```{admonition} Seed erratum E7 · 优势和局限性 (line 87)
+# :class: seed-erratum
+# The seed says: 「自注意力权重通常难以解释，因为它们是在训练过程中自动学习的」
+# **Correction:** attention weights are not learned parameters but computed afresh for
+# every input; they are a poor explanation because a weight on a position is not the
+# contribution of the word there. Entry: {ref}`errata-e7`; evidence: {ref}`ch13-truth`.
+# ```
 #
-# The conclusion is fair; the reason is not. *Every* parameter of a neural network is
-# learned during training, and that does not stop us from computing what a learned model
-# does. Nor are attention weights hard to *read*: each row is a probability distribution
+# Attention weights are not hard to *read*: each row is a probability distribution
 # over positions, non-negative and summing to one, which is more than most activations
 # offer. The real problem is **faithfulness**: does the weight on position $t$ measure how
 # much *the word at position $t$* matters for the prediction? Three reasons it need not:
@@ -700,10 +702,9 @@ glue("ch13_uniform_cost", 100 * (test_acc - uniform_acc), display=False)
 #
 # ## Summary
 #
-# - The seed's reason is wrong: attention weights are hard to use as explanations not
-#   because they are learned, but because a weight on a position is not the contribution
-#   of the word at that position (mixing across layers, value norms, residual paths), and
-#   because different weights can give the same output.
+# - Attention weights are hard to use as explanations because a weight on a position is
+#   not the contribution of the word at that position (mixing across layers, value norms,
+#   residual paths), and because different weights can give the same output.
 # - On our task, the learned pooling weights fail every test: no rank agreement with
 #   erasure or gradients, removal hardly better than random, the deciding token on top for
 #   only {glue:text}`ch13_top1_attention:.1%` of sentences, and permuted or uniform weights

@@ -557,16 +557,20 @@ glue("ch16_time_ratio_512", float(time_ratio[512]), display=False)
 #
 # The seed text's answer to the question on the future of self-attention lists five
 # trends: more efficient attention (chapters 6 and 7), multimodal attention (chapter 10),
-# interpretability (chapter 13), hardware acceleration (chapter 14), and, fourth:
+# interpretability (chapter 13), hardware acceleration (chapter 14), and, fourth, adaptive
+# attention:
 #
-# > 自适应注意力：自注意力机制将变得更加自适应，根据特定任务和上下文自动调整注意力权重，提高模型性能。
-# > (Adaptive attention: self-attention will become more adaptive, automatically adjusting
-# > the attention weights to the task and the context, improving model performance.)
+# ```{admonition} Seed erratum E12 · 发展趋势 (line 145)
+# :class: seed-erratum
+# The seed says: 「自注意力机制将变得更加自适应，根据特定任务和上下文自动调整注意力权重」
+# **Correction:** every attention layer has adjusted its weights to the context since the
+# first one {cite:p}`bahdanau2014neural`; what the literature calls adaptive attention
+# adapts what ordinary attention keeps fixed: the span, the sparsity or the computation.
+# Entry: {ref}`errata-e12`; evidence: {ref}`ch16-trend`.
+# ```
 #
-# **As a prediction this is empty.** Adjusting the attention weights to the context is what
-# every attention layer has done since the first one {cite:p}`bahdanau2014neural`: the
-# weights are a softmax of scores
-# computed from the input, and a trained model's weights are fitted to its task. The cell
+# The weights are a softmax of scores computed from the input, and a trained model's
+# weights are fitted to its task. The cell
 # below shows it for an ordinary, untrained causal layer: two inputs, two different sets of
 # weights, and yet every query of both looks at all of its $t + 1$ earlier keys: the
 # *weights* adapt, the *range* and the *cost* do not.
