@@ -251,6 +251,45 @@ def print_report(learner: Path, tests: dict[str, dict], notebook: dict | None) -
     print(f"Score: {100 * score:.0f}%")
 
 
+def _add_class_options(parser: argparse.ArgumentParser) -> None:
+    """The options of instructor mode (``attnkit.grading.classroom``)."""
+    group = parser.add_argument_group("instructor mode (a class, sandboxed, into a gradebook)")
+    group.add_argument(
+        "--class",
+        dest="class_dir",
+        type=Path,
+        help="grade every submission (a file or a folder each) in this folder",
+    )
+    group.add_argument("--out", type=Path, help="the gradebook CSV to write (JSON beside it)")
+    group.add_argument("--jobs", type=int, help="submissions graded at a time (default: cores)")
+
+
+def _grade_class(args: argparse.Namespace) -> int:
+    """``--class DIR --out CSV``: every submission in the sandbox, one gradebook."""
+    from .grading.classroom import grade_class
+
+    try:
+        chapter = _chapter_id(args.chapter)
+        if args.out is None:
+            raise ValueError("--class needs --out gradebook.csv")
+        if not args.class_dir.is_dir():
+            raise ValueError(f"--class must be a folder of submissions, got {args.class_dir}")
+        if not args.timeout > 0 or args.timeout == float("inf"):
+            raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+        if args.jobs is not None and args.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+        root = Path(__file__).resolve().parents[1]  # the instructor's copy, never the cwd
+        out = args.out.resolve()
+        if args.class_dir.resolve() in (out.parent, *out.parent.parents):
+            raise ValueError("--out must not be inside the submissions folder")
+        return grade_class(
+            chapter, args.class_dir.resolve(), out, root=root, timeout=args.timeout, jobs=args.jobs
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line, ``python -m attnkit.grade CHAPTER [--target ...] [--file ...]``.
 
@@ -273,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per test or cell")
     parser.add_argument("--skip-notebook", action="store_true", help="only run the tests")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    _add_class_options(parser)
     args = parser.parse_args(argv)
+    if args.class_dir is not None:
+        return _grade_class(args)
 
     try:
         chapter = _chapter_id(args.chapter)

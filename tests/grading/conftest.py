@@ -5,7 +5,10 @@ Which file is graded:
 - the newest of the chapter's ``.py``/``.ipynb`` in ``$ATTNKIT_GRADE_TARGET``
   (``solutions`` by default, so the plain test run proves every solution passes).
 
-Only the definitions of that file are loaded (see ``attnkit.grading.loader``).
+Only the definitions of that file are loaded (see ``attnkit.grading.loader``). In
+instructor mode (``python -m attnkit.grade NN --class DIR``, which sets
+``$ATTNKIT_SANDBOX_CONFIG``) they are loaded in a sandboxed worker process instead, and the
+fixture returns a stand-in module whose functions run there (``attnkit.grading.remote``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from attnkit.grading import load_definitions, newest_file
+from attnkit.grading.remote import load_remote, sandboxed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,4 +36,6 @@ def learner_path(chapter: str) -> Path:
 def learner(request: pytest.FixtureRequest):
     """The learner's module (definitions only) for the test module's ``CHAPTER``."""
     chapter = request.module.CHAPTER
+    if sandboxed():
+        return load_remote(f"learner_{chapter}")
     return load_definitions(learner_path(chapter), module_name=f"learner_{chapter}")
