@@ -38,14 +38,11 @@ the worker's run-time audit (what each call reached).
 from __future__ import annotations
 
 import ast
-import contextlib
 import csv
 import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -245,26 +242,20 @@ def fingerprint(folders: Sequence[Path]) -> str:
 
 
 # ----------------------------------------------------------------- the judge
-def _run(cmd: list[str], env: dict, cwd: Path, wall: float) -> tuple[int | None, str, float]:
-    """Run ``cmd`` in its own session; kill the whole group after ``wall`` seconds.
-    Returns (exit status or None when killed, output, CPU seconds of the children)."""
+def _run(cmd: list[str], env: dict, cwd: Path, wall: float) -> tuple[str, str, str, float]:
+    """Run the judge with :func:`attnkit.grading.runner.run` (own session, whole group
+    killed at the end, wall-time limit). Returns (the runner's cause; how it ended in
+    words, or "" for an ordinary end; its output; the CPU seconds of the children)."""
+    from .runner import run
+
     before = os.times()
-    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        try:
-            code: int | None = proc.wait(timeout=wall)
-        except subprocess.TimeoutExpired:
-            code = None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        log.seek(0)
-        out = log.read()
+    outcome = run(cmd, timeout=wall, cwd=cwd, env=env)
     after = os.times()
-    return code, out, (after.children_user - before.children_user)
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    ordinary = outcome.cause == "exited" and outcome.returncode in (0, 1)
+    return outcome.cause, ("" if ordinary else outcome.describe()), outcome.output, cpu
 
 
 def grade_submission(
@@ -337,8 +328,10 @@ def grade_submission(
         )
         n_tests = max(len(exercises) * 4, 10)
         wall = 120 + n_tests * (call_timeout + 10)
-        code, log, cpu = _run(cmd, env, judge, wall)
-        entry["judge_cpu_s"] = round(cpu, 2)
+        cause, ended, log, cpu = _run(cmd, env, judge, wall)
+        entry["cpu_s"] = round(cpu, 2)
+        if ended:
+            entry["notes"].append(f"the test run {ended}")
         records = [
             json.loads(line)
             for line in report.read_text(encoding="utf-8").splitlines()
@@ -348,14 +341,13 @@ def grade_submission(
         seen = {r["nodeid"] for r in records}
         for nodeid, exercise in expected:
             if nodeid not in seen:
-                why = "killed" if code is None else f"the judge ended with status {code}"
                 records.append(
                     {
                         "nodeid": nodeid,
                         "exercise": exercise,
                         "kind": "test",
-                        "status": "timed out" if code is None else "error",
-                        "message": f"not reached: {why}",
+                        "status": "timed out" if cause == "timeout" else "error",
+                        "message": f"not reached: the test run {ended or 'ended early'}",
                     }
                 )
         if not records:

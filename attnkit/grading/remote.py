@@ -421,13 +421,13 @@ class Connection:
             write_message(self.to_worker, buffer.getvalue())
 
     def _receive(self, deadline: float, what: str) -> dict:
+        self._waited = deadline - time.monotonic()
         try:
             data = read_message(self.from_worker, deadline)
         except TimeoutError:
             self.stop()
-            limit = self.call_timeout if what != "loading" else deadline
             raise LearnerTimeout(
-                f"timed out: {what} did not finish within {limit:.0f} s (stopped)"
+                f"timed out: {what} did not finish within {self._waited:.0f} s (stopped)"
             ) from None
         except ValueError as exc:
             self.stop()
@@ -446,12 +446,13 @@ class Connection:
                 self.audit.setdefault(str(name), set()).update(str(e) for e in events)
         return message
 
-    def request(self, message: dict, what: str) -> dict:
-        """Send ``message``, wait for the reply (starting the worker if needed)."""
+    def request(self, message: dict, what: str, timeout: float | None = None) -> dict:
+        """Send ``message``, wait for the reply (starting the worker if needed) for
+        ``timeout`` seconds (default: the call time limit)."""
         if self.proc is None:
             self.start()
         self._send(message)
-        return self._receive(time.monotonic() + self.call_timeout, what)
+        return self._receive(time.monotonic() + (timeout or self.call_timeout), what)
 
     # -- module operations
     def _bind(self, name: str, value: Any) -> None:
@@ -587,7 +588,9 @@ def _call_with_grad(conn: Connection, name: str, structure: Any, tensors: list) 
             if ctx.call_id is None or ctx.starts != conn.starts:
                 raise LearnerCrash(f"`{name}`: its graph is gone (the worker was restarted)")
             message = {"kind": "backward", "call_id": ctx.call_id, "grads": list(grads)}
-            reply = conn.request(message, f"the backward pass of `{name}`")
+            # a first backward pass imports part of torch (sympy) in the worker: more time
+            slack = max(30.0, conn.call_timeout)
+            reply = conn.request(message, f"the backward pass of `{name}`", slack)
             if reply["kind"] == "raise":
                 raise _exception(str(reply.get("type")), str(reply.get("message", "")))
             got = reply.get("grads") or []

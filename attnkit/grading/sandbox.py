@@ -41,9 +41,15 @@ _PR_SET_PDEATHSIG = 1
 class Limits:
     """Resource limits of one learner process (``None``: leave the inherited limit).
 
-    ``memory_bytes`` caps the address space (``RLIMIT_AS``); PyTorch on CPU reserves
-    about 1 GiB of it at import, so keep it well above that. ``cpu_seconds`` is the CPU
-    time of the whole worker (every call of one submission until it is restarted).
+    The same meanings as :class:`attnkit.grading.runner.Limits`: ``memory_bytes`` is
+    ``RLIMIT_DATA`` (private writable memory; an allocation beyond it fails with
+    ``MemoryError`` or torch's "can't allocate memory"; ``RLIMIT_AS`` would also count the
+    address space torch reserves per thread), ``cpu_seconds`` the CPU time of the whole
+    worker (every call of one submission until it is restarted), ``processes``
+    ``RLIMIT_NPROC`` (counted per user by the kernel and **not enforced for root**, also
+    not inside a user namespace whose user maps to root: there the PID namespace of
+    bubblewrap, which dies with the sandbox, is what bounds them), ``file_bytes`` the
+    largest file written, ``open_files`` the descriptors. Core dumps are always off.
     """
 
     memory_bytes: int | None = 4 << 30
@@ -55,7 +61,7 @@ class Limits:
     def rlimits(self) -> dict[int, int]:
         """The ``resource.RLIMIT_*`` values to set (soft = hard)."""
         table = {
-            resource.RLIMIT_AS: self.memory_bytes,
+            resource.RLIMIT_DATA: self.memory_bytes,
             resource.RLIMIT_CPU: self.cpu_seconds,
             resource.RLIMIT_NPROC: self.processes,
             resource.RLIMIT_FSIZE: self.file_bytes,
