@@ -214,6 +214,22 @@ def summarize(records: list[dict]) -> dict[str, dict]:
     return summary
 
 
+def explanation_lines(problems: list[dict]) -> list[str]:
+    """The likely misconception (or, when none is catalogued, the diagnosis) of a failed
+    exercise, from its failed tests' records, as lines for the report."""
+    from .grading.misconceptions import language, named_for_exercise
+
+    named = named_for_exercise(problems)
+    if named is None:
+        return []
+    zh = language() == "zh"
+    if named["kind"] == "misconception":
+        label = "可能的误解" if zh else "likely misconception"
+    else:
+        label = "与参考答案的差别" if zh else "what differs"
+    return [f"{label}: {named['text']}"]
+
+
 def print_report(learner: Path, tests: dict[str, dict], notebook: dict | None) -> None:
     """Print the per-exercise report and the score."""
     width = max([len(n) for n in tests] + [20])
@@ -221,6 +237,8 @@ def print_report(learner: Path, tests: dict[str, dict], notebook: dict | None) -
     print(f"{'-' * width}  {'-' * 7}  {'-' * 14}")
     for name, s in tests.items():
         print(f"{name:<{width}}  {s['passed']:>3}/{s['tests']:<3}  {s['status']}")
+        for line in explanation_lines(s["problems"]):
+            print(f"{'':<{width}}    > {line}")
         for p in s["problems"][:3]:
             test = p["nodeid"].split("::")[-1]
             lines = (p["message"] or p["status"]).splitlines() or [p["status"]]

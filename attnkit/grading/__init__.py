@@ -17,7 +17,12 @@ __all__ = ["LearnerFileError", "load_definitions", "newest_file", "repo_root", "
 
 
 def require(module: types.ModuleType, name: str) -> Any:
-    """Return ``module.name`` or fail the calling test with a message a learner understands."""
+    """Return ``module.name`` or fail the calling test with a message a learner understands.
+
+    During a graded run (the plugin is loaded), the function of the exercise being tested
+    comes back wrapped so that its calls are recorded, to name the learner's misconception
+    if the test fails (see :mod:`attnkit.grading.misconceptions`).
+    """
     if not hasattr(module, name):
         import pytest
 
@@ -26,4 +31,6 @@ def require(module: types.ModuleType, name: str) -> Any:
             f"(and make sure the cell defining it is a code cell).",
             pytrace=False,
         )
-    return getattr(module, name)
+    from .misconceptions import wrap_required  # records the call when a test is graded
+
+    return wrap_required(module, name, getattr(module, name))

@@ -7,7 +7,10 @@ be killed (an infinite loop in compiled code, say).
 
 Each line holds ``nodeid``, ``exercise`` (from ``@pytest.mark.exercise``, or the notebook
 cell for nbval items), ``kind`` (``"test"`` or ``"cell"``/``"check-cell"``), ``status``
-(``passed``, ``failed``, ``not attempted``, ``timed out``, ``error``) and ``message``.
+(``passed``, ``failed``, ``not attempted``, ``timed out``, ``error``) and ``message``;
+a failed test also gets ``misconception`` (``{"id", "message"}``, the catalogued mistake
+the learner's code behaves like) or ``diagnosis`` (how its result departs from the
+solution's), see :mod:`attnkit.grading.misconceptions`.
 """
 
 from __future__ import annotations
@@ -95,6 +98,40 @@ def _describe(item: pytest.Item) -> tuple[str, str]:
     return item.name, "test"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Record the calls of the graded exercise's function while its test runs."""
+    from .misconceptions import Recorder
+
+    Recorder.active = None
+    marker = item.get_closest_marker("exercise")
+    if item.config.getoption("--attnkit-report") and marker is not None and marker.args:
+        Recorder.active = Recorder(str(marker.args[0]))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    from .misconceptions import Recorder
+
+    Recorder.active = None
+
+
+def _explanation(item: pytest.Item, exercise: str) -> dict:
+    """The ``misconception`` or ``diagnosis`` fields for a failed test (never raises)."""
+    from .misconceptions import Recorder, catalogue_path, explain
+
+    recorder = Recorder.active
+    test_file = getattr(getattr(item, "module", None), "__file__", None)
+    if recorder is None or recorder.exercise != exercise or not test_file:
+        return {}
+    test_file = Path(test_file)
+    solution = test_file.parents[2] / "solutions" / f"{test_file.stem.removeprefix('test_')}.py"
+    try:
+        return explain(exercise, recorder.calls, catalogue_path(test_file), solution)
+    except Exception as exc:  # an explanation must never cost the learner their result
+        return {"diagnosis": f"(no diagnosis: {type(exc).__name__}: {exc})"}
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     """Append the item's final result (after its call, or a failed setup) to the report file."""
@@ -117,5 +154,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         "status": status,
         "message": message,
     }
+    if status == "failed" and kind == "test":
+        record.update(_explanation(item, exercise))
     with Path(path).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")

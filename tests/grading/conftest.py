@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from attnkit.grading import load_definitions, newest_file
+from attnkit.grading.misconceptions import variant
 from attnkit.grading.remote import load_remote, sandboxed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,4 +39,5 @@ def learner(request: pytest.FixtureRequest):
     chapter = request.module.CHAPTER
     if sandboxed():
         return load_remote(f"learner_{chapter}")
-    return load_definitions(learner_path(chapter), module_name=f"learner_{chapter}")
+    module = load_definitions(learner_path(chapter), module_name=f"learner_{chapter}")
+    return variant(module)  # itself, except when tests/test_misconceptions.py substitutes

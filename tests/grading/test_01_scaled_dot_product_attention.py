@@ -63,6 +63,14 @@ def test_attention_scores_custom_scale(learner):
     assert_close(got, 0.5 * q @ k.transpose(-2, -1), msg="scale=0.5 must multiply q k^T by 0.5")
 
 
+@ex("attention_scores")
+def test_attention_scores_scale_zero_is_a_scale(learner):
+    # scale=0.0 is a valid scale (all scores 0, uniform attention), not "no scale given"
+    q, k, _ = _qkv((3, 4), 5, 1, seed=4)
+    got = require(learner, "attention_scores")(q, k, scale=0.0)
+    assert_close(got, torch.zeros(3, 5, dtype=q.dtype), msg="scale=0.0 must give all-zero scores")
+
+
 # ------------------------------------------------------------------ masked_softmax
 @ex("masked_softmax")
 def test_masked_softmax_no_mask_equals_softmax(learner):
@@ -118,6 +126,27 @@ def test_sdpa_matches_torch(with_reference_helpers, shape_q, n_k, d_v):
     got = require(with_reference_helpers, "scaled_dot_product_attention")(q, k, v)
     want = torch.nn.functional.scaled_dot_product_attention(q, k, v)
     assert got.shape == want.shape, f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
+    assert_close(got, want)
+
+
+@ex("additive_scores")
+def test_additive_scores_square_sizes(learner):
+    # n_q = n_k and d_q = d_k = h: shapes alone no longer catch a missing transpose or
+    # pairs (i, i) only, the values do
+    g = _gen(30)
+    n, d = 4, 4
+    q, k = (
+        torch.randn(n, d, generator=g, dtype=torch.float64),
+        torch.randn(n, d, generator=g, dtype=torch.float64),
+    )
+    w_q, w_k = (
+        torch.randn(d, d, generator=g, dtype=torch.float64),
+        torch.randn(d, d, generator=g, dtype=torch.float64),
+    )
+    w = torch.randn(d, generator=g, dtype=torch.float64)
+    got = require(learner, "additive_scores")(q, k, w_q, w_k, w)
+    want = torch.tanh((q @ w_q.T)[:, None, :] + (k @ w_k.T)[None, :, :]) @ w
+    assert got.shape == (n, n), f"expected shape {(n, n)}, got {tuple(got.shape)}"
     assert_close(got, want)
 
 

@@ -43,6 +43,15 @@ def test_layer_norm_eps_matters_for_constant_rows(learner):
     assert_close(got, F.layer_norm(x, (6,), w, b, eps=0.1))
 
 
+@ex("layer_norm")
+def test_layer_norm_uses_the_given_eps(learner):
+    # rows with a variance comparable to eps: eps=0.1 visibly changes the result
+    x = torch.randn(3, 6, generator=_gen(8), dtype=torch.float64) * 0.3
+    w, b = torch.ones(6, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)
+    got = require(learner, "layer_norm")(x, w, b, eps=0.1)
+    assert_close(got, F.layer_norm(x, (6,), w, b, eps=0.1), msg="use the eps you are given")
+
+
 # ---------------------------------------------------------------------- feed_forward
 @ex("feed_forward")
 @pytest.mark.parametrize("lead", [(5,), (2, 3), ()])
@@ -129,6 +138,19 @@ def test_smoothed_ce_matches_torch(learner, smoothing):
     got = require(learner, "smoothed_cross_entropy")(logits, target, smoothing, ignore_index=0)
     want = F.cross_entropy(logits, target, label_smoothing=smoothing, ignore_index=0)
     assert_close(torch.as_tensor(got, dtype=torch.float64), want)
+
+
+@ex("smoothed_cross_entropy")
+def test_smoothed_ce_is_a_tensor_that_trains(learner):
+    logits = torch.randn(6, 5, generator=_gen(9), dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([1, 0, 3, 2, 0, 4])
+    got = require(learner, "smoothed_cross_entropy")(logits, target, 0.1, ignore_index=0)
+    assert isinstance(got, torch.Tensor) and got.dim() == 0, (
+        f"return the loss as a 0-d tensor (not {type(got).__name__}), so that it can be trained"
+    )
+    (grad,) = torch.autograd.grad(got, logits)
+    want = F.cross_entropy(logits, target, label_smoothing=0.1, ignore_index=0)
+    assert_close(grad, torch.autograd.grad(want, logits)[0])
 
 
 @ex("smoothed_cross_entropy")

@@ -33,6 +33,7 @@ def test_perplexity_matches_cross_entropy(learner):
     mask = torch.ones(3, 7, dtype=torch.bool)
     got = require(learner, "perplexity")(logits, targets, mask)
     want = math.exp(F.cross_entropy(logits.reshape(-1, 11), targets.reshape(-1)).item())
+    assert isinstance(got, float), f"return a Python float, not {type(got).__name__}"
     assert abs(float(got) - want) < 1e-6 * want
 
 
@@ -72,7 +73,9 @@ def test_bigram_rows_are_distributions_with_unseen_tokens(learner):
 @pytest.mark.parametrize("k", [1, 3, 10])
 def test_top_k_filter(learner, k):
     logits = torch.randn(4, 3, 10, generator=_gen(k))
+    before = logits.clone()
     got = require(learner, "top_k_filter")(logits, k)
+    assert torch.equal(logits, before), "do not change the caller's logits: filter a copy"
     assert torch.equal(got, ak.filter_logits(logits, top_k=k))
 
 
