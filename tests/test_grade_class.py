@@ -46,6 +46,7 @@ EXERCISES = [
 ]
 ALL = dict.fromkeys(EXERCISES, 100.0)
 NONE = dict.fromkeys(EXERCISES, 0.0)
+PART = "some tests passed, not all"  # an exercise score strictly between 0 and 100
 # Short limits: every legitimate call of chapter 1 takes milliseconds.
 CALL_TIMEOUT = 3.0
 LIMITS = Limits(memory_bytes=3 << 30, cpu_seconds=60, processes=512, file_bytes=1 << 20)
@@ -224,7 +225,7 @@ def build_class(folder: Path, repo: Path) -> dict[str, dict]:
     expect["right_folder"] = {"scores": ALL}
     add("untouched", EXERCISE, NONE)
     # 1/d_k instead of 1/sqrt(d_k): wrong for d_k = 4 and 8, right for d_k = 1 and scale=0.5
-    wrong_scale = {**ALL, "attention_scores": 50.0}
+    wrong_scale = {**ALL, "attention_scores": PART}
     add("wrong_scale", WRONG_SCALE, wrong_scale)
     add(
         "wrong_axis",
@@ -354,14 +355,17 @@ def test_a_class_of_20_grades_into_the_expected_gradebook(tmp_path, sandbox_mode
     entries = {e["learner"]: e for e in data["learners"]}
     assert data["sandbox"] == sandbox_mode
     assert set(rows) == set(expect)
-    assert list(next(iter(rows.values())))[: len(EXERCISES) + 2] == ["learner", *EXERCISES, "total"]
+    header = list(next(iter(rows.values())))
+    assert header[: len(EXERCISES) + 2] == ["learner", *data["exercises"], "total"]
+    assert set(data["exercises"]) == set(EXERCISES)
     for learner, want in expect.items():
         row, entry = rows[learner], entries[learner]
         got = {x: float(row[x]) for x in EXERCISES}
-        assert got == want["scores"], (learner, got, entry["notes"], entry["records"][:3])
+        shown = {x: PART if 0 < v < 100 else v for x, v in got.items()}
+        assert shown == want["scores"], (learner, got, entry["notes"], entry["records"][:3])
         n_tests = int(row["tests"])
         if learner != "syntax_error":
-            assert n_tests == 30, (learner, row)
+            assert n_tests == int(rows["right"]["tests"]) >= 30, (learner, row)
             total = 100 * int(row["tests_passed"]) / n_tests
             assert float(row["total"]) == pytest.approx(total, abs=0.05)
         if "note" in want:

@@ -463,7 +463,7 @@ class Connection:
 
     def bind(self, name: str, value: Any) -> None:
         """Rebind ``name`` in the learner's module (the tests' reference helpers)."""
-        if isinstance(value, RemoteFunction) and value.name == name:
+        if _own_name(value) == name:
             self.overrides.pop(name, None)
             value = OwnFunction(name)
         else:
@@ -636,8 +636,9 @@ class _JudgePickler:
 
         class Pickler(cloudpickle.Pickler):
             def reducer_override(self, obj):
-                if isinstance(obj, RemoteFunction):
-                    return (OwnFunction, (obj.name,))
+                own = _own_name(obj)
+                if own is not None:
+                    return (OwnFunction, (own,))
                 module = getattr(obj, "__module__", None)
                 if isinstance(module, str) and _by_value(module):
                     mod = sys.modules.get(module)
@@ -655,41 +656,44 @@ def _by_value(module: str) -> bool:
     return top.startswith(("test_", "conftest")) or top in ("__main__",)
 
 
-class RemoteFunction:
-    """Stands for the learner's function ``name``; calling it runs it in the worker."""
+def remote_function(conn: Connection, name: str) -> Any:
+    """A plain function standing for the learner's ``name``: calling it runs the
+    learner's function in the worker. (A real function, so that the misconception
+    recorder of :mod:`attnkit.grading.misconceptions` records its calls as it does a
+    learner's own.)"""
 
-    def __init__(self, conn: Connection, name: str) -> None:
-        self._conn = conn
-        self.name = self.__name__ = self.__qualname__ = name
-        self.__doc__ = f"the learner's `{name}`, run in the sandbox"
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return conn.call(name, args, kwargs)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._conn.call(self.name, args, kwargs)
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"the learner's `{name}`, run in the sandbox"
+    call._attnkit_remote = name
+    return call
 
-    def __repr__(self) -> str:
-        return f"<learner function {self.name} (sandboxed)>"
+
+def _own_name(value: Any) -> str | None:
+    """The learner name a :func:`remote_function` stands for (else ``None``)."""
+    name = getattr(value, "_attnkit_remote", None)
+    return name if isinstance(name, str) else None
 
 
 class RemoteLearner(types.ModuleType):
-    """The learner's module as the tests see it: functions are :class:`RemoteFunction`
-    stubs; setting an attribute rebinds the name in the worker."""
+    """The learner's module as the tests see it: one :func:`remote_function` per
+    function the learner defines; other values are fetched on access; setting an
+    attribute (a test's reference helper) rebinds the name in the worker too."""
 
     def __init__(self, name: str, conn: Connection) -> None:
         super().__init__(name)
         object.__setattr__(self, "_conn", conn)
-        object.__setattr__(self, "_local", {})
         object.__setattr__(self, "__file__", str(conn.learner_file))
+        for own, kind in conn.names.items():
+            if kind == "function":
+                object.__setattr__(self, own, remote_function(conn, own))
 
-    def __getattr__(self, name: str) -> Any:
-        local = object.__getattribute__(self, "_local")
-        if name in local:
-            return local[name]
+    def __getattr__(self, name: str) -> Any:  # only for names not in the module's dict
         conn = object.__getattribute__(self, "_conn")
-        kind = conn.names.get(name)
-        if kind is None or name.startswith("__"):
+        if conn.names.get(name) != "value" or name.startswith("__"):
             raise AttributeError(name)
-        if kind == "function":
-            return RemoteFunction(conn, name)
         reply = conn.request({"kind": "get", "name": name}, f"reading `{name}`")
         if reply["kind"] == "raise":
             raise _exception(str(reply.get("type")), str(reply.get("message", "")))
@@ -697,20 +701,15 @@ class RemoteLearner(types.ModuleType):
 
     def __setattr__(self, name: str, value: Any) -> None:
         conn = object.__getattribute__(self, "_conn")
-        local = object.__getattribute__(self, "_local")
-        if isinstance(value, RemoteFunction) and value.name == name:
-            local.pop(name, None)
-        else:
-            local[name] = value
+        object.__setattr__(self, name, value)
         conn.bind(name, value)
 
     def __delattr__(self, name: str) -> None:
-        object.__getattribute__(self, "_local").pop(name, None)
-        object.__getattribute__(self, "_conn").unbind(name)
-
-    def __dir__(self) -> list[str]:
         conn = object.__getattribute__(self, "_conn")
-        return sorted(set(conn.names) | set(object.__getattribute__(self, "_local")))
+        object.__delattr__(self, name)
+        conn.unbind(name)
+        if conn.names.get(name) == "function":
+            object.__setattr__(self, name, remote_function(conn, name))
 
 
 # --------------------------------------------------------------- the judge's entry

@@ -203,6 +203,7 @@ def serve(in_fd: int, out_fd: int, learner_file: str) -> None:
                     [o for o, _ in pairs],
                     [t for _, t in inputs],
                     [g for _, g in pairs],
+                    retain_graph=True,  # until released: the judge may differentiate twice
                     allow_unused=True,
                 )
                 grads = [None if g is None else g.detach() for g in grads]
