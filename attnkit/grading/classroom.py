@@ -315,8 +315,9 @@ def grade_submission(
         (judge / "config.json").write_text(json.dumps(config), encoding="utf-8")
         report, collected = judge / "report.jsonl", judge / "collected.json"
         cmd = [
-            sys.executable, "-m", "pytest", "-p", "attnkit.grading.plugin",
-            "-p", "no:cacheprovider", str(test_file), f"--rootdir={root}",
+            sys.executable, "-m", "pytest", "-p", "pytest_timeout",
+            "-p", "attnkit.grading.plugin", "-p", "no:cacheprovider",
+            str(test_file), f"--rootdir={root}",
             f"--attnkit-report={report}", f"--attnkit-collected={collected}",
             f"--timeout={call_timeout + 90:.0f}", "--timeout-method=signal", "-q",
         ]  # fmt: skip
@@ -324,6 +325,8 @@ def grade_submission(
         env.update(
             ATTNKIT_SANDBOX_CONFIG=str(judge / "config.json"),
             PYTHONDONTWRITEBYTECODE="1",
+            # only the plugins grading needs (the installed ones cost ~2 s of CPU a run)
+            PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
             ATTNKIT_GRADE_LANG=os.environ.get("ATTNKIT_GRADE_LANG", "en"),
         )
         n_tests = max(len(exercises) * 4, 10)
@@ -451,7 +454,8 @@ def grade_class(
     exercises = exercises_of(test_file)
     package_root = package_root or Path(__file__).resolve().parents[2]
     repos = [root] if package_root == root else [root, package_root]
-    sandbox = Sandbox.detect(repos, limits)
+    # other learners' work and the gradebooks stay out of sight, even inside the repository
+    sandbox = Sandbox.detect(repos, limits, hide=[folder, out, out.with_suffix(".json")])
     if sandbox.warning:
         print(f"warning: {sandbox.warning}", file=sys.stderr)
     submissions = find_submissions(folder, chapter)

@@ -40,7 +40,8 @@ What crosses the boundary, and how:
 
 The worker also reports, per call, what the learner's code reached at run time (an
 attnkit function, torch's ``scaled_dot_product_attention``, a file under
-``solutions/``); the judge writes these to ``$ATTNKIT_SANDBOX_AUDIT`` for the gradebook.
+``solutions/``); the judge writes these to the configuration's ``audit_file`` for the
+gradebook (evidence for the instructor: it comes from the learner's side).
 """
 
 from __future__ import annotations
@@ -369,7 +370,12 @@ class Connection:
             raise LearnerFileError(str(reply.get("message", "")))
         if reply["kind"] != "ready" or not isinstance(reply.get("names"), dict):
             raise LearnerCrash(f"the worker did not start: {reply.get('kind')}")
-        self.names = {str(k): str(v) for k, v in reply["names"].items()}
+        # names come from the worker: only plain public identifiers become attributes
+        self.names = {
+            str(k): str(v)
+            for k, v in reply["names"].items()
+            if str(k).isidentifier() and not str(k).startswith("__") and str(k) != "_conn"
+        }
         for name, value in self.overrides.items():
             self._bind(name, value)
 

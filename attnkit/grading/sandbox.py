@@ -147,6 +147,8 @@ def bwrap_command(
         bound.append(folder)
     for path in hidden:
         path = Path(path)
+        if not any(b == path or b in path.parents for b in bound):
+            continue  # not visible anyway
         if path.is_dir():
             args += ["--tmpfs", str(path), "--remount-ro", str(path)]
         elif path.exists():
