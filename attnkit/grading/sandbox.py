@@ -195,12 +195,19 @@ class Sandbox:
     warning: str = ""
 
     @classmethod
-    def detect(cls, repositories: Sequence[Path], limits: Limits | None = None) -> Sandbox:
+    def detect(
+        cls,
+        repositories: Sequence[Path],
+        limits: Limits | None = None,
+        hide: Sequence[Path] = (),
+    ) -> Sandbox:
         """The sandbox for learner code next to the instructor's ``repositories``
-        (bound read-only, their ``solutions/`` and ``.git`` hidden): bwrap when it
-        works here, else rlimits alone with a warning."""
+        (bound read-only, their ``solutions/`` and ``.git`` hidden, and ``hide``: e.g.
+        the submissions folder and the gradebook, should they lie inside the
+        repository): bwrap when it works here, else rlimits alone with a warning."""
         repos = tuple(Path(r).resolve() for r in repositories)
         hidden = tuple(r / name for r in repos for name in ("solutions", ".git"))
+        hidden += tuple(Path(p).resolve() for p in hide)
         box = cls(limits or Limits(), (*repos, *_python_paths()), hidden)
         binary = bwrap_binary()
         if binary is None:
