@@ -1,6 +1,6 @@
 """Published results of attention models on four NLP benchmarks, as typed, validated data.
 
-The single source of the figures quoted by chapter 11 ("What the published results say")
+The single source of the figures quoted by chapter 12 ("What the published results say")
 and by the book's summary. Each :class:`PublishedResult` is one number as printed in one
 paper: the task, dataset and split, the system, its architecture family, whether its body
 was pretrained on unlabelled text, the metric and the value, the BibTeX key of the paper

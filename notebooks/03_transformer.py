@@ -1566,7 +1566,7 @@ print(f"  greedy / teacher-forced : {gap_one:.1f}x")
 #
 # *This chapter answers the machine-translation part (机器翻译);
 # {doc}`chapter 4 <04_text_generation>` answers text generation,
-# {doc}`chapter 10 <10_attention_at_work>` sentiment analysis, question answering and
+# {doc}`chapter 11 <11_attention_at_work>` sentiment analysis, question answering and
 # summarization.*
 #
 # **Model answer.** Self-attention is the building block of Transformers, used in three

@@ -1379,7 +1379,7 @@ for name, d, r in rows:
 # processing.
 #
 # *This chapter answers the text-generation part (文本生成); {doc}`chapter 3 <03_transformer>`
-# answers machine translation, {doc}`chapter 10 <10_attention_at_work>` sentiment
+# answers machine translation, {doc}`chapter 11 <11_attention_at_work>` sentiment
 # analysis, question answering and summarization.*
 #
 # **Model answer.** Text generation uses a decoder-only Transformer such as GPT, trained

@@ -21,7 +21,7 @@
 # Every query is compared with every key, so self-attention over $n$ tokens builds an
 # $n \times n$ matrix of scores in every head of every layer: double the length and that
 # matrix, and the work to fill it, grow four times. This is the **quadratic wall**, and
-# it is the reason a whole family of "efficient attention" methods exists (chapter 6).
+# it is the reason a whole family of "efficient attention" methods exists (chapters 6 and 7).
 #
 # The same all-pairs structure is also attention's great strength: every position reaches
 # every other in one step, and all positions are computed at once, which a recurrent
@@ -946,7 +946,7 @@ plt.show()
 # they *explain* a prediction: Jain and Wallace found that very different attention
 # distributions can give the same predictions {cite:p}`jain2019attention`, and Wiegreffe
 # and Pinter that this depends on how "explanation" is tested
-# {cite:p}`wiegreffe2019attention`. Chapter 12 takes up the question.
+# {cite:p}`wiegreffe2019attention`. Chapter 13 takes up the question.
 
 # %%
 torch.manual_seed(0)
@@ -962,19 +962,19 @@ print("a parameter of shape (n, n) exists:", n_by_n_parameter)
 
 # %% [markdown]
 # **Flexibility (灵活性, line 79).** Vague, and true in the sense that the same layer serves
-# encoders, decoders, cross-attention and other data types (chapters 3, 4, 8, 9).
+# encoders, decoders, cross-attention and other data types (chapters 3, 4, 9, 10).
 
 # %% [markdown]
 # ## Where next: efficient attention
 #
 # This chapter located the wall precisely: the $n \times n$ matrix, $4 n^2 d$ FLOPs and
-# $n^2$ numbers per head and layer. Chapter 6 goes around it in two different ways.
+# $n^2$ numbers per head and layer. Chapters 6 and 7 go around it in two different ways.
 #
 # - **Same function, less memory.** Tiled attention with an online softmax (the
 #   FlashAttention idea) computes exactly $\mathrm{softmax}(QK^\top / \sqrt{d})V$ without
 #   storing the scores: memory $O(n d)$, time still $O(n^2 d)$. We saw PyTorch's fused
 #   kernel do this; chapter 6 builds it.
-# - **A different function, less work.** Compute only some of the $n^2$ scores, or
+# - **A different function, less work** (chapter 7). Compute only some of the $n^2$ scores, or
 #   approximate the matrix: *local* (sliding-window) attention, the "restricted"
 #   row of Table 1; *sparse* patterns that add strided or global positions to a window
 #   (Sparse Transformer, Longformer, BigBird); *low-rank* projections of the keys and values
@@ -982,7 +982,7 @@ print("a parameter of shape (n, n) exists:", n_by_n_parameter)
 #   all-pairs structure altogether (linear attention, Performer).
 #
 # Each of the second group trades some of what this chapter praised (every pair one step
-# apart, exact softmax weights) for cost that grows more slowly than $n^2$. Chapter 6
+# apart, exact softmax weights) for cost that grows more slowly than $n^2$. Chapter 7
 # measures both sides of each trade with the same benchmark module used here.
 
 # %% [markdown]
@@ -1012,7 +1012,7 @@ print("a parameter of shape (n, n) exists:", n_by_n_parameter)
 #   on the machine, the width and the batch, and a fused kernel moves the crossing out.
 # - The parallelism "challenge" the seed names is really memory traffic, which fused
 #   kernels remove; the quadratic arithmetic only changes if the function changes
-#   (chapter 6).
+#   (chapter 7).
 
 # %% [markdown]
 # ## Exercises
@@ -1045,7 +1045,7 @@ print("a parameter of shape (n, n) exists:", n_by_n_parameter)
 # the core problems and challenges in implementing and applying it?
 #
 # *This chapter answers the cost side of both questions; interpretability, the other
-# limitation, is {doc}`chapter 12 <12_interpretability>`'s.*
+# limitation, is {doc}`chapter 13 <13_interpretability>`'s.*
 #
 # **Model answer.** The strengths come from comparing every position with every other in
 # one step. Any two positions are joined by a path of length one, and all positions are
@@ -1063,6 +1063,6 @@ print("a parameter of shape (n, n) exists:", n_by_n_parameter)
 # challenges follow: a limited context window; memory traffic rather than arithmetic as
 # the bottleneck, which fused kernels such as FlashAttention remove (exact, linear memory,
 # still quadratic time); sequential decoding; sub-quadratic approximations that change
-# what attention can express ({ref}`ch06-map`); and weights that are easy to draw but not
-# guaranteed to explain a prediction ({ref}`ch12-removal`).
+# what attention can express ({ref}`ch07-map`); and weights that are easy to draw but not
+# guaranteed to explain a prediction ({ref}`ch13-removal`).
 # ```

@@ -64,7 +64,7 @@ def test_the_book_is_built_with_every_chapter():
     pages = book_pages(book)
     chapters = [p for p in pages if p.startswith("notebooks/")]
     exercises = [p for p in pages if p.startswith("exercises/")]
-    assert len(chapters) >= 15, chapters
+    assert len(chapters) >= 16, chapters
     assert len(exercises) == len(chapters), (chapters, exercises)
     for required in ("index.html", "search.html", "genindex.html", "book/errata.html"):
         assert required in pages

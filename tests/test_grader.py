@@ -31,12 +31,14 @@ def grade(*args: str, timeout: float = 600) -> tuple[int, str, dict]:
     """Run ``python -m attnkit.grade`` as a learner would; return (exit code, output, json)."""
     out = ROOT / "_build" / "grader-test" / f"{time.monotonic_ns()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    progress = out.with_suffix(".progress.json")  # never the learner's own progress file
     done = subprocess.run(
         [sys.executable, "-m", "attnkit.grade", *args, "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, "ATTNKIT_PROGRESS_FILE": str(progress), "ATTNKIT_GRADE_LANG": "en"},
     )
     data = json.loads(out.read_text()) if out.exists() else {}
     return done.returncode, done.stdout + done.stderr, data

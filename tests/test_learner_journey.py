@@ -129,8 +129,11 @@ def test_fill_one_function_and_watch_the_score_change(clone, tmp_path):
     assert statuses["attention_scores"] == {"passed"}, output
     assert all(s == {"not attempted"} for name, s in statuses.items() if name != "attention_scores")
     assert passed(third) > passed(second) >= passed(first) == 0
-    score = round(100 * passed(third) / len(third["tests"]))
-    assert f"Score: {score}%" in output and score > 0, output
+    # The score counts the tests, the check cells and "the notebook runs to its end".
+    score = third["score"]
+    assert score["passed"] > passed(third) and not score["complete"]
+    assert score["percent"] == 100 * score["passed"] // score["total"] > 0
+    assert f"Score: {score['percent']}%" in output, output
 
     # The learner's edit is the only change to the clone's tracked files.
     assert tracked_changes(clone) == [EXERCISE]

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,7 @@ def run_chapter(catalogue: Path, out: Path) -> None:
             for m in ms:
                 report = Path(tmp) / f"{m.id}.jsonl"
                 mc._VARIANT[:] = [m]
+                start = time.process_time()
                 pytest.main(
                     [str(test_file), "-p", "attnkit.grading.plugin", *_LEAN, "-q", "--no-header",
                      f"--attnkit-report={report}", "--tb=native", "--timeout=60"],
@@ -118,6 +120,7 @@ def run_chapter(catalogue: Path, out: Path) -> None:
                     "statuses": [r["status"] for r in records],
                     "named": mc.named_for_exercise(records),
                     "records": records,
+                    "cpu_s": round(time.process_time() - start, 3),
                 }
     out.write_text(json.dumps({"problems": problems, "results": results}), encoding="utf-8")
 

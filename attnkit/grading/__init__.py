@@ -4,6 +4,8 @@
   cells) from the ``.py`` or ``.ipynb`` of a jupytext pair, whichever is newer.
 * :mod:`attnkit.grading.plugin` is a pytest plugin that records each graded item.
 * :mod:`attnkit.grade` is the learner's command: ``python -m attnkit.grade 01``.
+* In Jupyter, ``%load_ext attnkit.grading`` adds the magic ``%grade 01``
+  (:mod:`attnkit.grading.jupyter`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,17 @@ from __future__ import annotations
 import types
 from typing import Any
 
+from .jupyter import load_ipython_extension
 from .loader import LearnerFileError, load_definitions, newest_file, repo_root
 
-__all__ = ["LearnerFileError", "load_definitions", "newest_file", "repo_root", "require"]
+__all__ = [
+    "LearnerFileError",
+    "load_definitions",
+    "load_ipython_extension",
+    "newest_file",
+    "repo_root",
+    "require",
+]
 
 
 def require(module: types.ModuleType, name: str) -> Any:
@@ -26,11 +36,9 @@ def require(module: types.ModuleType, name: str) -> Any:
     if not hasattr(module, name):
         import pytest
 
-        pytest.fail(
-            f"Your file does not define `{name}`. Keep the name the exercise gives "
-            f"(and make sure the cell defining it is a code cell).",
-            pytrace=False,
-        )
+        from .messages import t
+
+        pytest.fail(t("load.undefined", name=name), pytrace=False)
     from .misconceptions import wrap_required  # records the call when a test is graded
 
     return wrap_required(module, name, getattr(module, name))

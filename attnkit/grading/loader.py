@@ -15,6 +15,8 @@ import re
 import types
 from pathlib import Path
 
+from .messages import t
+
 _KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _CONSTANT = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _MAGIC = re.compile(r"^\s*[%!]")
@@ -33,10 +35,7 @@ def repo_root(start: Path | None = None) -> Path:
         for folder in (base.resolve(), *base.resolve().parents):
             if (folder / "_toc.yml").is_file() and (folder / "tests" / "grading").is_dir():
                 return folder
-    raise LearnerFileError(
-        "Could not find the book's repository (a folder with _toc.yml and tests/grading). "
-        "Run the grader from inside your clone of the repository."
-    )
+    raise LearnerFileError(t("load.no_repo"))
 
 
 def chapter_files(folder: Path, chapter: str) -> list[Path]:
@@ -53,9 +52,7 @@ def newest_file(folder: Path, chapter: str) -> Path:
     """
     files = chapter_files(folder, chapter)
     if not files:
-        raise LearnerFileError(
-            f"No file for chapter {chapter} in {folder} (expected {chapter}_*.py or .ipynb)."
-        )
+        raise LearnerFileError(t("load.no_file", chapter=chapter, folder=folder))
     return max(files, key=lambda p: (p.stat().st_mtime_ns, p.suffix == ".py"))
 
 
@@ -65,7 +62,7 @@ def notebook_code(path: Path) -> str:
         nb = json.loads(path.read_text(encoding="utf-8"))
         cells = nb["cells"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LearnerFileError(f"{path} is not a readable notebook: {exc}") from None
+        raise LearnerFileError(t("load.bad_notebook", path=path, error=exc)) from None
     chunks = []
     for cell in cells:
         if cell.get("cell_type") != "code":
@@ -81,12 +78,15 @@ def source_of(path: Path) -> str:
     """The Python source of a learner file (``.py`` read as is, ``.ipynb`` code cells)."""
     path = Path(path)
     if not path.is_file():
-        raise LearnerFileError(f"File not found: {path}")
+        raise LearnerFileError(t("usage.file_missing", path=path))
     if path.suffix == ".ipynb":
         return notebook_code(path)
     if path.suffix == ".py":
-        return path.read_text(encoding="utf-8")
-    raise LearnerFileError(f"{path} is neither a .py nor an .ipynb file.")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise LearnerFileError(t("load.not_utf8", path=path, position=exc.start)) from None
+    raise LearnerFileError(t("usage.file_suffix", path=path))
 
 
 def _is_definition(node: ast.stmt) -> bool:
@@ -96,6 +96,31 @@ def _is_definition(node: ast.stmt) -> bool:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         return all(isinstance(t, ast.Name) and _CONSTANT.match(t.id) for t in targets)
     return False
+
+
+def skipped_names(source: str) -> dict[str, int]:
+    """Top-level names that the loader does *not* define, with the line that sets them:
+    lowercase assignments (and ``for``/``with`` targets) outside functions and classes."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    names: dict[str, int] = {}
+    for node in tree.body:
+        if _is_definition(node):
+            continue
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor)):
+            targets = [node.target]
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            targets = [item.optional_vars for item in node.items if item.optional_vars]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name):
+                    names.setdefault(sub.id, node.lineno)
+    return names
 
 
 def load_definitions(path: str | Path, module_name: str = "learner") -> types.ModuleType:
@@ -110,11 +135,11 @@ def load_definitions(path: str | Path, module_name: str = "learner") -> types.Mo
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
-        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        where = t("load.where", line=exc.lineno, column=exc.offset or "?")
         text = f"\n    {exc.text.rstrip()}" if exc.text else ""
-        hint = " (line numbers count the code cells only)" if path.suffix == ".ipynb" else ""
+        hint = t("load.cells_only") if path.suffix == ".ipynb" else ""
         raise LearnerFileError(
-            f"Syntax error in {path.name} at {where}{hint}: {exc.msg}{text}"
+            t("load.syntax", name=path.name, where=where, hint=hint, msg=exc.msg, text=text)
         ) from None
     tree.body = [node for node in tree.body if _is_definition(node)]
     module = types.ModuleType(module_name)
@@ -123,6 +148,6 @@ def load_definitions(path: str | Path, module_name: str = "learner") -> types.Mo
         exec(compile(tree, str(path), "exec"), module.__dict__)
     except Exception as exc:
         raise LearnerFileError(
-            f"Loading the definitions of {path.name} failed: {type(exc).__name__}: {exc}"
+            t("load.failed", name=path.name, error=f"{type(exc).__name__}: {exc}")
         ) from None
     return module

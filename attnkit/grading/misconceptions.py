@@ -226,12 +226,17 @@ def _tensors(obj: Any, path: str = "") -> list[tuple[str, torch.Tensor]]:
 def _same_tensor(a: torch.Tensor, b: torch.Tensor, close: bool) -> bool:
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
+    if torch.equal(a, b):  # the common case for arguments, and cheap
+        return True
     if not (a.is_floating_point() or a.is_complex()):
-        return torch.equal(a, b)
+        return False
     if not close:
         return bool(((a == b) | (torch.isnan(a) & torch.isnan(b))).all())
     rtol, atol = _TOLERANCE.get(b.dtype, (RTOL, ATOL))
-    a64, b64 = a.detach().double(), b.detach().double()
+    a64, b64 = a.detach().reshape(-1).double(), b.detach().reshape(-1).double()
+    head = slice(0, 4096)  # a wrong answer usually differs early: decide on a prefix first
+    if not torch.allclose(a64[head], b64[head], rtol=rtol, atol=atol, equal_nan=True):
+        return False
     return torch.allclose(a64, b64, rtol=rtol, atol=atol, equal_nan=True)
 
 
@@ -249,6 +254,8 @@ def same_value(a: Any, b: Any, close: bool = True) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         if isinstance(a, int) != isinstance(b, int):
             return False
+        if isinstance(a, int):
+            return a == b  # counts, sizes, indices: exact
         if math.isnan(a) and math.isnan(b):
             return True
         return math.isclose(a, b, rel_tol=RTOL, abs_tol=ATOL) if close else a == b
