@@ -1,10 +1,11 @@
 """Every catalogued misconception fails its exercise's grader and is named in the report.
 
-For each chapter with a catalogue (``tests/grading/misconceptions/NN_slug.py``) one
-subprocess runs this file as a script: for every misconception it substitutes the wrong
-function into the chapter's solution (:func:`attnkit.grading.misconceptions.variant`) and
-runs that exercise's grading tests in the same process (``pytest.main`` with the grading
-plugin), then reads the plugin's records. One process per chapter, not per misconception.
+One subprocess runs this file as a script for all the catalogues
+(``tests/grading/misconceptions/NN_slug.py``): for every misconception it substitutes the
+wrong function into the chapter's solution (:func:`attnkit.grading.misconceptions.variant`)
+and runs that exercise's grading tests in the same process (``pytest.main`` with the
+grading plugin and nothing else), then reads the plugin's records. One process in all
+(torch is imported once), not one per chapter or per misconception.
 
 A misconception passes when at least one test of its exercise fails and the name the
 report gives the exercise (:func:`attnkit.grading.misconceptions.named_for_exercise`) is
@@ -13,6 +14,7 @@ it, or one that behaves identically on every recorded input (listed in ``also``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -38,13 +40,23 @@ _LEAN = [
         "hypothesispytest",
         "unraisableexception",
         "threadexception",
+        "warnings",
+        "logging",
+        "junitxml",
+        "doctest",
+        "pastebin",
+        "stepwise",
+        "faulthandler",
+        "setuponly",
+        "setupplan",
     )
     for arg in ("-p", f"no:{plugin}")
 ]
 
 
-def run_chapter(catalogue: Path, out: Path) -> None:
-    """(In the subprocess.) Grade every misconception of ``catalogue``; write the results."""
+def run_chapter(catalogue: Path) -> dict:
+    """(In the subprocess.) Grade every misconception of ``catalogue``: the problems of the
+    catalogue itself, and per misconception the statuses and what the report names."""
     import ast
     import builtins
 
@@ -122,7 +134,7 @@ def run_chapter(catalogue: Path, out: Path) -> None:
                     "records": records,
                     "cpu_s": round(time.process_time() - start, 3),
                 }
-    out.write_text(json.dumps({"problems": problems, "results": results}), encoding="utf-8")
+    return {"problems": problems, "results": results}
 
 
 def _names(code) -> set[str]:
@@ -136,29 +148,79 @@ def _names(code) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("catalogue", CATALOGUES, ids=[p.stem[:2] for p in CATALOGUES])
-def test_every_misconception_fails_and_is_named(catalogue, tmp_path):
+def test_every_misconception_fails_and_is_named(tmp_path):
+    assert CATALOGUES, "no catalogue in tests/grading/misconceptions"
     out = tmp_path / "results.json"
     env = {**os.environ, "ATTNKIT_GRADE_LANG": "en", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("ATTNKIT_LEARNER_FILE", None)
     done = subprocess.run(
-        [sys.executable, __file__, str(catalogue), str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, __file__, str(out), *map(str, CATALOGUES)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0 and out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
-    data = json.loads(out.read_text())
-    assert not data["problems"], data["problems"]
     bad = []
-    for mid, r in data["results"].items():
-        if "failed" not in r["statuses"]:
-            bad.append(f"{mid} ({r['exercise']}): the grader does not fail it: {r['statuses']}")
-            continue
-        named = r["named"]
-        if named is None or mid not in named["ids"]:
-            what = "nothing" if named is None else named["ids"] or named["text"]
-            bad.append(f"{mid} ({r['exercise']}): the report names {what}")
+    for slug, data in json.loads(out.read_text()).items():
+        bad += [f"{slug}: {problem}" for problem in data["problems"]]
+        for mid, r in data["results"].items():
+            if "failed" not in r["statuses"]:
+                bad.append(f"{slug}: {mid} ({r['exercise']}): the grader does not fail it")
+                continue
+            named = r["named"]
+            if named is None or mid not in named["ids"]:
+                what = "nothing" if named is None else named["ids"] or named["text"]
+                bad.append(f"{slug}: {mid} ({r['exercise']}): the report names {what}")
     assert not bad, "\n".join(bad)
 
 
-if __name__ == "__main__":
-    run_chapter(Path(sys.argv[1]).resolve(), Path(sys.argv[2]))
+# ------------------------------------------------------------ the engine's diagnosis
+def _recorded(fn, *calls):
+    """Calls of ``fn`` recorded as a graded test would record them."""
+    import types
+
+    from attnkit.grading.misconceptions import Recorder
+
+    module = types.ModuleType("learner")
+    module.f = fn
+    with Recorder("f") as recorder:
+        wrapped = recorder.wrap(module, "f", fn)
+        for args in calls:
+            with contextlib.suppress(Exception):  # a raising call is recorded too
+                wrapped(*args)
+    return recorder.calls
+
+
+def test_diagnosis_says_what_differs_from_the_reference():
+    import torch
+
+    from attnkit.grading.misconceptions import diagnose
+
+    def reference(x):
+        return torch.softmax(x, dim=-1)
+
+    def mutating(x):
+        x.add_(1)  # right values, but the caller's tensor changes
+        return torch.softmax(x - 1, dim=-1)
+
+    x = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]])
+    said = {
+        "scale": diagnose(reference, _recorded(lambda x: 3 * torch.softmax(x, -1), (x,))),
+        "shape": diagnose(reference, _recorded(lambda x: torch.softmax(x, -1).T, (x,))),
+        "raised": diagnose(reference, _recorded(lambda x: x[5], (x,))),
+        "mutated": diagnose(reference, _recorded(mutating, (x.clone(),))),
+        "row": diagnose(reference, _recorded(
+            lambda x: torch.cat([torch.softmax(x[:1], -1), torch.zeros(1, 3)]), (x,))),
+        "same": diagnose(reference, _recorded(lambda x: torch.softmax(x, -1), (x,))),
+    }  # fmt: skip
+    assert "times 3" in said["scale"], said
+    assert "shape (3, 2)" in said["shape"] and "swapped" in said["shape"], said
+    assert "raised IndexError" in said["raised"], said
+    assert "in place" in said["mutated"] and "`x`" in said["mutated"], said
+    assert "in rows 1 " in said["row"], said
+    assert "returns what the solution returns" in said["same"], said
+    zh = diagnose(reference, _recorded(lambda x: 3 * torch.softmax(x, -1), (x,)), lang="zh")
+    assert "3 倍" in zh, zh
+
+
+if __name__ == "__main__":  # python tests/test_misconceptions.py OUT.json CATALOGUE...
+    results = {Path(c).stem: run_chapter(Path(c).resolve()) for c in sys.argv[2:]}
+    Path(sys.argv[1]).write_text(json.dumps(results), encoding="utf-8")

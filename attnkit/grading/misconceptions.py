@@ -324,9 +324,10 @@ def behaviour_of(
     fn: Callable, args: tuple, kwargs: dict, rng: torch.Tensor | None = None
 ) -> Behaviour:
     """Call ``fn`` on copies of the arguments (with torch's global random state set to
-    ``rng``, restored afterwards) and describe what it did (never raises)."""
+    ``rng``, restored afterwards) and describe what it did (never raises). The arguments
+    themselves are left untouched, so they are what the copies are compared with."""
+    before = (args, kwargs)
     args, kwargs = _clone(args), _clone(kwargs)
-    before = _clone((args, kwargs))
     with torch.random.fork_rng(devices=[]):
         if rng is not None:
             torch.set_rng_state(rng)
@@ -537,9 +538,12 @@ def _short(obj: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _kind(obj: Any) -> str:
+def _kind(obj: Any, lang: str = "en") -> str:
     if isinstance(obj, torch.Tensor):
-        return f"a tensor of shape {tuple(obj.shape)} ({str(obj.dtype).removeprefix('torch.')})"
+        shape, dtype = tuple(obj.shape), str(obj.dtype).removeprefix("torch.")
+        if lang == "zh":
+            return f"形状为 {shape} 的张量（{dtype}）"
+        return f"a tensor of shape {shape} ({dtype})"
     return f"{type(obj).__name__} {_short(obj)}"
 
 
@@ -616,10 +620,10 @@ def _compare(got: Any, want: Any, lang: str) -> str:
     if type(got) is not type(want) and not (
         type(got) in (list, tuple) and type(want) in (list, tuple)
     ):
-        return _t("type", lang, got=_kind(got), want=_kind(want))
+        return _t("type", lang, got=_kind(got, lang), want=_kind(want, lang))
     if type(got) in (list, tuple) and type(want) in (list, tuple):
         if type(got) is not type(want) or len(got) != len(want):
-            return _t("type", lang, got=_kind(got), want=_kind(want))
+            return _t("type", lang, got=_kind(got, lang), want=_kind(want, lang))
         for i, (a, b) in enumerate(zip(got, want)):
             if not same_value(a, b):
                 return f"[{i}]: " + _compare(a, b, lang)
@@ -640,9 +644,9 @@ def diagnose(reference: Callable, calls: list[Call], lang: str = "en") -> str:
         if got.error and want.error:
             return prefix + _t("other_error", lang, err=got.error, ref=want.error)
         if got.error:
-            return prefix + _t("raised", lang, err=got.error, what=_kind(want.output))
+            return prefix + _t("raised", lang, err=got.error, what=_kind(want.output, lang))
         if want.error:
-            return prefix + _t("should_raise", lang, err=want.error, what=_kind(got.output))
+            return prefix + _t("should_raise", lang, err=want.error, what=_kind(got.output, lang))
         if got.mutated != want.mutated and got.mutated:
             return prefix + _t("mutated", lang, names=_param_names(reference, got.mutated))
         if not same_value(got.output, want.output):

@@ -190,7 +190,9 @@ def _explanation(item: pytest.Item, exercise: str) -> dict:
     solution = test_file.parents[2] / "solutions" / f"{test_file.stem.removeprefix('test_')}.py"
     try:
         return explain(exercise, recorder.calls, catalogue_path(test_file), solution)
-    except Exception as exc:  # an explanation must never cost the learner their result
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # never cost the learner their result (a time limit too)
         return {"diagnosis": f"(no diagnosis: {type(exc).__name__}: {exc})"}
 
 
