@@ -476,6 +476,24 @@ def test_static_flags_follow_helpers_and_ignore_own_names():
     assert "attention_scores" not in flags  # it calls the learner's own function
     assert "setattr" in " ".join(flags["(module)"])
     assert classroom.library_flags(SOLUTION, EXERCISES) == {}
+    bound = classroom.library_flags(
+        "from attnkit import masked_softmax as masked_softmax\n", EXERCISES
+    )
+    assert "masked_softmax" in bound
+    # what the instructor's solution itself calls is not flagged (chapter 2's solution
+    # calls chapter 1's attention through attnkit), anything beyond it is
+    two = next((ROOT / "solutions").glob("02_*.py"))
+    names = classroom.exercises_of(next((ROOT / "tests" / "grading").glob("test_02_*.py")))
+    allowed = classroom.allowed_uses(two, names)
+    assert classroom.library_flags(two.read_text(), names)  # flagged without the baseline
+    assert classroom.library_flags(two.read_text(), names, allowed) == {}
+    more = two.read_text().replace(
+        "    heads = ak.scaled_dot_product_attention(",
+        "    ak.split_heads\n    heads = ak.scaled_dot_product_attention(",
+        1,
+    )
+    assert more != two.read_text()
+    assert "split_heads" in str(classroom.library_flags(more, names, allowed))
 
 
 def test_usage_errors_of_class_mode(tmp_path):

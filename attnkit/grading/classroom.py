@@ -20,11 +20,12 @@ Why the score cannot be forged (see :mod:`attnkit.grading.remote` for the mechan
   assertions and the plugin's classification run in the judge, which only receives
   plain values back. Patching ``assert_close``/``torch.equal``/the plugin from a class
   body, a constant or a graded function patches the worker's copies, which no test uses.
-* **Definitions only.** As in the learner's own grading, only imports, ``def``/``class``
-  statements and UPPER_CASE constants are executed; the notebook's other cells never run
-  here, so a cell that prints (replays) the expected outputs has nothing to act on: the
-  score is the share of tests passed, exactly the score of the learner's command (whose
-  notebook check is reported beside the score, never part of it).
+* **Definitions only, tests only.** As in the learner's own grading, only imports,
+  ``def``/``class`` statements and UPPER_CASE constants are executed. The notebook's
+  check cells are *not* part of the instructor's score (the learner's command counts
+  them): they compare printed text, which the learner's code controls entirely (a cell
+  can print the expected output, a function can return an object whose ``repr`` is it),
+  so no sandbox can make them tamper-proof. The score is the share of tests passed.
 * **Nothing writable that matters.** The repository is read-only inside bubblewrap;
   without bubblewrap the instructor's tests, solutions and package are fingerprinted
   before and after each submission and a change stops the class run.
@@ -32,7 +33,10 @@ Why the score cannot be forged (see :mod:`attnkit.grading.remote` for the mechan
 Functions that call the library instead of implementing are flagged, from two sources:
 static analysis of the submitted source (:func:`library_flags`: attnkit, torch's
 ``scaled_dot_product_attention``, ``solutions`` in a string, dynamic imports/exec) and
-the worker's run-time audit (what each call reached).
+the worker's run-time audit (what each call reached), minus the uses the instructor's
+own solution makes for that exercise (chapter 2 calls chapter 1's attention through
+attnkit). A flag is evidence for a person to look at, not a verdict: obfuscated calls
+can evade both, and the score does not depend on it.
 """
 
 from __future__ import annotations
@@ -138,32 +142,47 @@ def _library_aliases(tree: ast.Module) -> set[str]:
     return aliases
 
 
-def _direct_flags(func: ast.AST, aliases: set[str]) -> list[str]:
+def _direct_flags(func: ast.AST, aliases: set[str]) -> list[tuple[str, str]]:
+    """(key, evidence) pairs: the key names the kind of use (``attnkit:NAME`` for an
+    attnkit function, ``sdpa``, ``string:solutions``, ``import:NAME``, ``dynamic:NAME``),
+    so that uses the instructor's own solution makes can be told apart."""
     flags = []
+    qualified = {  # ak.NAME: reported as NAME, not as a use of ak itself
+        id(n.value)
+        for n in ast.walk(func)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases
+    }
     for node in ast.walk(func):
-        if isinstance(node, ast.Name) and node.id in aliases:
-            flags.append(f"uses attnkit ({node.id}, line {node.lineno})")
+        line = getattr(node, "lineno", "?")
+        if id(getattr(node, "value", None)) in qualified and isinstance(node, ast.Attribute):
+            flags.append((f"attnkit:{node.attr}", f"uses attnkit's {node.attr} (line {line})"))
+        elif isinstance(node, ast.Name) and id(node) in qualified:
+            continue
+        elif isinstance(node, ast.Name) and node.id in aliases:
+            flags.append((f"attnkit:{node.id}", f"uses attnkit ({node.id}, line {line})"))
         elif isinstance(node, ast.Attribute) and node.attr == "scaled_dot_product_attention":
-            flags.append(f"calls a library scaled_dot_product_attention (line {node.lineno})")
+            flags.append(("sdpa", f"calls a library scaled_dot_product_attention (line {line})"))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
-            if "solutions" in text or "attnkit" in text:
-                flags.append(f"string {text[:40]!r} (line {node.lineno})")
+            for word in ("solutions", "attnkit"):
+                if word in text:
+                    flags.append((f"string:{word}", f"string {text[:40]!r} (line {line})"))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
-            if any(n.split(".")[0] in ("attnkit", "solutions", "importlib") for n in names):
-                flags.append(f"imports {', '.join(n for n in names if n)} (line {node.lineno})")
+            for n in names:
+                if n.split(".")[0] in ("attnkit", "solutions", "importlib"):
+                    flags.append((f"import:{n}", f"imports {n} (line {line})"))
         elif isinstance(node, ast.Name) and node.id in _DYNAMIC and isinstance(node.ctx, ast.Load):
-            flags.append(f"calls {node.id} (line {node.lineno})")
+            flags.append((f"dynamic:{node.id}", f"calls {node.id} (line {line})"))
     return flags
 
 
-def library_flags(source: str, exercises: Sequence[str]) -> dict[str, list[str]]:
-    """For each exercise the learner defines, the evidence that it calls the library
-    instead of implementing: attnkit names, any ``*.scaled_dot_product_attention``,
-    strings naming ``solutions``/``attnkit``, dynamic imports and ``exec``, also through
-    the learner's own helper functions it calls. Module-level code that patches a
-    library (``torch.equal = ...``, ``setattr(...)``) is reported under ``"(module)"``."""
+def library_uses(source: str, exercises: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """For each exercise the file defines, the (key, evidence) pairs of
+    :func:`_direct_flags` in its body and in the file's own helper functions it calls;
+    an exercise bound by ``from attnkit... import name`` gets ``attnkit:name``.
+    Module-level code that patches a library (``torch.equal = ...``, ``setattr(...)``)
+    is under ``"(module)"``."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -181,21 +200,23 @@ def library_flags(source: str, exercises: Sequence[str]) -> dict[str, list[str]]
         }
         for name, fn in functions.items()
     }
-    flags: dict[str, list[str]] = {}
+    uses: dict[str, list[tuple[str, str]]] = {}
     for name in exercises:
+        if name in aliases and name not in functions:
+            uses[name] = [(f"attnkit:{name}", f"is attnkit's {name}, imported")]
         if name not in functions:
             continue
         seen, todo, found = {name}, [name], []
         while todo:
             current = todo.pop()
-            for flag in direct[current]:
-                found.append(flag if current == name else f"via {current}: {flag}")
+            for key, text in direct[current]:
+                found.append((key, text if current == name else f"via {current}: {text}"))
             for callee in calls[current]:
                 if callee not in seen and callee not in exercises:
                     seen.add(callee)
                     todo.append(callee)
         if found:
-            flags[name] = sorted(set(found))
+            uses[name] = sorted(set(found))
     module_level = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -205,23 +226,57 @@ def library_flags(source: str, exercises: Sequence[str]) -> dict[str, list[str]]
                 targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
                 for t in targets:
                     if isinstance(t, ast.Attribute):
-                        module_level.append(f"assigns {ast.unparse(t)} (line {sub.lineno})")
+                        text = f"assigns {ast.unparse(t)} (line {sub.lineno})"
+                        module_level.append(("patch", text))
             elif isinstance(sub, ast.Name) and sub.id in _DYNAMIC:
-                module_level.append(f"calls {sub.id} at import (line {sub.lineno})")
+                module_level.append(("patch", f"calls {sub.id} at import (line {sub.lineno})"))
     if module_level:
-        flags["(module)"] = sorted(set(module_level))
+        uses["(module)"] = sorted(set(module_level))
+    return uses
+
+
+def library_flags(
+    source: str, exercises: Sequence[str], allowed: dict[str, set[str]] | None = None
+) -> dict[str, list[str]]:
+    """For each exercise the learner defines, the evidence that it calls the library
+    instead of implementing (see :func:`library_uses`), leaving out the kinds of use
+    ``allowed`` for that exercise: those of the instructor's solution (chapter 2's
+    solution calls chapter 1's attention through attnkit, for example)."""
+    allowed = allowed or {}
+    flags = {}
+    for name, found in library_uses(source, exercises).items():
+        texts = [text for key, text in found if key not in allowed.get(name, set())]
+        if texts:
+            flags[name] = sorted(set(texts))
     return flags
 
 
-def _audit_flags(audit: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The worker's run-time audit, kept where it shows library use or file access."""
+def allowed_uses(solution: Path | None, exercises: Sequence[str]) -> dict[str, set[str]]:
+    """The kinds of library use of the instructor's solution, per exercise."""
+    if solution is None or not solution.is_file():
+        return {}
+    found = library_uses(solution.read_text(encoding="utf-8"), exercises)
+    return {name: {key for key, _ in uses} for name, uses in found.items()}
+
+
+def _audit_flags(
+    audit: dict[str, list[str]], allowed: dict[str, set[str]] | None = None
+) -> dict[str, list[str]]:
+    """The worker's run-time audit, kept where it shows library use or file access that
+    the instructor's solution does not make for that exercise."""
+    allowed = allowed or {}
     out = {}
     for name, events in audit.items():
-        keep = [
-            e
-            for e in events
-            if e.startswith(("attnkit.", "torch ", "open ", "socket", "subprocess", "os."))
-        ]
+        ok = allowed.get(name, set())
+        keep = []
+        for e in events:
+            if not e.startswith(("attnkit.", "torch ", "open ", "socket", "subprocess", "os.")):
+                continue
+            if e.startswith("attnkit.") and f"attnkit:{e.rsplit('.', 1)[-1]}" in ok:
+                continue
+            if e.startswith("torch ") and "sdpa" in ok:
+                continue
+            keep.append(e)
         if keep:
             out[name] = keep
     return out
@@ -266,8 +321,10 @@ def grade_submission(
     sandbox: Sandbox,
     call_timeout: float,
     exercises: Sequence[str],
+    allowed: dict[str, set[str]] | None = None,
 ) -> dict:
-    """Grade one submission in the sandbox; return its gradebook entry."""
+    """Grade one submission in the sandbox; return its gradebook entry (``allowed``:
+    the library uses of the instructor's solution, not flagged)."""
     from attnkit.grade import summarize
 
     start = time.monotonic()
@@ -295,7 +352,7 @@ def grade_submission(
     except (UnicodeDecodeError, ValueError) as exc:
         entry["notes"].append(f"unreadable: {type(exc).__name__}: {exc}")
         return _finish(entry, exercises, start)
-    entry["flags"] = library_flags(source, exercises)
+    entry["flags"] = library_flags(source, exercises, allowed)
 
     tmp = Path(tempfile.mkdtemp(prefix=f"attnkit-class-{chapter}-"))
     try:
@@ -359,7 +416,7 @@ def grade_submission(
         audit_path = judge / "audit.json"
         if audit_path.exists():
             audit = json.loads(audit_path.read_text(encoding="utf-8"))
-            entry["audit"] = _audit_flags(audit.get("audit", {}))
+            entry["audit"] = _audit_flags(audit.get("audit", {}), allowed)
             entry["worker_starts"] = audit.get("worker_starts")
         summary = summarize(records) if records else {}
         entry["exercises"] = {
@@ -452,6 +509,8 @@ def grade_class(
         raise ValueError(f"no grading tests for chapter {chapter} under {root}")
     test_file = test_files[0]
     exercises = exercises_of(test_file)
+    solution = next(iter(sorted((root / "solutions").glob(f"{chapter}_*.py"))), None)
+    allowed = allowed_uses(solution, exercises)
     package_root = package_root or Path(__file__).resolve().parents[2]
     repos = [root] if package_root == root else [root, package_root]
     # other learners' work and the gradebooks stay out of sight, even inside the repository
@@ -472,7 +531,9 @@ def grade_class(
     changed: list[str] = []
 
     def one(sub: Submission) -> dict:
-        entry = grade_submission(sub, chapter, root, test_file, sandbox, timeout, exercises)
+        entry = grade_submission(
+            sub, chapter, root, test_file, sandbox, timeout, exercises, allowed
+        )
         if fingerprint(watched) != before:
             entry["notes"].append("the instructor's repository changed while this was graded")
             changed.append(sub.learner)

@@ -335,7 +335,7 @@ class Connection:
         learner = self.sandbox.inside(self.tmp, self.learner_file)
         cmd = [
             *self.sandbox.wrapper(self.tmp),
-            sys.executable, "-I", "-m", "attnkit.grading.worker",
+            sys.executable, "-I", "-B", "-m", "attnkit.grading.worker",
             str(child_in), str(child_out), str(learner),
         ]  # fmt: skip
         env = {

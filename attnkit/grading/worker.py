@@ -23,14 +23,16 @@ _SDPA = "scaled_dot_product_attention"
 _state = threading.local()
 
 
-def install_audit(events: set[str], repo_dirs: tuple[str, ...]) -> None:
+def install_audit(events: set[str], repo_dirs: tuple[str, ...]):
     """Record, while a call of the judge runs, what the learner's code reaches: every
-    function of attnkit (each replaced by a recording wrapper, in every attnkit
-    namespace that holds it, before the learner's code is loaded), torch's
-    ``scaled_dot_product_attention``, files opened under the repository or a
-    ``solutions`` folder, sockets and subprocesses (an audit hook, which cannot be
-    removed). Only the outermost library call is recorded; nothing is recorded while a
-    function the grader passed or bound runs (:class:`_Trusted`)."""
+    function of attnkit (each replaced by a recording wrapper in every attnkit namespace
+    that holds it: once before the learner's code is loaded, and again after, through
+    the returned function, for the modules it imported and the names it bound),
+    torch's ``scaled_dot_product_attention``, files opened under the repository (but
+    not the package's own modules being imported) or under a ``solutions`` folder,
+    sockets and subprocesses (an audit hook, which cannot be removed). Only the
+    outermost library call is recorded; nothing is recorded while a function the
+    grader passed or bound runs (:class:`_Trusted`)."""
     import functools
     import types
 
@@ -50,34 +52,55 @@ def install_audit(events: set[str], repo_dirs: tuple[str, ...]) -> None:
             finally:
                 _state.paused -= 1
 
+        audited._attnkit_audited = True
         return audited
 
     wrapped: dict[int, object] = {}
-    for name, mod in list(sys.modules.items()):
-        if not (name == "attnkit" or name.startswith("attnkit.")) or ".grading" in name:
-            continue
-        for attr, value in list(vars(mod).items()):
-            if not isinstance(value, types.FunctionType):
-                continue
-            owner = getattr(value, "__module__", "") or ""
-            if not owner.startswith("attnkit") or ".grading" in owner:
-                continue
-            if id(value) not in wrapped:
-                wrapped[id(value)] = wrap(value, f"{owner}.{value.__name__}")
-            setattr(mod, attr, wrapped[id(value)])
+
+    def wrapped_value(value):
+        """The recording wrapper of an attnkit function (else ``None``)."""
+        if not isinstance(value, types.FunctionType) or hasattr(value, "_attnkit_audited"):
+            return None
+        owner = getattr(value, "__module__", "") or ""
+        if not owner.startswith("attnkit") or ".grading" in owner:
+            return None
+        if id(value) not in wrapped:
+            wrapped[id(value)] = wrap(value, f"{owner}.{value.__name__}")
+        return wrapped[id(value)]
+
+    def wrap_all(extra: dict | None = None) -> None:
+        namespaces = [
+            vars(mod)
+            for name, mod in list(sys.modules.items())
+            if (name == "attnkit" or name.startswith("attnkit.")) and ".grading" not in name
+        ]
+        for namespace in [*namespaces, *([extra] if extra is not None else [])]:
+            for attr, value in list(namespace.items()):
+                replacement = wrapped_value(value)
+                if replacement is not None:
+                    namespace[attr] = replacement
+
+    wrap_all()
     F.scaled_dot_product_attention = wrap(F.scaled_dot_product_attention, f"torch {_SDPA}")
+    package = os.path.join(repo_dirs[0], "attnkit") if repo_dirs else ""
 
     def audit(event, args):
         if not recording():
             return
         if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             full = os.path.abspath(os.fsdecode(args[0]))
-            if "solutions" in Path(full).parts or any(full.startswith(d) for d in repo_dirs):
+            parts = Path(full).parts
+            if "__pycache__" in parts or ".venv" in parts or "site-packages" in parts:
+                return  # modules being imported
+            if package and full.startswith(package + os.sep):
+                return
+            if "solutions" in parts or any(full.startswith(d) for d in repo_dirs):
                 events.add(f"open {full}")
         elif event in ("socket.connect", "subprocess.Popen", "os.system", "os.exec", "os.fork"):
             events.add(event)
 
     sys.addaudithook(audit)
+    return wrap_all
 
 
 class _Trusted:
@@ -128,7 +151,7 @@ def serve(in_fd: int, out_fd: int, learner_file: str) -> None:
     torch.set_num_threads(1)
     repo_dirs = (str(Path(attnkit.__file__).resolve().parents[1]),)
     events: set[str] = set()
-    install_audit(events, repo_dirs)
+    rewrap = install_audit(events, repo_dirs)
 
     def send(message: dict) -> None:
         write_message(out_fd, dumps_safe(message))
@@ -150,6 +173,7 @@ def serve(in_fd: int, out_fd: int, learner_file: str) -> None:
         return
     finally:
         _state.recording = False
+    rewrap(module.__dict__)  # attnkit modules the learner imported, names it bound
     own = dict(module.__dict__)
     names = {
         k: ("function" if callable(v) and not isinstance(v, type) else "value")
