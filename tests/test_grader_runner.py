@@ -19,6 +19,7 @@ from attnkit.grading import runner
 from attnkit.grading.runner import Limits, run
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="process groups and rlimits")
+linux_only = pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds processes in /proc")
 
 
 def py(code: str) -> list[str]:
@@ -89,7 +90,7 @@ def test_poll_can_stop_the_command_with_a_reason():
     assert out.cause == "stopped" and out.reason == "enough" and out.elapsed < 30
 
 
-@posix_only
+@linux_only
 def test_children_of_the_command_die_with_it():
     marker = f"attnkit-orphan-{uuid.uuid4().hex}"
     sleeper = f"[sys.executable, '-S', '-c', 'import time; time.sleep(300)', '{marker}']"

@@ -76,9 +76,9 @@ EN: dict[str, str] = {
     "loop, possibly inside one long call that Python cannot interrupt, such as "
     "sum(range(10**15)))",
     "crash.died": "While `{exercise}` was being tested, {how}.",
-    "crash.exit_hint": "(does your code call os._exit() or exit()? A graded function must "
-    "return its result.)",
-    "crash.internal": "(pytest itself failed: {line})",
+    "crash.exit_hint": "Does your code call os._exit() or exit()? A graded function must "
+    "return its result.",
+    "crash.internal": "pytest itself failed: {line}",
     "crash.same_exercise": "not run: {test} of the same exercise hung or crashed",
     "crash.not_reached": "not run: {how} before this test",
     "crash.loading": "not run: loading your file hangs or crashes ({how}); look at its "
@@ -198,8 +198,8 @@ ZH: dict[str, str] = {
     "crash.hung": "`{exercise}` 在 {seconds:.0f} 秒内没有返回，已被停止（陷入了循环，可能是 Python "
     "无法中断的一次长时间调用，例如 sum(range(10**15))）",
     "crash.died": "测试 `{exercise}` 时{how}",
-    "crash.exit_hint": "（你的代码是否调用了 os._exit() 或 exit()？被评分的函数必须返回结果。）",
-    "crash.internal": "（pytest 本身出错：{line}）",
+    "crash.exit_hint": "你的代码是否调用了 os._exit() 或 exit()？被评分的函数必须返回结果。",
+    "crash.internal": "pytest 本身出错：{line}",
     "crash.same_exercise": "未运行：同一练习的 {test} 卡住或崩溃了",
     "crash.not_reached": "未运行：在此测试之前{how}",
     "crash.loading": "未运行：加载你的文件时卡住或崩溃（{how}）；请检查它的 import、类的定义体和默认参数",

@@ -100,6 +100,22 @@ def test_online_softmax_attention_never_forms_the_full_score_matrix(learner):
     )
 
 
+@ex("online_softmax_attention")
+def test_online_softmax_attention_float32_scores_beyond_exp_range(learner):
+    # exp overflows above ~88.7 in float32 (above ~709 in float64): scores in the hundreds
+    # in float32 catch an exp of raw scores that float64 would survive
+    q, k, v = (_randn(4, 16, seed=s, scale=12.0).float() for s in (31, 32, 33))
+    scores = q.double() @ k.double().T / 4.0
+    assert scores.max() > 100.0  # the premise of the test
+    out, lse = require(learner, "online_softmax_attention")(q, k, v, 3)
+    assert torch.isfinite(out).all() and torch.isfinite(lse).all(), (
+        "float32 scores above 88 overflowed exp: subtract the running maximum before exp"
+    )
+    want = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
+    assert_close(out.double(), want, rtol=1e-4, atol=1e-4)
+    assert_close(lse.double(), torch.logsumexp(scores, dim=-1), rtol=1e-5, atol=1e-4)
+
+
 # ---------------------------------------------------------------------- merge_blocks
 def _block(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
     """Reference: dense softmax attention over one block and each query's log-sum-exp."""
@@ -225,3 +241,19 @@ def test_attention_backward_large_scores_stay_finite(learner):
     )
     for g, want in zip(got, _autograd_grads(q, k, v, grad_out)):
         assert_close(g, want)
+
+
+@ex("attention_backward")
+def test_attention_backward_float32_scores_beyond_exp_range(learner):
+    # in float32 exp(S) overflows above ~88.7 while exp(S - lse) <= 1 never does
+    q, k, v = (_randn(4, 16, seed=s, scale=12.0).float() for s in (34, 35, 36))
+    grad_out = _randn(4, 16, seed=37).float()
+    out, lse = _forward(q, k, v)
+    assert (q @ k.T / 4.0).max() > 100.0  # the premise of the test
+    got = require(learner, "attention_backward")(q, k, v, out, lse, grad_out)
+    assert all(torch.isfinite(g).all() for g in got), (
+        "float32 scores above 88 gave inf or NaN: compute exp(S - lse), not exp(S) / exp(lse)"
+    )
+    want = _autograd_grads(q.double(), k.double(), v.double(), grad_out.double())
+    for g, w in zip(got, want):
+        assert_close(g.double(), w, rtol=1e-3, atol=1e-3)

@@ -1,4 +1,4 @@
-"""Misconceptions of chapter 6's exercises (solutions/06_efficient_attention.py).
+"""Misconceptions of chapter 7's exercises (solutions/07_approximate_attention.py).
 
 Each function is a complete wrong answer a learner really writes; its name is the id.
 """
@@ -72,66 +72,6 @@ def window_int_mask(n, window, causal=False):
     offset = _offset(n)
     upper = 0 if causal else window
     return ((offset >= -window) & (offset <= upper)).int()
-
-
-# ---------------------------------------------------------------------- merge_blocks
-@misconception(
-    "merge_blocks",
-    en="log(exp(a) + exp(b)) overflows for log-sum-exps around 1000 (exp(1000) = inf): "
-    "use torch.logaddexp",
-    zh="对 1000 左右的 log-sum-exp，log(exp(a) + exp(b)) 会溢出（exp(1000) = inf）：请用 torch.logaddexp",
-)
-def merge_naive_exp(out_a, lse_a, out_b, lse_b):
-    lse = torch.log(torch.exp(lse_a) + torch.exp(lse_b))
-    w_a = torch.exp(lse_a - lse).unsqueeze(-1)
-    w_b = torch.exp(lse_b - lse).unsqueeze(-1)
-    return w_a * out_a + w_b * out_b, lse
-
-
-@misconception(
-    "merge_blocks",
-    en="averaging the two outputs weights both blocks equally; each must be weighted by "
-    "its share of the softmax mass, exp(lse_side − lse)",
-    zh="对两个输出取平均等于给两个块相同的权重；每个块应按它在 softmax 中所占的份额 exp(lse_side − lse) 加权",
-)
-def merge_average(out_a, lse_a, out_b, lse_b):
-    return (out_a + out_b) / 2, torch.logaddexp(lse_a, lse_b)
-
-
-@misconception(
-    "merge_blocks",
-    en="the merged lse is log(e^lse_A + e^lse_B), not max(lse_A, lse_B): the maximum is "
-    "only the running value used for stability",
-    zh="合并后的 lse 是 log(e^lse_A + e^lse_B)，不是 max(lse_A, lse_B)：最大值只是为数值稳定而用的中间量",
-)
-def merge_lse_is_max(out_a, lse_a, out_b, lse_b):
-    lse = torch.maximum(lse_a, lse_b)
-    w_a = torch.exp(lse_a - lse).unsqueeze(-1)
-    w_b = torch.exp(lse_b - lse).unsqueeze(-1)
-    return w_a * out_a + w_b * out_b, lse
-
-
-@misconception(
-    "merge_blocks",
-    en="adding log-sum-exps multiplies the sums: the lse of A ∪ B is logaddexp(lse_A, "
-    "lse_B), not lse_A + lse_B",
-    zh="把 log-sum-exp 相加相当于把和相乘：A ∪ B 的 lse 是 logaddexp(lse_A, lse_B)，而不是 lse_A + lse_B",
-)
-def merge_adds_lse(out_a, lse_a, out_b, lse_b):
-    lse = lse_a + lse_b
-    w = torch.softmax(torch.stack([lse_a, lse_b]), dim=0).unsqueeze(-1)
-    return w[0] * out_a + w[1] * out_b, lse
-
-
-@misconception(
-    "merge_blocks",
-    en="the weights are per query (..., n_q) while the outputs are (..., n_q, d_v): "
-    "unsqueeze(-1) the weights before multiplying",
-    zh="权重是每个查询一个 (..., n_q)，输出是 (..., n_q, d_v)：相乘之前要对权重 unsqueeze(-1)",
-)
-def merge_without_unsqueeze(out_a, lse_a, out_b, lse_b):
-    lse = torch.logaddexp(lse_a, lse_b)
-    return torch.exp(lse_a - lse) * out_a + torch.exp(lse_b - lse) * out_b, lse
 
 
 # -------------------------------------------------------- linformer_attention_simple

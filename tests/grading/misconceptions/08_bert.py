@@ -1,4 +1,4 @@
-"""Misconceptions of chapter 7's exercises (solutions/07_bert.py).
+"""Misconceptions of chapter 8's exercises (solutions/08_bert.py).
 
 Each function is a complete wrong answer a learner really writes; its name is the id.
 """
