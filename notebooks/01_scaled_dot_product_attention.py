@@ -28,8 +28,10 @@
 #
 # - explain attention as a *soft dictionary look-up* and say what queries, keys and values are;
 # - compute scaled dot-product attention by hand for a tiny input, with every shape right;
+# - compute the softmax without overflow, by subtracting the row maximum;
 # - argue, with experiments rather than folklore, why the scores are divided by $\sqrt{d_k}$
-#   and not by something else, such as the sequence length;
+#   and not by something else, such as the sequence length, and say when that argument
+#   stops holding (after training);
 # - build causal and padding masks and predict what happens to a query that may see nothing;
 # - place the dot product next to the additive and multiplicative scores that preceded it,
 #   and state what attention costs.
@@ -326,6 +328,76 @@ for name, ok in checks.items():
 assert all(checks.values()), "claim no longer holds: identical tokens, identical rows and columns"
 
 # %% [markdown]
+# (ch01-stable-softmax)=
+# ### Computing the softmax without overflow
+#
+# The softmax formula cannot be typed in as written. In float32, $e^{s}$ overflows to
+# infinity for $s > \ln(3.4 \times 10^{38}) \approx 88.7$, and underflows to 0 below about
+# $-104$; a row of large scores then gives $\infty / \infty$ and a row of very negative
+# scores $0 / 0$, both NaN. The fix is one line, because the softmax does not change when
+# the same constant $c$ is subtracted from every score of a row:
+#
+# $$
+# \frac{e^{s_j - c}}{\sum_l e^{s_l - c}} = \frac{e^{-c}\, e^{s_j}}{e^{-c} \sum_l e^{s_l}}
+# = \frac{e^{s_j}}{\sum_l e^{s_l}} .
+# $$
+#
+# Choosing $c = \max_l s_l$ makes every exponent $\le 0$, so no term overflows, and makes
+# the largest term exactly $e^0 = 1$, so the denominator is at least 1 and never
+# underflows to 0. Every serious implementation does this (`torch.softmax`,
+# `ak.masked_softmax`, and, block by block, the fused kernels of later chapters); the same
+# shift gives the stable log-sum-exp, $\log \sum_l e^{s_l} = c + \log \sum_l e^{s_l - c}$.
+
+# %%
+rows = {
+    "large scores": torch.tensor([1000.0, 1001.0, 1002.0]),  # float32
+    "very negative scores": torch.tensor([-1000.0, -1001.0, -1002.0]),
+}
+reference = torch.softmax(torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64), 0)  # same shifts
+exp_limit = math.log(torch.finfo(torch.float32).max)
+exp_limit_half = math.log(torch.finfo(torch.float16).max)
+underflows = torch.exp(torch.tensor([-103.0, -104.0]))  # float32
+print(
+    f"float32: exp(s) overflows for s > {exp_limit:.2f}; exp(-103), exp(-104) =",
+    underflows.tolist(),
+)
+print(f"float16: exp(s) overflows for s > {exp_limit_half:.2f}")
+stable_ok, naive_nan = [], []
+for name, s_row in rows.items():
+    naive_w = torch.exp(s_row) / torch.exp(s_row).sum()  # the formula as written
+    shifted = torch.exp(s_row - s_row.max())  # every exponent <= 0, the largest is exp(0) = 1
+    stable_w = shifted / shifted.sum()
+    print(
+        f"{name:>20}: naive {naive_w} | shifted {stable_w} | torch.softmax {torch.softmax(s_row, 0)}"
+    )
+    naive_nan.append(bool(naive_w.isnan().all()))
+    stable_ok.append(
+        torch.allclose(stable_w.double(), reference if s_row[0] > 0 else reference.flip(0))
+        and torch.allclose(stable_w, torch.softmax(s_row, 0))
+        and torch.allclose(stable_w, ak.masked_softmax(s_row))
+    )
+assert [round(w, 3) for w in reference.tolist()] == [0.090, 0.245, 0.665], (
+    f"claim no longer holds: 'softmax(0, 1, 2) = (0.090, 0.245, 0.665)' (measured {reference})"
+)
+assert underflows[0] > 0 and underflows[1] == 0 and round(exp_limit_half, 1) == 11.1, (
+    "claim no longer holds: 'exp underflows to 0 below about -104; float16 overflows for "
+    f"s > 11.1' (measured {underflows.tolist()}, {exp_limit_half:.2f})"
+)
+assert all(naive_nan) and all(stable_ok) and round(exp_limit, 1) == 88.7, (
+    "claim no longer holds: 'the formula as written gives NaN in float32; shifted by the "
+    "maximum it gives softmax([0, 1, 2]), as torch.softmax and attnkit do' "
+    f"(naive NaN: {naive_nan}, shifted correct: {stable_ok}, limit {exp_limit:.2f})"
+)
+
+# %% [markdown]
+# Both rows are the scores $(0, 1, 2)$ shifted by a constant (and, for the second,
+# reversed), so their weights must be $\mathrm{softmax}(0, 1, 2) = (0.090, 0.245, 0.665)$:
+# the shifted formula gives exactly that, the formula as written gives NaN. Scores of
+# 1000 look extreme, but an unscaled score has standard deviation $\sqrt{d_k}$ (next
+# section), and in 16-bit formats the limit is far lower (float16 overflows above
+# $65\,504$, i.e. for $s > 11.1$).
+
+# %% [markdown]
 # (ch01-worked-example)=
 # ## A worked example by hand: the input `[1, 2, 3]`
 #
@@ -386,7 +458,10 @@ assert torch.allclose(o.squeeze(-1), torch.tensor(o_exact, dtype=torch.float64))
     "attnkit's outputs must equal the closed form; max error "
     f"{(o.squeeze(-1) - torch.tensor(o_exact, dtype=torch.float64)).abs().max():.1e}"
 )
-assert round(o_exact[0], 3) == 2.575, "claim no longer holds: 'o_1 is about 2.575'"
+assert [round(o_i, 3) for o_i in o_exact] == [2.575, 2.851, 2.948], (
+    "claim no longer holds: 'the outputs are 2.575, 2.851, 2.948' (measured "
+    f"{[round(o_i, 4) for o_i in o_exact]})"
+)
 # every o_i lies in [1, 3], and the larger the query, the closer to 3
 assert 1 <= o_exact[0] < o_exact[1] < o_exact[2] <= 3, (
     "claim no longer holds: 'every o_i lies in [1, 3], o_3 sits closest to 3' "
@@ -397,28 +472,33 @@ assert 1 <= o_exact[0] < o_exact[1] < o_exact[2] <= 3, (
 # (ch01-seed-example)=
 # ### Where the seed answer goes wrong
 #
-# The seed answer (section 自注意力机制的基本概念和原理) contains four errors.
+# The seed answer (section 自注意力机制的基本概念和原理) works the same example with a
+# different recipe. Its errors, one box each (the scale, its fourth error, is treated in
+# {ref}`ch01-seed-scale`):
 #
-# **(a) It never forms the $n \times n$ score matrix.** It writes
-# "$\text{score}_i = Q_i \cdot K_i$" with cases "$1 \cdot 1 = 1$, $1 \cdot 2 = 2$,
-# $1 \cdot 3 = 3$": query $i$ is paired *only with key $i$*, and the query is $1$ for every
-# $i$. Self-attention compares every query with every key, $s_{ij} = q_i^\top k_j$. (Even
-# reading $Q_i = x_i$, the recipe would use only the diagonal $1, 4, 9$ of $S$.)
+# ```{admonition} Seed erratum E2 · 基本概念和原理 (lines 24–31)
+# :class: seed-erratum
+# The seed says: 「$\text{score}_i = Q_i \cdot K_i$ ... $1 \cdot 1 = 1$, $1 \cdot 2 = 2$, $1 \cdot 3 = 3$」
+# **Correction:** every query meets every key, $s_{ij} = q_i^\top k_j$, an $n \times n$
+# matrix (here $x x^\top$ above), not $n$ numbers with a query fixed at 1. Entry:
+# {ref}`errata-e2`; evidence: {ref}`ch01-seed-example`.
+# ```
 #
-# **(b) Its softmax normalises across the wrong axis, and the sum over $j$ is missing.**
-# It computes $e^{\text{score}_i} / \sum_j e^{\text{score}_j}$, a distribution over the
-# *queries* $i$, and then "加权求和" $= \text{softmax}(\text{score}_i) \cdot V_i$: a single
-# product, no sum. In attention each query has its own distribution over the keys and
-# the output is $o_i = \sum_j a_{ij} v_j$.
+# ```{admonition} Seed erratum E3 · 基本概念和原理 (lines 38–53)
+# :class: seed-erratum
+# The seed says: 「$\text{weighted_sum}_i = \text{softmax}(\text{scaled_score}_i) \cdot V_i$」
+# **Correction:** each query has its own softmax over the keys and its output is the sum
+# $o_i = \sum_j a_{ij} v_j$, not one product normalised over the queries. Entry:
+# {ref}`errata-e3`; evidence: {ref}`ch01-seed-example`.
+# ```
 #
-# **(c) Its final line drops a factor.** Step 4 has $\frac{e^{i}}{e^1+e^2+e^3} v_i$, but
-# step 5 ("结果") turns it into $\frac{v_i}{e^1+e^2+e^3}$, losing $e^{i}$.
-#
-# **(d) Its scaling factor is wrong.** The text says "缩放因子通常是一个键序列长度的倒数"
-# (the scaling factor is usually the reciprocal of the key sequence length), while its own
-# formula divides by $\sqrt{d_k}$. The formula is right: the factor is $1/\sqrt{d_k}$,
-# where $d_k$ is the *dimension* of the keys, not the number of keys. The next section
-# shows why, and why $1/n$ would be harmful.
+# ```{admonition} Seed erratum E4 · 基本概念和原理 (lines 56–62)
+# :class: seed-erratum
+# The seed says: 「$\text{output}_i = \frac{v_i}{e^1 + e^2 + e^3}$」
+# **Correction:** even within its own recipe the factor $e^{i}$ of step 4 is lost; the
+# correct outputs are $2.575$, $2.851$, $2.948$, inside $[1, 3]$ as any weighted average of
+# $1, 2, 3$ must be. Entry: {ref}`errata-e4`; evidence: {ref}`ch01-seed-example`.
+# ```
 #
 # ### Evidence
 #
@@ -464,11 +544,11 @@ assert torch.allclose(seed_step4.sum(), correct[0]), "claim: 'step 4 sums to the
 # (ch01-scaling)=
 # ## Why divide by √d_k?
 #
-# The seed gives the right *reason* for scaling ("为了避免过大的数值引起梯度消失": to keep
-# large values from causing vanishing gradients) but the wrong factor. The argument, sketched
-# in a footnote of the Transformer paper {cite:p}`vaswani2017attention`, has three steps: dot products grow with $d_k$, large
-# scores saturate the softmax, and a saturated softmax has almost no gradient. We check
-# each step, then test the seed's "$1/n$".
+# The scale keeps large scores from making the gradients vanish. The argument, sketched in
+# a footnote of the Transformer paper {cite:p}`vaswani2017attention`, has three steps: dot
+# products grow with $d_k$, large scores saturate the softmax, and a saturated softmax has
+# almost no gradient. We check each step, then the assumption the first step rests on,
+# and finally why dividing by the sequence length would be wrong.
 #
 # ### Step 1: dot products grow like √d_k
 #
@@ -639,12 +719,169 @@ glue("ch01_grad_ratio_scaled", grad_ratio["scaled"], display=False)
 # orders of magnitude between $d_k = 1$ and $d_k = 1024$ (the median norm is multiplied by
 # {glue:text}`ch01_grad_ratio_unscaled:.1e`); with scaling it stays of order one (a factor
 # {glue:text}`ch01_grad_ratio_scaled:.2f`).*
+
+# %% [markdown]
+# (ch01-scale-after-training)=
+# ### The assumption holds at initialisation, not after training
 #
+# Step 1 assumed that $q$ and $k$ are *independent*, with uncorrelated unit-variance
+# components. With random projections, as at initialisation, that is true. Training
+# breaks it on purpose: a model that must find one key among many learns projections that
+# point a query and the key it looks for in the same direction. If the cosine between
+# them is $c$, then $q^\top k = c\,\lVert q\rVert\,\lVert k\rVert = c\, d_k$ for
+# unit-variance components: the score of an aligned pair grows like $d_k$, not like
+# $\sqrt{d_k}$, and dividing by $\sqrt{d_k}$ no longer keeps it of order 1.
+#
+# We measure it on the smallest model that has to align queries and keys: one attention
+# head (`ak.MultiHeadAttention(d, 1)`) reading a set of 8 (key, value) pairs and a query
+# token that equals one of the keys; the read-out of the query position must name the
+# value stored with that key. Keys and values are drawn from 32 symbols each, every pair
+# is one position (the sum of a key and a value embedding), and the query is the last
+# position. We train it at four widths $d_k$ for 300 steps of Adam (batch 128, learning
+# rate $3 \times 10^{-3}$, seed 0) and measure, on 1,000 held-out sets, the dot products
+# $\hat q^\top \hat k$ of the query with each key, where $\hat q = q / \mathrm{rms}(q)$
+# and $\hat k = k / \mathrm{rms}(k)$ give every component unit variance, as Step 1 assumes.
+
+# %%
+N_SYMBOLS, N_PAIRS = 32, 8
+
+
+def recall_batch(gen, batch=128):
+    """Sets of N_PAIRS (key, value) pairs with distinct keys, a query key, and its value."""
+    keys = torch.rand(batch, N_SYMBOLS, generator=gen).argsort(-1)[:, :N_PAIRS]  # (B, P)
+    vals = torch.randint(N_SYMBOLS, (batch, N_PAIRS), generator=gen)  # (B, P)
+    pick = torch.randint(N_PAIRS, (batch,), generator=gen)  # (B,)
+    return keys, vals, keys[torch.arange(batch), pick], vals[torch.arange(batch), pick]
+
+
+class Recall(torch.nn.Module):
+    """One attention head over the pairs and the query; the query position reads the value."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.key_emb = torch.nn.Embedding(N_SYMBOLS, d)
+        self.val_emb = torch.nn.Embedding(N_SYMBOLS, d)
+        self.query_emb = torch.nn.Embedding(N_SYMBOLS, d)
+        self.attn = ak.MultiHeadAttention(d, 1)
+        self.readout = torch.nn.Linear(d, N_SYMBOLS)
+
+    def inputs(self, keys, vals, query):  # (B, P + 1, d): the pairs, then the query
+        pairs = self.key_emb(keys) + self.val_emb(vals)
+        return torch.cat([pairs, self.query_emb(query)[:, None]], dim=1)
+
+    def forward(self, keys, vals, query):  # (B, N_SYMBOLS) logits of the value
+        out, _ = self.attn(self.inputs(keys, vals, query))
+        return self.readout(out[:, -1])
+
+
+def normalised_dots(model, batch):
+    """q^ . k^ of the query with every key (B, P), and a (B, P) mask of the matching key."""
+    keys, vals, query, _ = batch
+    with torch.no_grad():
+        x = model.inputs(keys, vals, query)
+        q = model.attn.q_proj(x[:, -1])  # (B, d_k) the query position
+        k = model.attn.k_proj(x[:, :-1])  # (B, P, d_k) the pair positions
+        q_hat, k_hat = q / q.pow(2).mean().sqrt(), k / k.pow(2).mean().sqrt()
+        return (k_hat @ q_hat[:, :, None])[..., 0], keys == query[:, None]
+
+
+held_out = recall_batch(torch.Generator().manual_seed(1), batch=1000)
+widths = [16, 32, 64, 128]
+trained = {}
+print(" d_k | sqrt(d_k) | init: std of q^.k | trained: std | matching key | cosine | accuracy")
+for d in widths:
+    torch.manual_seed(0)
+    model = Recall(d)
+    dots0, match = normalised_dots(model, held_out)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        keys_b, vals_b, query_b, target_b = recall_batch(gen)
+        loss = F.cross_entropy(model(keys_b, vals_b, query_b), target_b)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    dots1, _ = normalised_dots(model, held_out)
+    with torch.no_grad():
+        acc = (model(*held_out[:3]).argmax(-1) == held_out[3]).float().mean().item()
+    trained[d] = {
+        "std0": dots0.std().item(),
+        "std1": dots1.std().item(),
+        "match1": dots1[match].mean().item(),  # mean q^.k^ of the key the query looks for
+        "acc": acc,
+    }
+    t = trained[d]
+    print(
+        f"{d:4d} | {math.sqrt(d):9.1f} | {t['std0']:17.1f} | {t['std1']:12.1f} |"
+        f" {t['match1']:12.1f} | {t['match1'] / d:6.2f} | {acc:.3f}"
+    )
+
+# %% tags=["remove-cell"]
+# The claims of the next paragraph, checked on the table above.
+init_dev = max(abs(trained[d]["std0"] / math.sqrt(d) - 1) for d in widths)
+assert init_dev < 0.25, (
+    "claim no longer holds: 'at initialisation the std of q^.k^ is sqrt(d_k)' "
+    f"(largest relative deviation {init_dev:.1%})"
+)
+cosines = [trained[d]["match1"] / d for d in widths]
+match_slope = np.polyfit(np.log(widths), np.log([trained[d]["match1"] for d in widths]), 1)[0]
+assert min(cosines) > 0.4 and 0.85 < match_slope < 1.15, (
+    "claim no longer holds: 'after training the matching score is a fixed fraction of d_k, "
+    f"slope about 1' (measured cosines {[round(c, 2) for c in cosines]}, slope {match_slope:.2f})"
+)
+assert min(trained[d]["std1"] / trained[d]["std0"] for d in widths) > 1.3, (
+    "claim no longer holds: 'after training the spread of the scores exceeds sqrt(d_k)'"
+)
+assert min(trained[d]["acc"] for d in widths) > 0.9, "claim: 'every width learns the task'"
+glue("ch01_init_std_dev", init_dev, display=False)
+glue("ch01_trained_cos_lo", min(cosines), display=False)
+glue("ch01_trained_cos_hi", max(cosines), display=False)
+glue("ch01_trained_match_slope", float(match_slope), display=False)
+glue("ch01_trained_acc_lo", min(trained[d]["acc"] for d in widths), display=False)
+glue("ch01_trained_match_128", trained[128]["match1"], display=False)
+
+# %% [markdown]
+# Before training the spread of $\hat q^\top \hat k$ is close to $\sqrt{d_k}$ at every
+# width (within {glue:text}`ch01_init_std_dev:.0%`; one random draw of the projections
+# and 32 symbols per embedding leave some sampling noise), as Step 1 predicts. After 300 steps every width
+# solves the task (held-out accuracy at least {glue:text}`ch01_trained_acc_lo:.0%`), and
+# the query and its key are aligned: their cosine is between
+# {glue:text}`ch01_trained_cos_lo:.2f` and {glue:text}`ch01_trained_cos_hi:.2f` at all four
+# widths, so the matching score grows in proportion to $d_k$ (slope
+# {glue:text}`ch01_trained_match_slope:.2f` on a log-log scale; at $d_k = 128$ it is
+# {glue:text}`ch01_trained_match_128:.0f`, where $\sqrt{d_k} \approx 11$). The
+# $1/\sqrt{d_k}$ rule is therefore a statement about initialisation: it makes every width
+# start with unit-variance scores and an unsaturated softmax. It does not keep trained
+# scores of order 1, and in large models growing attention logits are a known source of
+# instability. Two remedies answer this directly:
+#
+# - **μP** (the maximal update parametrisation of Tensor Programs V)
+#   {cite:p}`yang2022tensor` scales the scores by $1/d_k$ instead of $1/\sqrt{d_k}$,
+#   precisely because trained queries and keys are correlated and their dot product grows
+#   like $d_k$; with this and its other rules, hyperparameters tuned on a narrow model
+#   transfer to a wide one.
+# - **QK-norm** normalises $q$ and $k$ before the dot product, so the size of a score is
+#   set by learned gains instead of growing with $\lVert q\rVert\,\lVert k\rVert$. Henry
+#   et al. {cite:p}`henry2020query` scale unit-length $q$ and $k$ by a learned factor;
+#   ViT-22B applies a LayerNorm to each, which stopped its attention logits from growing
+#   until the weights were one-hot and the training loss diverged
+#   {cite:p}`dehghani2023scaling`.
+
+# %% [markdown]
 # (ch01-seed-scale)=
 # ### Why not divide by the sequence length?
 #
-# The seed's "reciprocal of the key sequence length", $s_{ij} = q_i^\top k_j / n$, fails
-# on three counts.
+# ```{admonition} Seed erratum E1 · 基本概念和原理 (line 16)
+# :class: seed-erratum
+# The seed says: 「缩放因子通常是一个键序列长度的倒数」 (the scaling factor is usually the
+# reciprocal of the key sequence length)
+# **Correction:** the factor is $1/\sqrt{d_k}$, with $d_k$ the width of the queries and
+# keys, not the number of keys (the seed's own formula, line 35, has it right). Entry:
+# {ref}`errata-e1`; evidence: {ref}`ch01-seed-scale`.
+# ```
+#
+# Dividing by the number of keys instead, $s_{ij} = q_i^\top k_j / n$, fails on three
+# counts.
 #
 # 1. **The score of a pair depends on the rest of the sentence.** The same query and key
 #    get a different logit in a 10-token sentence than in a 100-token one.
@@ -745,7 +982,7 @@ glue("ch01_kl_sqrt_hi", max(kl_long), display=False)
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 for name, style in (("1/n", "o-"), ("1/sqrt(d_k)", "s-")):
-    label = "scale $1/n$ (seed's text)" if name == "1/n" else "scale $1/\\sqrt{d_k}$"
+    label = "scale $1/n$" if name == "1/n" else "scale $1/\\sqrt{d_k}$"
     ax1.semilogx(lengths_n, norm_ent[name], style, label=label)
     ax2.loglog(lengths_n, kl_unif[name], style, label=label)
 ax1.axhline(1, color="gray", ls=":", lw=1, label="uniform weights")
@@ -900,8 +1137,9 @@ assert (Af[1, 3:] == 0).all() and (Of[1, 3:] == 0).all() and agrees, (
 #
 # ### Causal masks when there are fewer queries than keys
 #
-# During generation with a key/value cache, the keys and values of the first tokens are
-# stored, and only the *newest* $n_q$ tokens are fed as queries, so $n_q < n_k$. These
+# During generation with a key/value cache ({ref}`ch04-kv-cache` teaches it), the keys and
+# values of the first tokens are stored, and only the *newest* $n_q$ tokens are fed as
+# queries, so $n_q < n_k$. These
 # queries are the **last** $n_q$ positions: query $i$ sits at absolute position
 # $i + (n_k - n_q)$ and may see keys $j \le i + n_k - n_q$. That is what
 # `ak.causal_mask(n_q, n_k)` does by default (`offset = n_k - n_q`). Aligning the first
@@ -1048,13 +1286,20 @@ with torch.no_grad():
 #
 # These points get their own chapters later; here is the short version, with evidence.
 #
+# ```{admonition} Seed erratum E6 · 优势和局限性 (line 85)
+# :class: seed-erratum
+# The seed says: 「由于需要存储大量的权重矩阵，自注意力机制可能需要更多的存储资源」 (more
+# storage, because many weight matrices must be stored)
+# **Correction:** the parameters $W_Q, W_K, W_V$ do not grow with $n$; what grows is the
+# attention-weights matrix $A$, an $n \times n$ activation per head. Entry:
+# {ref}`errata-e6`; evidence: {ref}`ch01-seed-memory`.
+# ```
+#
 # **Cost grows with $n^2$, but the parameters do not.** For self-attention over $n$
-# tokens, $QK^\top$ and $AV$ take $O(n^2 d)$ time, and the weight matrix $A$ has $n^2$
-# entries per head, i.e. $O(n^2)$ memory. The seed's second section attributes the memory
-# cost to having to "存储大量的权重矩阵" (store a large number of weight matrices). That
-# is wrong: the learned weight matrices $W_Q, W_K, W_V$ have a size fixed by $d_{\text{model}}$,
-# $d_k$, $d_v$, independent of $n$. What grows is the *attention-weights tensor*
-# $A$, an activation recomputed for every input.
+# tokens, $QK^\top$ and $AV$ take $O(n^2 d)$ time, and the matrix of attention weights
+# $A$ has $n^2$ entries per head, i.e. $O(n^2)$ memory. The learned matrices
+# $W_Q, W_K, W_V$ have a size fixed by $d_{\text{model}}$, $d_k$, $d_v$, independent of
+# $n$; $A$ is an activation, recomputed for every input.
 
 # %%
 torch.manual_seed(0)
@@ -1110,8 +1355,12 @@ assert reaches, "claim no longer holds: 'the first output depends on the last in
 #   a convex combination of the values.
 # - In self-attention $Q = XW_Q$, $K = XW_K$, $V = XW_V$ all come from the same sequence;
 #   the operation is permutation-equivariant, so positions must be added separately.
-# - The scale is $1/\sqrt{d_k}$ because $\mathrm{Var}(q^\top k) = d_k$; without it the
-#   softmax saturates and its gradient vanishes. Dividing by the sequence length is
+# - Compute the softmax with the row maximum subtracted: the result is unchanged and
+#   $e^{s}$ can no longer overflow (float32 overflows above $s \approx 88.7$).
+# - The scale is $1/\sqrt{d_k}$ because $\mathrm{Var}(q^\top k) = d_k$ for independent
+#   unit-variance $q$ and $k$, as at initialisation; without it the softmax saturates and
+#   its gradient vanishes. Training correlates $q$ and $k$, and then aligned scores grow
+#   like $d_k$: μP scales by $1/d_k$, QK-norm normalises $q$ and $k$. Dividing by the sequence length is
 #   wrong: it makes scores depend on $n$, does not fix the growth with $d_k$, and
 #   flattens long sequences to uniform.
 # - Masks (bool, `True` = may attend) remove keys before the softmax: causal masks for
@@ -1120,8 +1369,8 @@ assert reaches, "claim no longer holds: 'the first output depends on the last in
 # - The dot-product score replaced additive and multiplicative scores because it is a
 #   single matrix multiply; the price is $O(n^2 d)$ time and $O(n^2)$ memory for $A$,
 #   not extra parameters.
-# - The seed answer's worked example pairs query $i$ only with key $i$, normalises over
-#   the queries, drops a factor $e^{i}$, and states the wrong scaling factor.
+# - The seed answer's worked example and scaling factor are wrong (errata E1–E4, boxed
+#   above); the memory cost it blames on weight matrices is the activation $A$ (E6).
 
 # %% [markdown]
 # ## Exercises
@@ -1156,9 +1405,14 @@ assert reaches, "claim no longer holds: 'the first output depends on the last in
 # compared with every key, giving an $n \times n$ score matrix $QK^\top/\sqrt{d_k}$; a
 # softmax over the *keys* turns each row into weights that sum to 1, and the output is
 # $O = AV$, so $o_i = \sum_j a_{ij} v_j$, a convex combination of the values
-# ({ref}`ch01-qkv`, {ref}`ch01-worked-example`). The scale is $1/\sqrt{d_k}$, with $d_k$
-# the key *dimension*: the variance of $q^\top k$ grows as $d_k$, and large scores
-# saturate the softmax and make its gradient vanish. A common mistake, made by the source
+# ({ref}`ch01-qkv`, {ref}`ch01-worked-example`); in code the row maximum is subtracted
+# before `exp`, which changes nothing but prevents overflow ({ref}`ch01-stable-softmax`).
+# The scale is $1/\sqrt{d_k}$, with $d_k$ the key *dimension*: for independent
+# unit-variance $q$ and $k$ (true at initialisation) the variance of $q^\top k$ is $d_k$,
+# and large scores saturate the softmax and make its gradient vanish. After training, $q$
+# and $k$ are correlated and aligned scores grow like $d_k$, which is why μP scales by
+# $1/d_k$ and recent models normalise $q$ and $k$ (QK-norm)
+# ({ref}`ch01-scale-after-training`). A common mistake, made by the source
 # text, is to divide by the sequence length instead: a pair's score would then depend on
 # the rest of the sentence, the growth with $d_k$ would remain, and long sequences would
 # be flattened towards uniform weights ({ref}`ch01-scaling`). Masks remove keys before the

@@ -29,16 +29,18 @@
 # - show, in a tiny model trained on a CPU, heads that specialise in different relations;
 # - prove and check that attention without positions is blind to order, and say *where*
 #   positions must enter;
-# - derive the sinusoidal encoding, rotary embeddings (RoPE) and ALiBi, and check their
-#   key properties numerically;
+# - say what splitting into heads costs: each head's scores have rank at most
+#   $d_{\text{model}} / H$;
+# - derive the sinusoidal encoding, rotary embeddings (RoPE) and ALiBi, place them after
+#   the learned relative representations and T5's bias that preceded them, and check
+#   their key properties numerically;
 # - explain grouped-query and multi-query attention and measure how much key/value cache
 #   they save.
 #
 # The seed text's section on "self-attention in the Transformer" (自注意力机制在Transformer模型中的实现)
-# has three errors that this chapter corrects with evidence: it adds the positional encoding
-# to the *output* of attention, it says positional encodings are "usually a learnable
-# vector", and its worked example attends with the raw input vectors instead of
-# projected queries, keys and values.
+# makes four claims about heads and positions that do not hold as stated; each gets a
+# short box where the chapter treats the topic, with a link to its entry on the
+# {ref}`errata page <errata>`.
 
 # %%
 import math
@@ -671,10 +673,66 @@ glue("ch02_ablate_pair_drop_prev", 100 * pair_drops[1], display=False)
 # token, following syntactic relations, or pointing at rare words) that do most of the work,
 # while most of the others can be pruned with little loss; Michel et al.
 # {cite:p}`michel2019sixteen` remove a large fraction of heads at test time, in some layers
-# all but one, without a significant drop in quality. The seed's phrase "each head attends to different features"
-# (每个头关注不同的特征) is therefore a hope rather than a guarantee: heads *may* specialise,
-# in which positions they attend to and through which projection subspace, and whether they do is
+# all but one, without a significant drop in quality. Heads *may* specialise, in which
+# positions they attend to and through which projection subspace; whether they do is
 # measured, as here, not assumed.
+#
+# ```{admonition} Seed erratum E15 · Transformer中的实现 (line 230)
+# :class: seed-erratum
+# The seed says: 「每个头关注不同的特征」 (each head attends to different features)
+# **Correction:** nothing forces heads to differ; some specialise and many are redundant
+# in trained models, which is measured by ablation, not assumed. Entry: {ref}`errata-e15`;
+# evidence: {ref}`ch02-seed-heads`.
+# ```
+
+# %% [markdown]
+# (ch02-low-rank)=
+# ### The price of splitting: each head's scores have rank at most $D$
+#
+# Splitting $d_{\text{model}}$ into $H$ heads keeps the parameters and the cost, but each
+# head scores with vectors of only $D = d_{\text{model}} / H$ numbers. Its score matrix
+# $Q^{h} K^{h\top}$ is a product of a $T \times D$ and a $D \times T$ matrix, so its rank
+# is at most $D$: when $D < T$ a head cannot express every pattern of $T \times T$ scores,
+# only those of rank $D$ (before the softmax). Bhojanapalli et al.
+# {cite:p}`bhojanapalli2020low` call this the **low-rank bottleneck** of multi-head
+# attention, show that it limits what a head can represent when $D$ is smaller than the
+# sequence length, and propose to set the head size independently of $H$. We measure
+# the rank of every head's (unmasked) score matrix in the three trained models, on the
+# held-out sequences ($T = 12$ positions).
+
+# %%
+rank_rows, head_ranks = (
+    [" H | head size D | rank of Q K^T per head (T = 12), max over sequences"],
+    {},
+)
+with torch.no_grad():
+    for H_rank, model_rank in models.items():
+        attn_r = model_rank.attn
+        h_in = model_rank.pos(model_rank.tok(val_tokens[:200])).double()  # (B, T, d_model)
+        q_r = ak.split_heads(
+            F.linear(h_in, attn_r.q_proj.weight.double(), attn_r.q_proj.bias.double()), H_rank
+        )
+        k_r = ak.split_heads(
+            F.linear(h_in, attn_r.k_proj.weight.double(), attn_r.k_proj.bias.double()), H_rank
+        )
+        ranks = torch.linalg.matrix_rank(q_r @ k_r.transpose(-2, -1))  # (B, H)
+        head_ranks[H_rank] = ranks.amax(0).tolist()
+        rank_rows.append(f"{H_rank:2d} | {attn_r.head_dim:11d} | {head_ranks[H_rank]}")
+print("\n".join(rank_rows))
+assert (
+    all(max(head_ranks[H_rank]) <= models[H_rank].attn.head_dim for H_rank in models)
+    and head_ranks[4] == [d_model // 4] * 4
+    and head_ranks[1] == [T]
+), (
+    "claim no longer holds: 'each head's score matrix has rank at most D = d_model / H: "
+    f"8 with 4 heads, full (12) with one head' (measured {head_ranks})"
+)
+
+# %% [markdown]
+# With four heads of size 8, every head's $12 \times 12$ score matrix has rank 8, never
+# 12; the single head of size 32 reaches full rank. On this task the bottleneck costs
+# nothing (two relations need very few dimensions each), but with long sequences and
+# small heads it is a real limit on what one head can express.
 
 # %% [markdown]
 # (ch02-order)=
@@ -757,14 +815,17 @@ assert all(checks.values()), "claim no longer holds: 'without positions both sen
 # the attention weights, depend on position.
 #
 # (ch02-seed-pe-after)=
-# ### The seed's version: positions added after attention
+# ### Positions added after attention do not reach the weights
 #
-# The seed's worked example ends with
+# ```{admonition} Seed erratum E17 · Transformer中的实现 (lines 268–270)
+# :class: seed-erratum
+# The seed says: 「$\text{output}(a) = \text{weighted_sum}(a) + \text{positional_encoding}(a)$」
+# **Correction:** the Transformer adds the positional encoding to the input embeddings,
+# before the first layer, so that the attention weights can depend on position. Entry:
+# {ref}`errata-e17`; evidence: {ref}`ch02-seed-pe-after`.
+# ```
 #
-# > 5. **结果：** `output(a) = weighted_sum(a) + positional_encoding(a)`
-#
-# (result: the output is the weighted sum *plus* the positional encoding). If positions
-# enter after the attention, that attention computed its weights from order-blind vectors:
+# If positions enter after the attention, that attention computed its weights from order-blind vectors:
 # the weights are still those of a bag of words, and adding $PE_t$ afterwards only glues a
 # position label onto an output whose *content* ignores order. We compare the two
 # placements on "dog bites man" and "man bites dog", using the same attention layer and
@@ -814,12 +875,17 @@ assert weight_change > 0.01, "claim no longer holds: 'with PE before attention t
 # what the Transformer does.)
 #
 # (ch02-seed-raw-vectors)=
-# ### Two more problems in the seed's recipe
+# ### Why queries and keys need their own projections
 #
-# The seed's steps 1 and 4 use the raw inputs: `similarity(a, b) = a · b` and
-# `weighted_sum(a) = softmax(a, b) · b`. The second drops the sum over
-# keys (the error chapter 1 diagnosed in another section of the seed) and uses the raw
-# vector $b$ instead of its value $v_b = b\,W_v$. The first has a subtler flaw: without
+# ```{admonition} Seed erratum E18 · Transformer中的实现 (lines 248–265)
+# :class: seed-erratum
+# The seed says: 「$\text{similarity}(a, b) = a \cdot b$ ... $\text{weighted_sum}(a) = \text{softmax}(a, b) \cdot b$」
+# **Correction:** scores come from projected queries and keys, $q_a^\top k_b$, and the
+# output is a sum over all keys of projected values, $o_a = \sum_j a_{aj} v_j$. Entry:
+# {ref}`errata-e18`; evidence: {ref}`ch02-seed-raw-vectors`.
+# ```
+#
+# Scores computed from the raw vectors, $a \cdot b$, have a subtle flaw: without
 # the projections $W_q$, $W_k$, the score matrix $XX^\top$ is symmetric, and by the
 # Cauchy-Schwarz inequality $a \cdot b \le \lVert a \rVert\, \lVert b \rVert$. When the
 # vectors have similar norms, every token scores highest with itself, so attention mostly
@@ -828,7 +894,7 @@ assert weight_change > 0.01, "claim no longer holds: 'with PE before attention t
 # %%
 torch.manual_seed(0)
 X = F.normalize(torch.randn(6, 16), dim=-1)  # six token vectors of norm 1
-raw = X @ X.T / 4  # seed's recipe: scores from the raw vectors, scaled by 1/sqrt(16)
+raw = X @ X.T / 4  # scores from the raw vectors, scaled by 1/sqrt(16)
 Wq, Wk = torch.randn(16, 16) / 4, torch.randn(16, 16) / 4
 proj = (X @ Wq) @ (X @ Wk).T / 4  # with learned-style projections W_q, W_k
 print(
@@ -1025,10 +1091,17 @@ for d, sim in similarity.items():
 # (ch02-seed-learned-pe)=
 # ### Fixed or learned?
 #
-# The seed says that the positional encoding "is usually a learnable vector"
-# (位置编码通常是一个可学习的向量). For the Transformer the question asks about, that is
-# wrong: its encoding is the **fixed** sinusoidal table above, with no parameters. The
-# authors also tried learned position embeddings, as used in the convolutional
+# ```{admonition} Seed erratum E16 · Transformer中的实现 (line 233)
+# :class: seed-erratum
+# The seed says: 「位置编码通常是一个可学习的向量」 (the positional encoding is usually a
+# learnable vector)
+# **Correction:** the Transformer's encoding is the fixed sinusoidal table, with no
+# parameters; learned absolute tables came later (BERT, GPT), and many recent models use
+# relative schemes instead. Entry: {ref}`errata-e16`; evidence: {ref}`ch02-seed-learned-pe`.
+# ```
+#
+# The Transformer's encoding is the **fixed** sinusoidal table above, with no parameters.
+# The authors also tried learned position embeddings, as used in the convolutional
 # sequence-to-sequence model {cite:p}`gehring2017convolutional`, found "nearly identical
 # results" (Table 3, row E), and kept the sinusoids because they "may allow the model to
 # extrapolate to sequence lengths longer than the ones encountered during training"
@@ -1064,19 +1137,67 @@ print(
 )
 
 # %% [markdown]
-# So the accurate statement is: the original Transformer uses fixed sinusoids; BERT, GPT
-# and many models of that period learn an absolute table; and many recent large language
-# models use neither, but a *relative* scheme applied inside attention, the subject of
-# the next section.
+# In short: the original Transformer uses fixed sinusoids; BERT, GPT and many models of
+# that period learn an absolute table; and many recent large language models use neither,
+# but a *relative* scheme applied inside attention, the subject of the next section.
 #
 # (ch02-relative)=
 # ## Relative positions inside attention
 #
 # Absolute encodings tell each token where it is; what language mostly needs is where
-# tokens are *relative to each other* ("the previous word", "three words back"). Two
-# widely used schemes put relative position directly into the attention scores and add
-# nothing to the embeddings.
+# tokens are *relative to each other* ("the previous word", "three words back"). Relative
+# schemes put the distance directly into the attention scores and add nothing to the
+# embeddings.
 #
+# ### Before RoPE: learned relative representations and T5's buckets
+#
+# The idea is older than the two schemes below. Shaw et al. {cite:p}`shaw2018self` gave
+# self-attention learned vectors for the relative distance $j - i$, clipped to
+# $[-k, k]$: a vector $a^K_{ij}$ added to the key inside the score,
+# $q_i^\top (k_j + a^K_{ij}) / \sqrt{D}$, and a vector $a^V_{ij}$ added to the value
+# in the weighted sum. On WMT 2014 translation this replaced the sinusoids with gains of
+# 1.3 BLEU (English–German) and 0.3 BLEU (English–French). T5
+# {cite:p}`raffel2020exploring` simplified it to one learned **scalar** per distance and
+# head, added to the score, shared by all layers, with distances grouped into 32 buckets
+# whose ranges grow logarithmically up to 128 (all longer distances share the last
+# bucket). ALiBi, below, is T5's bias with the learned scalars replaced by a fixed
+# linear penalty; RoPE makes the dependence on $j - i$ exact without any table. We build
+# T5's bias for a decoder (distance $i - j \ge 0$; in T5's code half the buckets hold
+# one distance each and the other half cover the rest logarithmically). Like ALiBi's, the
+# result is a float mask of shape $(H, T, T)$, added to the scores:
+
+
+# %%
+def t5_bucket(distance, num_buckets=32, max_distance=128):
+    """T5's bucket of a causal distance i - j >= 0: exact below num_buckets / 2, then log."""
+    exact = num_buckets // 2
+    log_ratio = torch.log(distance.clamp(min=1).double() / exact) / math.log(max_distance / exact)
+    log_bucket = exact + (log_ratio * (num_buckets - exact)).long()
+    return torch.where(distance < exact, distance, log_bucket.clamp(max=num_buckets - 1))
+
+
+distances = torch.arange(300)
+buckets = t5_bucket(distances)
+first_of = {b: int(distances[buckets == b][0]) for b in buckets.unique().tolist()}
+print("first distance of each bucket:", list(first_of.values()))
+T_t5, H_t5 = 200, 4
+bias_table = nn.Embedding(32, H_t5)  # one learned scalar per (bucket, head)
+dist_t5 = torch.arange(T_t5)[:, None] - torch.arange(T_t5)[None, :]  # (T, T): i - j
+with torch.no_grad():
+    t5_bias = bias_table(t5_bucket(dist_t5.clamp(min=0))).permute(2, 0, 1)  # (H, T, T)
+toeplitz = all(
+    torch.equal(t5_bias.diagonal(-o, 1, 2)[:, 1:], t5_bias.diagonal(-o, 1, 2)[:, :-1])
+    for o in range(T_t5)
+)
+assert len(first_of) == 32 and first_of[16] == 16 and first_of[31] < 128 <= distances[-1], (
+    f"claim no longer holds: '32 buckets, exact up to 15' (measured {first_of})"
+)
+assert (buckets[128:] == 31).all() and toeplitz, (
+    "claim no longer holds: 'distances from 128 on share the last bucket; the bias depends "
+    "on i - j only'"
+)
+
+# %% [markdown]
 # ### Rotary position embedding (RoPE)
 #
 # RoPE {cite:p}`su2021roformer` rotates the query and the key by an angle proportional to
@@ -1315,12 +1436,12 @@ glue("ch02_alibi_head7_spread", spread_head7, display=False)
 # (ch02-gqa)=
 # ## Grouped-query and multi-query attention
 #
-# ### The key/value cache
+# ### What the key/value cache costs
 #
-# A decoder generates one token at a time. Each new token's query must be compared with
-# the keys, and averaged over the values, of **all** earlier tokens in **every** layer.
-# Recomputing them at every step would be wasteful, so they are stored: the **KV cache**.
-# Its size is
+# A decoder that generates one token at a time keeps the keys and values of every earlier
+# position in every layer, the **KV cache**; chapter 4 explains it, checks that it changes
+# no output and measures what it saves ({ref}`ch04-kv-cache`). What matters here is its
+# size:
 #
 # $$
 # \text{bytes} = 2 \times L \times B \times H_{kv} \times T \times D \times (\text{bytes per number}),
@@ -1487,6 +1608,8 @@ plt.show()
 #   $\mathrm{Concat}(\text{head}_1, \dots, \text{head}_H) W_o = \sum_h \text{head}_h W_o^{h}$.
 # - Splitting into heads is a reshape, $(B, T, d_{\text{model}}) \to (B, H, T, D)$; it costs
 #   no parameters and no extra multiply-adds. Only the attention-weights tensor grows $H$-fold.
+#   The price is rank: each head's score matrix $Q^h K^{h\top}$ has rank at most $D$ (the
+#   low-rank bottleneck; measured: 8, never 12, with four heads of size 8).
 # - Trained heads can specialise: on a task needing the previous token and the first
 #   token, 2 heads split the jobs cleanly ({glue:text}`ch02_two_rel_acc_both_h2:.1%`
 #   accuracy) where 1 head with the same {glue:text}`ch02_two_rel_params` parameters
@@ -1494,14 +1617,15 @@ plt.show()
 #   large models many heads are redundant and can be pruned.
 # - Without positions, self-attention is **permutation-equivariant**: "dog bites man" and
 #   "man bites dog" look the same. The Transformer adds the positional encoding to the
-#   **input embeddings**, before the first layer; adding it to the attention output (as
-#   the seed does) leaves the attention weights order-blind.
+#   **input embeddings**, before the first layer; adding it to the attention output
+#   leaves the attention weights order-blind.
 # - The sinusoidal encoding is **fixed**: $PE_{p+k}$ is a rotation of $PE_p$, and
 #   $PE_p \cdot PE_q$ depends on $p - q$ only. Learned tables (BERT, GPT) work as well
 #   within their length but cannot go beyond it.
-# - RoPE rotates queries and keys inside every attention layer, so scores depend on
-#   $m - n$ only; ALiBi adds $-m_h (i - j)$ to the scores as a float mask. Neither adds
-#   anything to the embeddings.
+# - Relative schemes put the distance into the scores: learned vectors per clipped
+#   distance (Shaw et al.), a learned scalar per distance bucket and head (T5), then RoPE,
+#   which rotates queries and keys so that scores depend on $m - n$ only, and ALiBi, which
+#   adds $-m_h (i - j)$ as a float mask. None adds anything to the embeddings.
 # - Grouped-query ($1 < H_{kv} < H$) and multi-query ($H_{kv} = 1$) attention share
 #   key/value heads between query heads, shrinking the KV cache, which dominates memory
 #   and bandwidth in long-context decoding, by a factor $H / H_{kv}$.

@@ -37,15 +37,14 @@
 # - train a translation model with teacher forcing, and evaluate it with exact match and
 #   BLEU, per input format, with greedy decoding and with beam search;
 # - read cross-attention heatmaps as alignments between output and input characters;
-# - explain the key/value cache of incremental decoding, and check that it changes the
-#   speed and not the result.
+# - check that the key/value cache of incremental decoding (taught in chapter 4), and the
+#   encoder–decoder's own cache of the source's keys and values, change the speed and not
+#   the result.
 #
-# The seed text's sections on applications (自注意力机制的应用场景, its machine-translation
-# part) and on the Transformer (自注意力机制在Transformer模型中的实现) contain errors that
-# this chapter corrects with evidence: most importantly, the link between the source
-# and the target language is made by **cross-attention**, not by self-attention, and
-# the parallelism it praises holds for training but not for generating a translation.
-# The seed's errors about positional encodings were corrected in chapter 2.
+# The seed text's claims about translation get a short box each where the chapter treats
+# the topic, with a link to the {ref}`errata page <errata>`; the most important is that
+# the link between the source and the target language is made by **cross-attention**,
+# not by self-attention.
 #
 # All models are `attnkit` modules (imported as `ak`); plain `torch` appears only to
 # *check* them.
@@ -102,9 +101,16 @@ print("torch", torch.__version__, "| attnkit", ak.__version__, "| sacrebleu", sa
 # weights form a soft **alignment** between the output token and the source tokens,
 # learned without any alignment labels. Luong et al. {cite:p}`luong2015effective` compared
 # score functions (additive, dot, general; chapter 1) and global versus local attention,
-# still on recurrent networks. (The seed's reading list credits this paper with
-# multi-head self-attention and positional encodings; both come from Vaswani et al.
-# two years later.)
+# still on recurrent networks.
+#
+# ```{admonition} Seed erratum E23 · 论文推荐 (lines 314–315)
+# :class: seed-erratum
+# The seed says: 「这篇论文……提出了多种改进方法，如多头自注意力、位置编码等」 (of Luong et
+# al.: it proposed improvements such as multi-head self-attention and positional encoding)
+# **Correction:** Luong et al. study recurrent encoder–decoder attention; multi-head
+# attention and sinusoidal positional encodings come from Vaswani et al. two years later.
+# Entry: {ref}`errata-e23`; evidence: {ref}`ch03-seed-luong`.
+# ```
 #
 # ### The encoder–decoder Transformer
 #
@@ -141,25 +147,28 @@ print("torch", torch.__version__, "| attnkit", ak.__version__, "| sacrebleu", sa
 # layer.)
 #
 # (ch03-seed-translation)=
-# ### What the seed gets wrong about translation
+# ### Which attention links the two languages
 #
-# The seed's application section says that in machine translation self-attention
-# "captures the dependencies between the source language and the target language"
-# (用于捕捉源语言和目标语言之间的依赖关系), and that it picks out "喜欢" and "苹果" and
-# links them to the corresponding words of the target language
-# (并将它们与目标语言中的对应词汇关联起来). In the Transformer, self-attention
-# never sees both sentences: encoder self-attention works inside the source, decoder
+# ```{admonition} Seed erratum E9 · 应用场景 (lines 114, 129; 282)
+# :class: seed-erratum
+# The seed says: 「自注意力机制在机器翻译任务中用于捕捉源语言和目标语言之间的依赖关系」
+# (self-attention captures the dependencies between source and target language)
+# **Correction:** in the encoder–decoder Transformer the source–target link is
+# cross-attention; self-attention works within each side. Entry: {ref}`errata-e9`;
+# evidence: {ref}`ch03-seed-cross-attention`.
+# ```
+#
+# In the Transformer, self-attention never sees both sentences: encoder self-attention works inside the source, decoder
 # self-attention inside the target prefix. The link between "苹果" and "apples" is made by
 # **cross-attention**, with queries from the target and keys and values from the
 # source. Self-attention's job is to build contextual representations on each side (is
 # this "03" a month or a day? what have I written so far?). We show this with
 # measurements on the trained model, by switching each kind of attention off.
 #
-# The seed's section on the Transformer's implementation lists multi-head attention,
-# positional encoding and the self-attention layer, and stops there. The encoder–decoder
-# structure, the causal mask, cross-attention, the residual connections, layer
-# normalisation and the feed-forward networks are as much a part of the model, and they
-# are the subject of the next section.
+# Multi-head attention, positional encoding and the self-attention layer are not the
+# whole model: the encoder–decoder structure, the causal mask, cross-attention, the
+# residual connections, layer normalisation and the feed-forward networks are as much a
+# part of it, and they are the subject of the next section.
 #
 # (ch03-pieces)=
 # ## The pieces
@@ -1333,28 +1342,22 @@ assert knockout["cross-attention"][1] == 1, (
 # outputs for 500 dates): the source still reaches the decoder, badly processed. Without
 # cross-attention **every date gets the same output**, a date-shaped
 # string the decoder produces from nothing: no information about the source reaches the
-# target side at all. This is the evidence against the seed's account of translation:
-# the source–target link is cross-attention. Self-attention is what makes the two sides
+# target side at all: the source–target link is cross-attention (erratum E9 above). Self-attention is what makes the two sides
 # readable, the encoder's by putting each character in context (is this "0" part of a
 # month or a year?), the decoder's by keeping track of what has been written.
 #
 # (ch03-cache)=
 # ## Incremental decoding and the key/value cache
 #
-# ### Recomputing versus caching
+# ### Two caches in an encoder–decoder
 #
-# At step $t$ of generation the decoder must produce the distribution of $y_{t+1}$ given
-# $\langle\text{bos}\rangle, y_1, \dots, y_t$. The simple way re-runs the decoder on the
-# whole prefix of $t + 1$ positions at every step, so generating $T$ tokens processes
-# $1 + 2 + \dots + T = O(T^2)$ positions, and recomputes the cross-attention keys and
-# values of the memory every time. But because of the causal mask, the hidden states of
-# positions $0, \dots, t-1$ do not depend on anything that comes later: their keys and
-# values in every decoder layer are the same at every step. The **key/value cache**
-# stores them; each step then feeds only the newest token, computes its query, key and
-# value, appends the key and value to the cache and attends over everything cached
-# ($O(T)$ positions processed in total). The memory's cross-attention keys and values
-# are computed once, at the first step (`KVCache(static=True)`). Chapter 2 measured the
-# cache's memory cost; here we check that it is exact.
+# Generating a translation re-runs the decoder once per output token. The **key/value
+# cache**, taught in the next chapter where decoding is the subject
+# ({ref}`ch04-kv-cache`), stores the keys and values of the positions already written so
+# that each step feeds only the newest token. An encoder–decoder model has a second
+# cache of its own: the cross-attention keys and values of the memory do not change
+# during decoding, so they are computed once, at the first step
+# (`KVCache(static=True)`). Here we check that both are exact.
 #
 # `ak.greedy_translate(..., use_cache=False)` re-runs the decoder on the whole prefix;
 # `use_cache=True` (the default, used above) uses `model.new_caches()`. They must give the
@@ -1430,9 +1433,16 @@ assert tuple(cross_cache.k.shape)[2] == test_src.shape[1] == 28, (
 # (ch03-seed-parallel)=
 # ### Training is parallel, generation is not
 #
-# The seed's "作用" (role) section credits self-attention with making the Transformer
-# efficient because "its computation can be done in parallel"
-# (自注意力机制的计算可以并行进行). That is true of the **encoder**, and of the decoder
+# ```{admonition} Seed erratum E5 · Transformer中的实现 (line 242; first at line 77)
+# :class: seed-erratum
+# The seed says: 「自注意力机制的计算可以并行进行，这使得Transformer模型在处理大规模输入序列时具有更高的计算效率」
+# (parallel computation makes the Transformer more efficient on large inputs)
+# **Correction:** parallel over positions holds in training and encoding, not in
+# generation, and attention's $O(n^2 d)$ cost makes it the least efficient layer on long
+# inputs. Entry: {ref}`errata-e5`; evidence: {ref}`ch03-seed-parallel`.
+# ```
+#
+# Computing all positions at once is possible in the **encoder**, and in the decoder
 # **in training**, where
 # teacher forcing gives all target positions at once: one call to the model scores all 11
 # positions of a whole batch of targets. Generating a translation is sequential: each token

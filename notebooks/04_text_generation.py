@@ -134,7 +134,8 @@ print("torch", torch.__version__, "| attnkit", ak.__version__)
 # - **Bits per character** is the length of the text compressed with the model: an
 #   arithmetic coder driven by the model's probabilities needs about
 #   $-\log_2 p(x_t \mid x_{<t})$ bits for character $x_t$, so $\mathcal{L} / \ln 2$ bits
-#   per character on average, against 8 bits for plain ASCII.
+#   per character on average, against the 7 bits of the ASCII code (stored, as usual, in
+#   8-bit bytes).
 #
 # The numbers of two models can only be compared if they are averages over the same
 # characters, so below every model scores exactly the same target characters.
@@ -1041,7 +1042,8 @@ assert hot < truncated["top-p, p = 0.9"][1] - 0.1, (
 # step $t$ recomputes them from scratch. With `use_cache=True` (the default), each attention
 # layer stores its keys and values in a `KVCache`: the prompt is run once, and every later
 # step feeds **only the newest token**, whose query attends over the cached keys and values
-# (chapter 2 introduced the cache; chapter 1 the causal mask with an offset that it needs).
+# (chapter 1 introduced the causal mask with the offset it needs; chapter 2 how
+# grouped-query attention shrinks the cache).
 #
 # The cost, for $L$ layers of width $d$ (feed-forward width $4d$), at a step with $t$
 # tokens of context:
@@ -1112,11 +1114,10 @@ glue("ch04_cache_mib", n_bytes / 2**20, display=False)
 # %% [markdown]
 # {glue:text}`ch04_cache_mib:.2g` MiB here, but the cache grows linearly with context length and batch size, and for
 # large models it, rather than the weights, limits how many sequences fit in memory. This
-# memory holds activations, recomputed for every text, not weight matrices (the seed blames
-# attention's memory use on "storing many weight matrices", which chapter 1 corrected).
-# Multi-query and grouped-query
-# attention {cite:p}`shazeer2019fast` share key/value heads between query heads and shrink
-# the cache by a factor $H / H_{kv}$ (chapter 2 measured it): `ak.TransformerLM` accepts
+# memory holds activations, recomputed for every text, not parameters. Multi-query
+# attention {cite:p}`shazeer2019fast` and grouped-query attention
+# {cite:p}`ainslie2023gqa` share key/value heads between query heads and shrink the cache
+# by a factor $H / H_{kv}$ ({ref}`ch02-gqa` measured it): `ak.TransformerLM` accepts
 # `num_kv_heads` for that.
 #
 # ### Measured speed-up
@@ -1186,7 +1187,6 @@ assert counted[False] == list(range(10, 60)) and counted[True] == [10] + [1] * 4
     f"expected 10, 11, ..., 59 positions without the cache and 10, 1, 1, ... with it, found "
     f"{counted[False]} and {counted[True]}"
 )
-
 
 
 # %%
@@ -1277,10 +1277,11 @@ plt.show()
 #   prediction improving as more preceding characters become available.
 # - **It leaves out that the context is the left context only.** When a model writes, the
 #   following text does not exist yet; its self-attention must be causally masked, which
-#   we checked numerically. The "bidirectional attention" the seed credits BERT with
-#   (双向注意力, in 自注意力机制与BERT的关系) is exactly what a left-to-right generator must not
-#   have: BERT is trained to fill in masked tokens from both sides, not to continue a text
-#   {cite:p}`devlin2019bert`.
+#   we checked numerically. Attention that sees both sides, as in BERT, is what a
+#   left-to-right generator must not have: BERT drops the causal mask and is trained to
+#   fill in masked tokens from both sides, not to continue a text
+#   {cite:p}`devlin2019bert` (erratum {ref}`E35 <errata-e35>`: the bidirectionality comes
+#   from the missing mask, not from self-attention).
 # - **It overstates what attention alone delivers.** Coherent, natural text is not a
 #   property of the attention layers: the *same* weights produced a loop under greedy
 #   decoding and non-words at temperature 1.5. Whether text is coherent depends on the
@@ -1297,26 +1298,16 @@ for name, d, r in rows:
     print(f"{name:<32} | {d:16.2f} | {r:10.2f}")
 
 # %% [markdown]
-# Two more remarks of the seed bear on generation.
-#
-# - **Parallel computation** (并行计算) appears among the advantages of self-attention
-#   (自注意力机制的优势和局限性) and in the analysis of its results (自注意力机制在不同NLP任务中的表现).
-#   For a generator that is true of training and of reading the prompt, where one pass
-#   scores every position, but not of writing: the timing above shows one forward pass per
-#   new character. The cache makes each pass cheap; it does not make them parallel.
-# - **Translation.** The seed says self-attention captures "the dependencies between the
-#   source and the target language" (捕捉源语言和目标语言之间的依赖关系). In the encoder-decoder
-#   Transformer that link is made by the decoder's *cross*-attention to the encoder's output
-#   (chapter 3), not by self-attention. In a decoder-only model the statement becomes true:
-#   source and target are concatenated into one sequence and ordinary causal self-attention
-#   connects them; GPT-2 translates this way, prompted with example sentence pairs
-#   {cite:p}`radford2019language`.
-#
-# The seed's example for translation quality is right: on WMT 2014 English-German the
-# Transformer beat the best previous models, recurrent ones included, in BLEU
-# {cite:p}`vaswani2017attention`. Its other examples (ROUGE on CNN/DailyMail, F1 on SQuAD,
-# accuracy on IMDB) name no model or paper, so they cannot be checked as written; this book
-# does not rely on them.
+# Two more remarks of the seed bear on generation, and chapter 3 has their boxes. Its
+# praise of parallel computation (erratum {ref}`E5 <errata-e5>`) holds for training and
+# for reading the prompt, not for writing: the timing above shows one forward pass per
+# new character, and the cache makes each pass cheap without making them parallel
+# ({ref}`ch03-seed-parallel`). Its account of translation (erratum
+# {ref}`E9 <errata-e9>`) describes an encoder–decoder, where the link between the
+# languages is cross-attention ({ref}`ch03-seed-translation`); in a decoder-only model,
+# source and target are concatenated into one sequence and ordinary causal self-attention
+# does connect them: GPT-2 translates this way, prompted with example sentence pairs
+# {cite:p}`radford2019language`.
 
 # %% [markdown]
 # ## Key takeaways

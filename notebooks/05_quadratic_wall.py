@@ -39,8 +39,9 @@
 #
 # The seed text treats these questions in two sections, on the strengths and limits of
 # self-attention (自注意力机制的优势和局限性) and on its core problems and challenges
-# (自注意力机制的核心问题和挑战). Its headline, quadratic cost, is right; its account of
-# the memory is wrong, and several other claims are half right. We check each one.
+# (自注意力机制的核心问题和挑战). Its headline, quadratic cost, is right up to a missing
+# factor; its account of the memory is wrong, and several other claims are half right.
+# Each erratum gets a short box where the chapter measures the topic.
 #
 # All code uses the companion package `attnkit` (imported as `ak`) and its benchmark module
 # `attnkit.bench`; plain `torch` appears only to *check* what the library does.
@@ -264,41 +265,39 @@ assert kept_n_by_n == [3, 1, 0], f"claim: 'three, one and none' (measured {kept_
 # chapter 6 builds.
 #
 # (ch05-seed-memory)=
-# ### What the seed says about memory, and why it is wrong
+# ### Weight matrices and attention weights
 #
-# The seed gives the memory cost of attention four times, each time as *weight matrices*:
+# ```{admonition} Seed erratum E6 · 优势和局限性 (line 85; 101–103, 161, 176–178)
+# :class: seed-erratum
+# The seed says: 「由于需要存储大量的权重矩阵，自注意力机制可能需要更多的存储资源」;
+# 「存储需求 $= O(5 \times 5) = O(25)$ 权重矩阵」
+# **Correction:** the weight matrices $W_Q, W_K, W_V, W_O$ are four per layer whatever $n$
+# is; what grows like $n^2$ is the attention-weights activation, one $n \times n$ matrix
+# per head (25 numbers for five tokens, not 25 matrices). Entry: {ref}`errata-e6`;
+# evidence: {ref}`ch05-seed-memory`.
+# ```
 #
-# > 2. **存储需求：** 由于需要存储大量的权重矩阵，自注意力机制可能需要更多的存储资源。
-# > (line 85: "storage: because a large number of weight matrices must be stored,
-# > self-attention may need more storage")
-#
-# > 存储需求 $= O(5 \times 5) = O(25)$ 权重矩阵 (lines 101 to 103, for the input
-# > `[a, b, c, d, e]`: "storage $= O(25)$ weight matrices"), and the same with
-# > $O(1000^2) = 10^6$ 权重矩阵 for $n = 1000$ (lines 176 to 178); line 161 repeats the
-# > claim among the "core challenges".
-#
-# **This is wrong.** The weight matrices of attention are $W_Q, W_K, W_V, W_O$; there
-# are four per layer whatever $n$ is, and we counted their parameters above: the same
-# 1,050,624 at every length. What grows like $n^2$ is the tensor of attention *weights*
-# $A$ (and the scores $S$): activations, $H$ matrices of $n \times n$ numbers per layer,
-# recomputed for every input and, in training, kept until the backward pass. The two
-# meanings of "weights" (learned parameters versus attention probabilities) are exactly
-# what the seed confuses. The distinction matters in practice: the parameters are paid
-# for once, while the activations are paid again for every sequence in a batch, and
+# We counted the parameters above: the same 1,050,624 at every length. What grows like
+# $n^2$ is the tensor of attention *weights* $A$ (and the scores $S$): activations, $H$
+# matrices of $n \times n$ numbers per layer, recomputed for every input and, in training,
+# kept until the backward pass. The word "weights" has two meanings here, learned
+# parameters and attention probabilities, and they behave differently: the parameters are
+# paid for once, while the activations are paid again for every sequence in a batch, and
 # they are what limits the context length.
 #
-# The example also misuses $O$-notation. $O(\cdot)$ describes how a cost *grows* with
-# $n$; $O(25)$ is the same as $O(1)$ and says nothing. The statement the example is
-# after is concrete: for five tokens, each head of each layer computes $5 \times 5 = 25$
-# scores, and 25 attention weights, one per (query, key) pair. One 25-entry matrix
-# per head, not 25 matrices.
-#
 # (ch05-seed-n1000)=
-# ### The seed's $n = 1000$ example, counted
+# ### Attention at $n = 1000$, counted
 #
-# The seed's second example is "复杂度 $= O(1000^2) = 10^6$" for $n = 1000$. As an order of
-# magnitude of the number of *pairs* that is fine, but the real cost has factors the
-# example drops: the width $d$ of each head, the number of heads $H$, the 2 FLOPs per
+# ```{admonition} Seed erratum E8 · 优势和局限性 (line 98; 173)
+# :class: seed-erratum
+# The seed says: 「复杂度 $= O(5 \times 5) = O(25)$」; 「复杂度 $= O(1000^2) = 10^6$」
+# **Correction:** $O(\cdot)$ describes growth, so $O(25) = O(1)$ says nothing; the count
+# the examples are after is $4 n^2 d$ FLOPs per head for $QK^\top$ and $AV$, not $n^2$.
+# Entry: {ref}`errata-e8`; evidence: {ref}`ch05-seed-n1000`.
+# ```
+#
+# $10^6$ is the number of (query, key) *pairs* at $n = 1000$; the real cost has factors a
+# pair count drops: the width $d$ of each head, the number of heads $H$, the 2 FLOPs per
 # multiply-add, and the two matrix products. With $d = 64$ and $H = 8$
 # ($d_{\text{model}} = 512$), per layer and per sequence:
 
@@ -323,7 +322,7 @@ assert w.numel() * w.element_size() == score_bytes, (
     f" found {w.numel() * w.element_size():,} (shape {tuple(w.shape)}, {w.dtype})"
 )
 
-print(f"pairs (query, key) per head     : {n * n:>13,d}   (the seed's 10^6)")
+print(f"pairs (query, key) per head     : {n * n:>13,d}   (10^6)")
 print(f"softmax entries, all heads      : {H * n * n:>13,d}")
 print(f"FLOPs of QK^T and AV            : {core_flops:>13,d}   = {core_flops / 1e6:,.0f} x 10^6")
 print(f"FLOPs of the four projections   : {projection_flops:>13,d}")
@@ -900,12 +899,21 @@ plt.show()
 # (ch05-seed)=
 # ## What the seed gets right and wrong
 #
-# Beyond the memory (corrected {ref}`above <ch05-memory>`), the two seed sections make
+# Beyond the memory (corrected {ref}`above <ch05-seed-memory>`), the two seed sections make
 # these claims.
 #
-# **Quadratic cost (计算复杂度, lines 83 and 159).** *Right*, with a missing factor: the cost
-# per layer is $O(n^2 d)$, not $O(n^2)$, and a layer also pays $O(n\, d_{\text{model}}^2)$
-# for its projections, which is the larger part for $n < 2 d_{\text{model}}$. The growth is
+# ```{admonition} Seed erratum E32 · 优势和局限性 (line 83)
+# :class: seed-erratum
+# The seed says: 「自注意力机制的计算复杂度为 $O(n^2)$」
+# **Correction:** the time per layer is $O(n^2 d)$, plus $O(n\, d_{\text{model}}^2)$ for
+# the projections; $O(n^2)$ is the memory of the attention weights. Entry:
+# {ref}`errata-e32`; evidence: {ref}`ch05-seed-n1000`.
+# ```
+#
+# **Quadratic cost (计算复杂度, lines 83 and 159).** The growth in $n$ is right, the cost
+# is not: the time per layer is $O(n^2 d)$, and a layer also pays
+# $O(n\, d_{\text{model}}^2)$ for its projections, which is the larger part for
+# $n < 2 d_{\text{model}}$. The growth is
 # real: the measured memory of naive attention grows four-fold per doubling of $n$
 # (asserted), and on the machine that built this page its time grew with log-log slope
 # {glue:text}`ch05_naive_time_slope_long:.1f` between $n = 1024$ and $4096$.
@@ -917,6 +925,15 @@ plt.show()
 # computes the longest sequence a memory budget allows). Being *able* to attend far is not the
 # same as *learning* to, which the seed itself concedes at line 165 (长距离依赖 among the
 # challenges), and attention needs positional information to know what "far" is at all.
+#
+# ```{admonition} Seed erratum E5 · 优势和局限性 (line 77; 242, 425)
+# :class: seed-erratum
+# The seed says: 「这使得模型在处理大规模输入序列时更加高效」 (this makes the model more
+# efficient on large-scale input sequences)
+# **Correction:** parallel over positions, yes, in training and encoding; but the
+# $O(n^2 d)$ work makes attention the *least* efficient layer on long inputs, and
+# generation stays sequential. Entry: {ref}`errata-e5`; evidence: {ref}`ch05-parallel`.
+# ```
 #
 # **Parallel computation as a strength (并行计算, line 77).** *Right* for training and for
 # encoding a given text: all positions at once, a constant-length chain of dependent
@@ -936,11 +953,16 @@ plt.show()
 # {glue:text}`ch05_naive_over_sdpa_4096:.1f` times as long as the fused kernel. Making attention
 # *IO-aware* in this sense is what FlashAttention did {cite:p}`dao2022flashattention`.
 #
-# **Interpretability (解释性, lines 87, 163 and 181).** The seed says attention weights are
-# hard to interpret "because they are learned automatically during training"
-# (因为它们是在训练过程中自动学习的). The reason is wrong: attention weights are *not* learned;
-# they are computed afresh from every input by the learned projections, as the check below
-# shows, and every parameter of every network is learned automatically. If anything,
+# ```{admonition} Seed erratum E7 · 优势和局限性 (line 87; 163, 181)
+# :class: seed-erratum
+# The seed says: 「自注意力权重通常难以解释，因为它们是在训练过程中自动学习的」
+# **Correction:** attention weights are not learned: they are computed afresh from every
+# input by the learned projections (the check below); whether they explain a prediction
+# is a separate, contested question. Entry: {ref}`errata-e7`; evidence: {ref}`ch05-seed`.
+# ```
+#
+# **Interpretability (解释性, lines 87, 163 and 181).** Every parameter of every network
+# is learned automatically, so that cannot be what makes attention hard to interpret. If anything,
 # attention weights are unusually easy to *read*: each row is a probability distribution
 # over input positions (the heat maps of chapters 1 to 3). What is contested is whether
 # they *explain* a prediction: Jain and Wallace found that very different attention
@@ -995,7 +1017,7 @@ print("a parameter of shape (n, n) exists:", n_by_n_parameter)
 # - The memory that grows with $n$ is **activations**: $H$ score and weight matrices of
 #   $n \times n$ per layer and per sequence, kept until the backward pass in training.
 #   The parameters, $4 d_{\text{model}}^2 + 4 d_{\text{model}}$ per layer, do not depend on
-#   $n$. The seed's "large weight matrices" confuses attention weights with parameters.
+#   $n$ (erratum E6).
 # - Measured: the naive forward's peak memory has log-log slope 2 and matches
 #   $2 \times B H n^2 \times 4$ bytes; its time, on the machine that built this page, grew
 #   with slope {glue:text}`ch05_naive_time_slope_long:.1f` at long lengths.

@@ -222,5 +222,10 @@ def test_diagnosis_says_what_differs_from_the_reference():
 
 
 if __name__ == "__main__":  # python tests/test_misconceptions.py OUT.json CATALOGUE...
+    import torch
+
+    # one thread: the graded tensors are tiny, and on a shared machine intra-op threads
+    # only spin (chapter 12's catalogue: 59 s of CPU with 2 threads, 6 s with one)
+    torch.set_num_threads(1)
     results = {Path(c).stem: run_chapter(Path(c).resolve()) for c in sys.argv[2:]}
     Path(sys.argv[1]).write_text(json.dumps(results), encoding="utf-8")

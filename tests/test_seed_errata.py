@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import attnkit as ak
 from attnkit.efficient.linformer import linformer_attention
 from attnkit.models.bert import BertConfig, BertForPreTraining
+from attnkit.models.span_qa import SpanQATransformer, best_span
 from attnkit.models.vit import ViT, ViTConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -71,6 +72,58 @@ def test_erratum_worked_example():
     # The seed's three weights are row 1 of A, and its step-4 numbers the terms of o_1.
     assert torch.allclose(seed_weights, a[0])
     assert seed_step4.sum().item() == pytest.approx(o[0].item())
+
+
+def test_erratum_complexity_omits_d():
+    """E32: "O(n^2)" is the memory of the attention weights; the time is O(n^2 d):
+    at a fixed length, four times the width costs four times the FLOPs, same weights."""
+    g = torch.Generator().manual_seed(0)
+    n = 128
+    flops, weights = {}, {}
+    for d in (16, 64):
+        q, k, v = (torch.randn(n, d, generator=g) for _ in range(3))
+        flops[d] = matmul_flops(ak.scaled_dot_product_attention, q, k, v)
+        _, weights[d] = ak.scaled_dot_product_attention(q, k, v, return_weights=True)
+    assert flops[16] == 4 * n * n * 16 and flops[64] == 4 * flops[16]  # linear in d
+    assert weights[16].shape == weights[64].shape == (n, n)  # n^2 numbers whatever d is
+
+
+def test_erratum_extractive_qa():
+    """E33: an extractive (SQuAD-style) reader does not generate an answer: it scores a
+    start and an end position, and the answer is the passage's own tokens between them."""
+    torch.manual_seed(0)
+    model = SpanQATransformer(vocab_size=40, d_model=16, num_heads=2, d_ff=32, max_len=24).eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 40, (8, 20), generator=g)  # [question | context] token ids
+    segments = (torch.arange(20) >= 6).long().expand(8, 20)  # question 0..5, context 6..19
+    real = torch.ones(8, 20, dtype=torch.bool)
+    with torch.no_grad():
+        start_logits, end_logits = model(ids, segments, real)
+    # One score per input position and no vocabulary axis: nothing can be written that
+    # is not already in the input.
+    assert start_logits.shape == end_logits.shape == (8, 20) != (8, 40)
+    start, end = best_span(start_logits, end_logits, segments.bool(), max_answer_len=5)
+    # The answer is the context's own tokens from start to end: a span, selected.
+    assert ((start >= 6) & (start <= end) & (end - start < 5)).all()
+
+
+def test_erratum_bidirectional_is_the_mask():
+    """E35: the same self-attention is unidirectional with a causal mask (GPT) and
+    bidirectional without one (BERT): the mask, not self-attention, decides."""
+    torch.manual_seed(0)
+    layer = ak.MultiHeadAttention(16, 2).eval()
+    x = torch.randn(1, 6, 16)
+    x_changed = x.clone()
+    x_changed[0, -1] += 1.0  # change only the last token
+    with torch.no_grad():
+        causal, _ = layer(x, is_causal=True)
+        causal_changed, _ = layer(x_changed, is_causal=True)
+        full, _ = layer(x)
+        full_changed, _ = layer(x_changed)
+    # GPT-style: position 0 cannot see the last token, so its output does not move ...
+    assert torch.equal(causal[0, :-1], causal_changed[0, :-1])
+    # ... BERT-style, same parameters, no mask: every position sees it.
+    assert ((full[0, :-1] - full_changed[0, :-1]).abs().amax(-1) > 1e-4).all()
 
 
 def test_erratum_low_rank():

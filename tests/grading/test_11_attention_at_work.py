@@ -35,6 +35,7 @@ ex = pytest.mark.exercise
     [
         ("the red ball", "a ball", 2 / 3),  # p = 1/2, r = 1
         ("ball ball", "ball", 2 / 3),  # counted with multiplicity
+        ("ball ball", "ball ball", 1.0),  # a set intersection would count 1 of 2
         ("john went home", "john went to bed", 4 / 7),  # p = 2/3, r = 1/2
         ("The Garden!", "garden", 1.0),  # normalisation
         ("kitchen", "garden", 0.0),
@@ -106,6 +107,19 @@ def test_decode_span_legal_and_matches_attnkit(learner):
         assert tuple(map(int, fn(S[b], E[b], M[b], 5))) == (int(st[b]), int(en[b]))
 
 
+@ex("decode_span")
+def test_decode_span_ties(learner):
+    fn = require(learner, "decode_span")
+    mask = torch.tensor([False, True, True, True, True, True])
+    zeros = torch.zeros(6)
+    assert tuple(map(int, fn(zeros, zeros, mask, 3))) == (1, 1), (
+        "all spans score the same: on ties return the smallest i, then the smallest j"
+    )
+    s = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0])
+    e = torch.tensor([0.0, 0.0, 1.0, 0.0, 1.0, 0.0])  # (1, 2) and (3, 4) both score 2
+    assert tuple(map(int, fn(s, e, mask, 3))) == (1, 2), "on ties return the smallest i"
+
+
 # ---------------------------------------------------------------------- attention_pool
 @ex("attention_pool")
 def test_attention_pool_matches_explicit_softmax(learner):
@@ -138,6 +152,27 @@ def test_attention_pool_matches_attnkit_and_ignores_padding(learner):
     sc2[~mk] = 50.0
     pooled2, _ = fn(sc2, va2, mk)
     assert_close(pooled2, pooled, msg="padded positions changed the result")
+
+
+@ex("attention_pool")
+def test_attention_pool_rows_of_very_different_magnitude(learner):
+    fn = require(learner, "attention_pool")
+    gen = torch.Generator().manual_seed(5)
+    offsets = torch.tensor([[1000.0], [-1000.0], [0.0]])  # float32 exp overflows above ~88
+    sc = torch.randn(3, 5, generator=gen) * 3 + offsets
+    va = torch.randn(3, 5, 2, generator=gen)
+    mk = torch.arange(5)[None] < torch.tensor([[5], [3], [4]])
+    originals = (sc.clone(), va.clone(), mk.clone())
+    pooled, w = fn(sc, va, mk)
+    assert torch.isfinite(w).all() and torch.isfinite(pooled).all(), (
+        "scores of +-1000 overflowed exp: subtract each row's maximum (torch.softmax does)"
+    )
+    want_p, want_w = attention_pool(sc - offsets, va, mk)  # softmax ignores a per-row constant
+    assert_close(w, want_w, msg="weights of rows with very large or very small scores")
+    assert_close(pooled, want_p)
+    assert all(torch.equal(a, b) for a, b in zip((sc, va, mk), originals)), (
+        "do not modify the inputs"
+    )
 
 
 # ---------------------------------------------------------------------------- rouge_l_f

@@ -144,6 +144,9 @@ def test_modified_precision_edge_cases(learner):
     assert tuple(fn(["the"] * 7, refs, 1)) == (2, 7), "clip at the most in any ONE reference"
     assert tuple(fn(["cat"], refs, 2)) == (0, 0), "a 1-token hypothesis has no bigrams"
     assert tuple(fn([], refs, 1)) == (0, 0)
+    assert tuple(fn(["the", "cat"], refs, 4)) == (0, 0), (
+        "a hypothesis shorter than n has no n-grams: total is max(0, |hyp| - n + 1), never negative"
+    )
     assert tuple(fn(["dog", "dog"], refs, 1)) == (0, 2)
 
 

@@ -221,7 +221,9 @@ def test_round_to_bfloat16_random_bit_patterns(learner, seed):
 @ex("round_to_bfloat16")
 def test_round_to_bfloat16_uses_integer_ops(learner):
     fn = require(learner, "round_to_bfloat16")
-    x = torch.tensor([1.0, 1 + 2**-8, math.pi, -2.5e-39])
+    values = [1.0, 1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-8 + 2**-20, math.pi, -2.5e-39, -(2**-130)]
+    nan = torch.tensor([0x7FFFFFFF], dtype=torch.int32).view(torch.float32)  # all mantissa bits
+    x = torch.cat([torch.tensor(values), nan])  # ties, round-ups, subnormals, a NaN
     with _NoBfloat16() as mode:
         got = fn(x)
     assert not mode.used, (

@@ -38,6 +38,9 @@ def test_shard_rows_matches_slicing_and_attnkit(learner, shape, world_size):
         )
         assert torch.equal(got, pieces[rank]), f"rank {rank}'s rows are wrong"
         assert torch.equal(got, akd.shard_rows(batch, rank, world_size))
+        assert got.untyped_storage().data_ptr() == batch.untyped_storage().data_ptr(), (
+            "return a slice of batch (a view of its memory), not a copy"
+        )
 
 
 @ex("shard_rows")
@@ -140,7 +143,10 @@ def test_zero_memory_reproduces_the_papers_table(learner):
 
 
 @ex("zero_memory_per_device")
-@pytest.mark.parametrize("num_params,world_size,k", [(1e6, 1, 12), (3.3e8, 8, 12), (7e9, 16, 8)])
+@pytest.mark.parametrize(
+    "num_params,world_size,k",
+    [(1e6, 1, 12), (3.3e8, 8, 12), (7e9, 16, 8), (1_003, 7, 12), (2_000_001, 4, 0)],
+)
 def test_zero_memory_formulas(learner, num_params, world_size, k):
     fn = require(learner, "zero_memory_per_device")
     psi, n = num_params, world_size
@@ -152,9 +158,22 @@ def test_zero_memory_formulas(learner, num_params, world_size, k):
     ]
     got = [fn(num_params, world_size, stage, k) for stage in range(4)]
     for stage in range(4):
-        assert got[stage] == pytest.approx(want[stage], rel=1e-12), f"stage {stage} is wrong"
+        assert isinstance(got[stage], float), f"return a float, got {type(got[stage]).__name__}"
+        assert got[stage] == pytest.approx(want[stage], rel=1e-12), (
+            f"stage {stage} is wrong ({num_params} parameters, {world_size} devices, k = {k})"
+        )
     if world_size == 1:
         assert len({round(x) for x in got}) == 1, "on one device every stage costs the same"
+
+
+@ex("zero_memory_per_device")
+def test_zero_memory_uses_the_given_k(learner):
+    fn = require(learner, "zero_memory_per_device")
+    for k in (8, 0, 20):  # k = 0: an optimizer without state (plain SGD)
+        got = fn(1e6, 4, 1, k)
+        assert got == pytest.approx(4e6 + k * 1e6 / 4, rel=1e-12), (
+            f"stage 1 with k = {k}: 2 + 2 bytes per parameter, k / N of optimizer state"
+        )
 
 
 @ex("zero_memory_per_device")

@@ -39,6 +39,9 @@ def _randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
 def test_soft_span_mask_matches_formula(learner, span, ramp):
     x = torch.arange(0.0, 40.0, 0.25, dtype=torch.float64)
     got = require(learner, "soft_span_mask")(x, span, ramp)
+    assert torch.equal(x, torch.arange(0.0, 40.0, 0.25, dtype=torch.float64)), (
+        "do not modify distance in place"
+    )
     want = [min(max((ramp + span - xi) / ramp, 0.0), 1.0) for xi in x.tolist()]
     assert isinstance(got, torch.Tensor) and got.shape == x.shape, (
         f"return a tensor of the shape of distance {tuple(x.shape)}"
@@ -180,6 +183,7 @@ def test_span_penalty_value_and_gradient(learner, layers, heads):
 def test_adaptive_span_flops_brute_force(learner, n, spans, ramp, d):
     got = require(learner, "adaptive_span_flops")(n, spans, ramp, d)
     pairs = sum(1 for z in spans for t in range(n) for r in range(t + 1) if t - r < z + ramp)
+    assert isinstance(got, int), f"return an exact Python int, got {type(got).__name__}"
     assert int(got) == got and int(got) == 4 * d * pairs, (
         "count 4 * head_dim FLOPs for every (query, key) pair with t - r < z + R, r <= t"
     )

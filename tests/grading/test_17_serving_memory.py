@@ -139,3 +139,19 @@ def test_gather_paged_equals_the_contiguous_cache(learner, block_size, H_kv, D):
             f"got {tuple(got.shape)}"
         )
         torch.testing.assert_close(got, want, rtol=0, atol=0, msg=f"request {seq}: wrong keys")
+
+
+@ex("gather_paged")
+def test_gather_paged_follows_the_order_of_the_table(learner):
+    # blocks listed out of numerical order: the table's order is the order of the positions
+    pool = torch.arange(8 * 2 * 3 * 1, dtype=torch.float64).view(
+        8, 2, 3, 1
+    )  # (blocks, H_kv, bs, D)
+    table = [6, 1, 4]
+    got = require(learner, "gather_paged")(pool, table, 8)
+    want = torch.cat([pool[b] for b in table], dim=1)[:, :8]  # (H_kv, 8, 1)
+    assert isinstance(got, torch.Tensor), f"return a tensor, not {type(got).__name__}"
+    assert got.shape == want.shape, f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
+    torch.testing.assert_close(
+        got, want, rtol=0, atol=0, msg="positions must follow the block table's order"
+    )

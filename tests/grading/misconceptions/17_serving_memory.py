@@ -4,6 +4,7 @@ implementation that the grader must fail and name."""
 from __future__ import annotations
 
 import torch
+
 from attnkit.grading.misconceptions import misconception
 
 
