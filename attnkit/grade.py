@@ -626,7 +626,48 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lang", choices=["en", "zh"], help="language of the messages (default: the locale)"
     )
+    _add_class_options(parser)
     return parser
+
+
+def _add_class_options(parser: argparse.ArgumentParser) -> None:
+    """The options of instructor mode (``attnkit.grading.classroom``)."""
+    group = parser.add_argument_group("instructor mode (a class, sandboxed, into a gradebook)")
+    group.add_argument(
+        "--class",
+        dest="class_dir",
+        type=Path,
+        help="grade every submission (a file or a folder each) in this folder",
+    )
+    group.add_argument("--out", type=Path, help="the gradebook CSV to write (JSON beside it)")
+    group.add_argument("--jobs", type=int, help="submissions graded at a time (default: cores)")
+
+
+def _grade_class(args: argparse.Namespace) -> int:
+    """``--class DIR --out CSV``: every submission in the sandbox, one gradebook."""
+    from .grading.classroom import grade_class
+
+    try:
+        if args.chapter is None:
+            raise UsageError(t("usage.no_chapter_given"))
+        chapter = chapter_id(args.chapter)
+        if args.out is None:
+            raise UsageError("--class needs --out gradebook.csv")
+        if not args.class_dir.is_dir():
+            raise UsageError(f"--class must be a folder of submissions, got {args.class_dir}")
+        timeout = seconds(args.timeout, "--timeout")
+        if args.jobs is not None and args.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+        root = Path(__file__).resolve().parents[1]  # the instructor's copy, never the cwd
+        out = args.out.resolve()
+        if args.class_dir.resolve() in (out.parent, *out.parent.parents):
+            raise UsageError("--out must not be inside the submissions folder")
+        return grade_class(
+            chapter, args.class_dir.resolve(), out, root=root, timeout=timeout, jobs=args.jobs
+        )
+    except (UsageError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _setup(args: argparse.Namespace, root: Path) -> tuple[Setup, Path | None, list[str]]:
@@ -691,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     set_lang(args.lang or os.environ.get(LANG_VARIABLE) or detect_lang())
+    if args.class_dir is not None:
+        return _grade_class(args)
     try:
         root = repo_root()
         store = progress.progress_path(root)

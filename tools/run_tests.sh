@@ -16,6 +16,8 @@ echo "==> exercises generated from solutions"
 python tools/make_exercises.py --check
 echo "==> a browser for the tests of the built book"
 bash tools/install_browser.sh
+echo "==> bubblewrap for the sandbox of the grader's instructor mode"
+bash tools/install_sandbox.sh
 echo "==> pytest (attnkit, graders, notebooks, the built book in a browser)"
 # -n: one pytest worker per core; --dist loadfile keeps each file (and so each notebook's
 # cells, which share one kernel) on one worker.

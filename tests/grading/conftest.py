@@ -5,7 +5,10 @@ Which file is graded:
 - the newest of the chapter's ``.py``/``.ipynb`` in ``$ATTNKIT_GRADE_TARGET``
   (``solutions`` by default, so the plain test run proves every solution passes).
 
-Only the definitions of that file are loaded (see ``attnkit.grading.loader``).
+Only the definitions of that file are loaded (see ``attnkit.grading.loader``). In
+instructor mode (``python -m attnkit.grade NN --class DIR``, which sets
+``$ATTNKIT_SANDBOX_CONFIG``) they are loaded in a sandboxed worker process instead, and the
+fixture returns a stand-in module whose functions run there (``attnkit.grading.remote``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pytest
 
 from attnkit.grading import load_definitions, newest_file
 from attnkit.grading.misconceptions import variant
+from attnkit.grading.remote import load_remote, sandboxed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,5 +37,7 @@ def learner_path(chapter: str) -> Path:
 def learner(request: pytest.FixtureRequest):
     """The learner's module (definitions only) for the test module's ``CHAPTER``."""
     chapter = request.module.CHAPTER
+    if sandboxed():
+        return load_remote(f"learner_{chapter}")
     module = load_definitions(learner_path(chapter), module_name=f"learner_{chapter}")
     return variant(module)  # itself, except when tests/test_misconceptions.py substitutes
