@@ -6,9 +6,11 @@
    Chromium (the system's, as in the browser tests), scrolled to the section on the
    scaling factor, after MathJax has typeset it.
 2. ``book/images/readme-grading.png``: what a learner sees after writing the first
-   exercise of chapter 1. A copy of the untouched exercise (``exercises/`` is not
-   modified) gets a correct ``attention_scores``; ``python -m attnkit.grade 01 --file``
-   grades it; its real output is shown in a terminal-like page and photographed.
+   exercise of chapter 1 with the source text's own mistake, scores divided by d_k
+   instead of sqrt(d_k). A copy of the untouched exercise (``exercises/`` is not
+   modified) gets that ``attention_scores``; ``python -m attnkit.grade 01 --file``
+   grades it (the report names the misconception); its real output is shown in a
+   terminal-like page and photographed.
 
 Nothing is downloaded; Chinese text needs a CJK font installed (Debian: fonts-noto-cjk).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from book_site import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
-from test_learner_journey import SCALED, fill_first_exercise  # noqa: E402
+from test_learner_journey import fill_first_exercise  # noqa: E402
+
+# The seed's scaling mistake (1/d_k instead of 1/sqrt(d_k)), a catalogued misconception.
+SCALED_BY_D_K = (
+    "    if scale is None:\n"
+    "        scale = 1 / q.shape[-1]\n"
+    "    return (q @ k.transpose(-2, -1)) * scale\n"
+)
 
 OUT = ROOT / "book" / "images"
 TERMINAL = """<!doctype html><html><head><meta charset="utf-8"><style>
@@ -33,19 +43,22 @@ body {{ margin: 0; background: #1e1e1e; }}
 pre {{ margin: 0; padding: 18px 22px; color: #d4d4d4; font: 15px/1.45 "DejaVu Sans Mono",
       monospace; white-space: pre; display: inline-block; }}
 .prompt {{ color: #6a9955; }} .ok {{ color: #4ec9b0; }} .todo {{ color: #ce9178; }}
+.hint {{ color: #dcdcaa; }}
 </style></head><body><pre id="term">{body}</pre></body></html>"""
 
 
 def grading_output() -> str:
-    """The grader's report for chapter 1 with only its first exercise written."""
+    """The grader's report for chapter 1 with only its first exercise written, wrongly."""
     exercise = next((ROOT / "exercises").glob("01_*.py"))
     with tempfile.TemporaryDirectory() as tmp:
         learner = Path(tmp) / exercise.name
         learner.write_text(exercise.read_text(encoding="utf-8"), encoding="utf-8")
-        fill_first_exercise(learner, SCALED)
+        fill_first_exercise(learner, SCALED_BY_D_K)
         done = subprocess.run(
             [sys.executable, "-m", "attnkit.grade", "01", "--file", str(learner)],
             cwd=ROOT,
+            # a staged attempt: keep it out of the reader's own progress file
+            env={**os.environ, "ATTNKIT_PROGRESS_FILE": str(Path(tmp) / "progress.json")},
             capture_output=True,
             text=True,
             timeout=300,
@@ -59,6 +72,8 @@ def colour(line: str) -> str:
         return f'<span class="ok">{text}</span>'
     if line.rstrip().endswith("not attempted"):
         return f'<span class="todo">{text}</span>'
+    if "> " in line:  # the named misconception or what differs
+        return f'<span class="hint">{text}</span>'
     return text
 
 
