@@ -886,9 +886,9 @@ glue("ch01_trained_logit_128", trained[128]["logit1"], display=False)
 # - **QK-norm** normalises $q$ and $k$ before the dot product, so the size of a score is
 #   set by learned gains instead of growing with $\lVert q\rVert\,\lVert k\rVert$. Henry
 #   et al. {cite:p}`henry2020query` scale unit-length $q$ and $k$ by a learned factor;
-#   ViT-22B applies a LayerNorm to each, which stopped its attention logits from growing
-#   until the weights were one-hot and the training loss diverged
-#   {cite:p}`dehghani2023scaling`.
+#   on the way to ViT-22B, in models of around 8B parameters, the attention logits grew until the
+#   weights were almost one-hot and the training loss diverged; a LayerNorm on the queries
+#   and on the keys removed the instability {cite:p}`dehghani2023scaling`.
 
 # %% [markdown]
 # (ch01-seed-scale)=
