@@ -731,8 +731,9 @@ assert (
 # %% [markdown]
 # With four heads of size 8, every head's $12 \times 12$ score matrix has rank 8, never
 # 12; the single head of size 32 reaches full rank. On this task the bottleneck costs
-# nothing (two relations need very few dimensions each), but with long sequences and
-# small heads it is a real limit on what one head can express.
+# nothing: the four rank-8 heads solve it, while the single full-rank head ends short of
+# perfect ({ref}`ch02-heads`, one seed each); with long sequences and small heads
+# it is a real limit on what one head can express.
 
 # %% [markdown]
 # (ch02-order)=
@@ -1155,16 +1156,18 @@ print(
 # self-attention learned vectors for the relative distance $j - i$, clipped to
 # $[-k, k]$: a vector $a^K_{ij}$ added to the key inside the score,
 # $q_i^\top (k_j + a^K_{ij}) / \sqrt{D}$, and a vector $a^V_{ij}$ added to the value
-# in the weighted sum. On WMT 2014 translation this replaced the sinusoids with gains of
-# 1.3 BLEU (English–German) and 0.3 BLEU (English–French). T5
+# in the weighted sum. On WMT 2014 translation, in the big Transformer, this replaced the
+# sinusoids with gains of 1.3 BLEU (English–German) and 0.3 BLEU (English–French), and
+# adding the sinusoids back on top gave nothing more. T5
 # {cite:p}`raffel2020exploring` simplified it to one learned **scalar** per distance and
 # head, added to the score, shared by all layers, with distances grouped into 32 buckets
-# whose ranges grow logarithmically up to 128 (all longer distances share the last
-# bucket). ALiBi, below, is T5's bias with the learned scalars replaced by a fixed
+# whose ranges grow logarithmically up to `max_distance` = 128 (the last bucket, which
+# with this rounding starts at 113, takes every longer distance). ALiBi, below, is T5's bias with the learned scalars replaced by a fixed
 # linear penalty; RoPE makes the dependence on $j - i$ exact without any table. We build
 # T5's bias for a decoder (distance $i - j \ge 0$; in T5's code half the buckets hold
-# one distance each and the other half cover the rest logarithmically). Like ALiBi's, the
-# result is a float mask of shape $(H, T, T)$, added to the scores:
+# one distance each and the other half cover the rest logarithmically). The result is a
+# float mask of shape $(H, T, T)$, added to the scores (ALiBi's bias, below, has the same
+# shape):
 
 
 # %%
@@ -1189,8 +1192,9 @@ toeplitz = all(
     torch.equal(t5_bias.diagonal(-o, 1, 2)[:, 1:], t5_bias.diagonal(-o, 1, 2)[:, :-1])
     for o in range(T_t5)
 )
-assert len(first_of) == 32 and first_of[16] == 16 and first_of[31] < 128 <= distances[-1], (
-    f"claim no longer holds: '32 buckets, exact up to 15' (measured {first_of})"
+assert len(first_of) == 32 and first_of[16] == 16 and first_of[31] == 113, (
+    "claim no longer holds: '32 buckets, exact up to 15, the last one starts at 113' "
+    f"(measured {first_of})"
 )
 assert (buckets[128:] == 31).all() and toeplitz, (
     "claim no longer holds: 'distances from 128 on share the last bucket; the bias depends "

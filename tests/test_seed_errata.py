@@ -100,8 +100,11 @@ def test_erratum_extractive_qa():
     with torch.no_grad():
         start_logits, end_logits = model(ids, segments, real)
     # One score per input position and no vocabulary axis: nothing can be written that
-    # is not already in the input.
-    assert start_logits.shape == end_logits.shape == (8, 20) != (8, 40)
+    # is not already in the input. The scores follow the input's length, not a vocabulary.
+    assert start_logits.shape == end_logits.shape == (8, 20)
+    with torch.no_grad():
+        short_start, _ = model(ids[:, :14], segments[:, :14], real[:, :14])
+    assert short_start.shape == (8, 14)
     start, end = best_span(start_logits, end_logits, segments.bool(), max_answer_len=5)
     # The answer is the context's own tokens from start to end: a span, selected.
     assert ((start >= 6) & (start <= end) & (end - start < 5)).all()
