@@ -158,8 +158,8 @@ print("torch", torch.__version__, "| attnkit", ak.__version__, "| sacrebleu", sa
 # evidence: {ref}`ch03-seed-cross-attention`.
 # ```
 #
-# In the Transformer, self-attention never sees both sentences: encoder self-attention works inside the source, decoder
-# self-attention inside the target prefix. The link between "苹果" and "apples" is made by
+# In the Transformer, self-attention never sees both sentences: encoder self-attention
+# works inside the source, decoder self-attention inside the target prefix. The link between "苹果" and "apples" is made by
 # **cross-attention**, with queries from the target and keys and values from the
 # source. Self-attention's job is to build contextual representations on each side (is
 # this "03" a month or a day? what have I written so far?). We show this with
@@ -1342,9 +1342,10 @@ assert knockout["cross-attention"][1] == 1, (
 # outputs for 500 dates): the source still reaches the decoder, badly processed. Without
 # cross-attention **every date gets the same output**, a date-shaped
 # string the decoder produces from nothing: no information about the source reaches the
-# target side at all: the source–target link is cross-attention (erratum E9 above). Self-attention is what makes the two sides
-# readable, the encoder's by putting each character in context (is this "0" part of a
-# month or a year?), the decoder's by keeping track of what has been written.
+# target side at all: the source–target link is cross-attention (erratum
+# {ref}`E9 <errata-e9>`). Self-attention is what makes the two sides readable, the
+# encoder's by putting each character in context (is this "0" part of a month or a
+# year?), the decoder's by keeping track of what has been written.
 #
 # (ch03-cache)=
 # ## Incremental decoding and the key/value cache
@@ -1527,8 +1528,8 @@ print(f"  greedy / teacher-forced : {gap_one:.1f}x")
 #   $p(y \mid x) = \prod_t p(y_t \mid y_{<t}, x)$.
 # - **Cross-attention** (queries from the target, keys and values from the source) is the
 #   only path from the source to the target, and its weights are a soft alignment.
-#   Self-attention contextualises each side. The seed attributes the source–target link
-#   to self-attention; with cross-attention switched off, every input gets the same output.
+#   Self-attention contextualises each side. With cross-attention switched off, every
+#   input gets the same output (erratum {ref}`E9 <errata-e9>`).
 # - Every sublayer sits in a residual block with LayerNorm: post-LN
 #   $x \leftarrow \mathrm{LN}(x + F(x))$ (the paper) or pre-LN
 #   $x \leftarrow x + F(\mathrm{LN}(x))$. Pre-LN keeps an identity path for the gradient to
@@ -1586,14 +1587,15 @@ print(f"  greedy / teacher-forced : {gap_one:.1f}x")
 # attention does what ({ref}`ch03-alignment`). Encoder self-attention puts each source
 # token in context, causal decoder self-attention reads the target prefix, and
 # **cross-attention**, with queries from the target and keys and values from the encoder
-# output, aligns each output token with the source. The source text credits
-# *self*-attention with linking source and target words; switching each kind of attention
-# off in the trained model settles it: without cross-attention every input gets the same
+# output, aligns each output token with the source. A common wrong answer, the source
+# text's ({ref}`E9 <errata-e9>`), credits *self*-attention with linking source and target
+# words; switching each kind of attention off in the trained model settles it: without cross-attention every input gets the same
 # output, while without either self-attention the outputs still depend on the source
 # ({ref}`ch03-cross-attention`). Training uses teacher forcing and is parallel over
 # positions; decoding is sequential, greedy or beam search, with a key/value cache that
 # gives the same tokens from far less computation but cannot remove the per-token steps ({ref}`ch03-results`,
 # {ref}`ch03-cache`). Quality is measured by exact match or BLEU, and a BLEU score is
-# comparable only with its SacreBLEU signature. The costs to name: $O(n^2)$ attention per
-# layer and sequential generation.
+# comparable only with its SacreBLEU signature. The costs to name: $O(n^2 d)$ time and
+# $O(n^2)$ memory for the attention weights per layer ({ref}`E32 <errata-e32>`), and
+# sequential generation.
 # ```

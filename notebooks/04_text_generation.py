@@ -1337,7 +1337,7 @@ for name, d, r in rows:
 #   Its memory grows with length and batch; multi-query and grouped-query attention shrink it.
 # - The seed's one-line description of generation is right that context is used, but
 #   omits causality and credits attention with coherence that in fact also depends on
-#   decoding; the parallelism it praises holds for training, not for writing.
+#   decoding; on its praise of parallelism see erratum {ref}`E5 <errata-e5>`.
 
 # %% [markdown]
 # ## Exercises

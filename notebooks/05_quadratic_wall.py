@@ -910,10 +910,7 @@ plt.show()
 # {ref}`errata-e32`; evidence: {ref}`ch05-seed-n1000`.
 # ```
 #
-# **Quadratic cost (计算复杂度, lines 83 and 159).** The growth in $n$ is right, the cost
-# is not: the time per layer is $O(n^2 d)$, and a layer also pays
-# $O(n\, d_{\text{model}}^2)$ for its projections, which is the larger part for
-# $n < 2 d_{\text{model}}$. The growth is
+# **Quadratic cost (计算复杂度, lines 83 and 159).** The growth in $n$ is
 # real: the measured memory of naive attention grows four-fold per doubling of $n$
 # (asserted), and on the machine that built this page its time grew with log-log slope
 # {glue:text}`ch05_naive_time_slope_long:.1f` between $n = 1024$ and $4096$.
@@ -935,13 +932,11 @@ plt.show()
 # generation stays sequential. Entry: {ref}`errata-e5`; evidence: {ref}`ch05-parallel`.
 # ```
 #
-# **Parallel computation as a strength (并行计算, line 77).** *Right* for training and for
-# encoding a given text: all positions at once, a constant-length chain of dependent
-# operations (measured above). *Wrong* in its conclusion that this makes the model "more
-# efficient on large-scale input sequences" (在处理大规模输入序列时更加高效): long inputs are
-# exactly where the $n^2$ term dominates, as the seed's own limitation 1 says two
-# paragraphs later. And generating text is sequential whatever the attention, one forward
-# pass per token (chapter 4).
+# **Parallel computation as a strength (并行计算, line 77).** Measured in this chapter:
+# attention's chain of dependent operations has the same length at every $n$, where the
+# GRU's grows by 10 per token ({ref}`ch05-parallel`), and its cost grows quadratically
+# ({ref}`ch05-measured`); generation takes one forward pass per token
+# ({ref}`ch04-kv-cache`).
 #
 # **Parallel computation as a challenge (并行计算效率有待提高, line 167).** This contradicts
 # the strength above, and misplaces the problem. The arithmetic of attention parallelises
@@ -961,9 +956,8 @@ plt.show()
 # is a separate, contested question. Entry: {ref}`errata-e7`; evidence: {ref}`ch05-seed`.
 # ```
 #
-# **Interpretability (解释性, lines 87, 163 and 181).** Every parameter of every network
-# is learned automatically, so that cannot be what makes attention hard to interpret. If anything,
-# attention weights are unusually easy to *read*: each row is a probability distribution
+# **Interpretability (解释性, lines 87, 163 and 181).** Attention weights are, if
+# anything, unusually easy to *read*: each row is a probability distribution
 # over input positions (the heat maps of chapters 1 to 3). What is contested is whether
 # they *explain* a prediction: Jain and Wallace found that very different attention
 # distributions can give the same predictions {cite:p}`jain2019attention`, and Wiegreffe
@@ -1017,7 +1011,7 @@ print("a parameter of shape (n, n) exists:", n_by_n_parameter)
 # - The memory that grows with $n$ is **activations**: $H$ score and weight matrices of
 #   $n \times n$ per layer and per sequence, kept until the backward pass in training.
 #   The parameters, $4 d_{\text{model}}^2 + 4 d_{\text{model}}$ per layer, do not depend on
-#   $n$ (erratum E6).
+#   $n$ (erratum {ref}`E6 <errata-e6>`).
 # - Measured: the naive forward's peak memory has log-log slope 2 and matches
 #   $2 \times B H n^2 \times 4$ bytes; its time, on the machine that built this page, grew
 #   with slope {glue:text}`ch05_naive_time_slope_long:.1f` at long lengths.
@@ -1078,7 +1072,8 @@ print("a parameter of shape (n, n) exists:", n_by_n_parameter)
 # $O(n^2)$ memory per head and layer, kept for the backward pass in training
 # ({ref}`ch05-cost`). The pitfall: that memory is *activations*, not parameters. The
 # projections, $4 d_{\text{model}}^2$ numbers per layer, do not depend on $n$; the source
-# text wrongly blames "storing many weight matrices" ({ref}`ch05-memory`). Measured, naive
+# text wrongly blames "storing many weight matrices" ({ref}`E6 <errata-e6>`,
+# {ref}`ch05-memory`). Measured, naive
 # attention's peak memory grows with log-log slope 2 and matches $2 B H n^2 \times 4$
 # bytes ({ref}`ch05-measured`), and in wall-clock time attention can beat a GRU at short
 # lengths but its quadratic growth overtakes the GRU's linear growth eventually. The
