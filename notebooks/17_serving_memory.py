@@ -121,6 +121,13 @@ glue("ch17_llama3_70b_128k_gib", per_token["Llama 3 70B"] * 2**17 / 2**30, displ
 glue("ch17_llama2_7b_kib", per_token["Llama 2 7B"] / 1024, display=False)
 glue("ch17_dsv3_kib", per_token["DeepSeek-V3"] / 1024, display=False)
 glue("ch17_dsv3_vs_70b", per_token["Llama 3 70B"] / per_token["DeepSeek-V3"], display=False)
+v2 = llm.PUBLISHED["DeepSeek-V2"]
+v2_per_layer = llm.kv_cache_elements_per_token(v2) // v2.num_layers
+v2_as_mha = 2 * v2.num_heads * 128  # MHA over the same 128 heads of width d_h = 128
+assert (v2_per_layer, v2_as_mha) == (576, 32768), (
+    f"claim no longer holds: 'DeepSeek-V2: 576 numbers per token and layer, MHA 32,768' "
+    f"({v2_per_layer}, {v2_as_mha})"
+)
 assert per_token["Llama 3 8B"] == 128 * 1024, "claim no longer holds: 'Llama 3 8B: 128 KiB'"
 for accelerator in (80e9, 80 * 2**30):  # "80 GB", read as decimal or binary gigabytes
     share = per_token["Llama 3 70B"] * 2**17 / accelerator
@@ -168,8 +175,8 @@ assert per_token["Llama 2 7B"] == 4 * per_token["Llama 3 8B"], (
 #
 # ### Absorbing the up-projections
 #
-# Rebuilding $H$ keys and values for every cached token at every step would cost more
-# arithmetic than the cache saves. It is not needed. The score of query $t$ with key $j$
+# Rebuilding $H$ keys and values for every cached token at every step would multiply the
+# arithmetic of a decoding step (we count it below). It is not needed. The score of query $t$ with key $j$
 # in head $i$ is
 #
 # $$
@@ -182,7 +189,7 @@ assert per_token["Llama 2 7B"] == 4 * per_token["Llama 3 8B"], (
 # $\sum_j p_{tj}\, W_{UV,i}\, c_j = W_{UV,i} \sum_j p_{tj}\, c_j$, so the weighted sum is
 # taken over latents and $W_{UV,i}$ (which can be folded further into the output
 # projection) is applied once. Attention then runs in the latent space, like multi-query
-# attention with one shared key/value "head" of size $d_c$.
+# attention with one shared key/value "head" of size $d_c$ (plus the rotary part below).
 #
 # ### Why the rotary part is decoupled
 #
@@ -389,7 +396,7 @@ glue("ch17_paged_diff", paged_diff, display=False)
 # The block tables are scattered over the pool, block ids reused after request 1 left,
 # and the attention equals the contiguous one to {glue:text}`ch17_paged_diff:.0e`. (Here
 # the blocks are gathered into a contiguous view before attending; vLLM's kernels read
-# them in place, which gives the same numbers without the copy.)
+# them in place, which computes the same attention, up to rounding, without the copy.)
 #
 # ### How much memory paging saves: a simulated request mix
 #
