@@ -37,7 +37,7 @@
 # configuration, derive MLA's absorbed form and say why its rotary part must be decoupled,
 # and explain where a contiguous cache wastes memory and how paging removes the waste.
 # Every number below is computed in this chapter; the model configurations are quoted from
-# their papers, each cited where it is used.
+# their papers (one from its configuration file), each cited where it is used.
 
 # %%
 
@@ -121,10 +121,19 @@ glue("ch17_llama3_70b_128k_gib", per_token["Llama 3 70B"] * 2**17 / 2**30, displ
 glue("ch17_llama2_7b_kib", per_token["Llama 2 7B"] / 1024, display=False)
 glue("ch17_dsv3_kib", per_token["DeepSeek-V3"] / 1024, display=False)
 glue("ch17_dsv3_vs_70b", per_token["Llama 3 70B"] / per_token["DeepSeek-V3"], display=False)
-assert per_token["Llama 3 8B"] == 128 * 1024, "claim no longer holds: 'Llama 3 8B: 128 KiB'"
-assert per_token["Llama 3 70B"] * 2**17 > 0.5 * 80e9, (
-    "claim no longer holds: '128k tokens of Llama 3 70B: more than half of 80 GB'"
+v2 = llm.PUBLISHED["DeepSeek-V2"]
+v2_per_layer = llm.kv_cache_elements_per_token(v2) // v2.num_layers
+v2_as_mha = 2 * v2.num_heads * 128  # MHA over the same 128 heads of width d_h = 128
+assert (v2_per_layer, v2_as_mha) == (576, 32768), (
+    f"claim no longer holds: 'DeepSeek-V2: 576 numbers per token and layer, MHA 32,768' "
+    f"({v2_per_layer}, {v2_as_mha})"
 )
+assert per_token["Llama 3 8B"] == 128 * 1024, "claim no longer holds: 'Llama 3 8B: 128 KiB'"
+for accelerator in (80e9, 80 * 2**30):  # "80 GB", read as decimal or binary gigabytes
+    share = per_token["Llama 3 70B"] * 2**17 / accelerator
+    assert 0.45 < share < 0.55, (
+        f"claim no longer holds: '128k tokens of Llama 3 70B: about half of 80 GB' ({share:.0%})"
+    )
 assert per_token["Llama 2 7B"] == 4 * per_token["Llama 3 8B"], (
     "claim no longer holds: 'Llama 2 7B keeps four times as much as Llama 3 8B'"
 )
@@ -139,7 +148,7 @@ assert per_token["Llama 2 7B"] == 4 * per_token["Llama 3 8B"], (
 # Read the table as a server would. Llama 3 8B keeps {glue:text}`ch17_llama3_8b_kib:.0f`
 # KiB per token; its predecessor Llama 2 7B, with every head stored, kept
 # {glue:text}`ch17_llama2_7b_kib:.0f` KiB. One 128k-token request to Llama 3 70B holds
-# {glue:text}`ch17_llama3_70b_128k_gib:.0f` GiB of cache, more than half the memory of an
+# {glue:text}`ch17_llama3_70b_128k_gib:.0f` GiB of cache, about half the memory of an
 # 80 GB accelerator, before a single weight is counted. DeepSeek-V3, a much larger model, keeps
 # {glue:text}`ch17_dsv3_kib:.1f` KiB per token, {glue:text}`ch17_dsv3_vs_70b:.1f` times
 # less than Llama 3 70B. How it does that is the next section.
@@ -166,8 +175,8 @@ assert per_token["Llama 2 7B"] == 4 * per_token["Llama 3 8B"], (
 #
 # ### Absorbing the up-projections
 #
-# Rebuilding $H$ keys and values for every cached token at every step would cost more
-# arithmetic than the cache saves. It is not needed. The score of query $t$ with key $j$
+# Rebuilding $H$ keys and values for every cached token at every step would multiply the
+# arithmetic of a decoding step (we count it below). It is not needed. The score of query $t$ with key $j$
 # in head $i$ is
 #
 # $$
@@ -180,7 +189,7 @@ assert per_token["Llama 2 7B"] == 4 * per_token["Llama 3 8B"], (
 # $\sum_j p_{tj}\, W_{UV,i}\, c_j = W_{UV,i} \sum_j p_{tj}\, c_j$, so the weighted sum is
 # taken over latents and $W_{UV,i}$ (which can be folded further into the output
 # projection) is applied once. Attention then runs in the latent space, like multi-query
-# attention with one shared key/value "head" of size $d_c$.
+# attention with one shared key/value "head" of size $d_c$ (plus the rotary part below).
 #
 # ### Why the rotary part is decoupled
 #
@@ -281,6 +290,13 @@ print(f"one decoding step, 1,024 cached tokens: explicit {flops[False]:,} FLOPs,
 assert saving > 4, (
     f"claim no longer holds: 'absorption saves several times the work' ({saving:.1f}x)"
 )
+T_step = 1024 + 1  # the cached tokens and the new one
+rebuild = 2 * (2 * T_step * d_c * H * d_h)  # FLOPs of up-projecting T keys and T values
+explained = (flops[False] - flops[True]) / rebuild
+assert 0.9 < explained < 1.1, (
+    f"claim no longer holds: 'the saving is the rebuilding of keys and values' ({explained:.1%})"
+)
+glue("ch17_rebuild_share", explained, display=False)
 glue("ch17_absorb_saving", saving, display=False)
 glue("ch17_flops_explicit", flops[False], display=False)
 glue("ch17_flops_absorbed", flops[True], display=False)
@@ -289,8 +305,11 @@ glue("ch17_flops_absorbed", flops[True], display=False)
 # Absorbed, the step costs {glue:text}`ch17_absorb_saving:.1f` times fewer operations
 # ({glue:text}`ch17_flops_absorbed:,` instead of {glue:text}`ch17_flops_explicit:,`),
 # because the $2 \cdot T \cdot d_c \cdot H d_h$ multiply-adds of rebuilding keys and values
-# are gone. In training, where every query needs every key anyway, the explicit form is
-# the natural one; at inference the absorbed form is used.
+# ($T = 1{,}025$ with the new token) are gone: they account for
+# {glue:text}`ch17_rebuild_share:.0%` of the difference, the rest being the slightly wider
+# scores and weighted sums over latents of size $d_c$ instead of $d_h + d_r$. In training,
+# where every query needs every key anyway, the explicit form is the natural one; at
+# inference the absorbed form is used.
 #
 # What MLA gives up is not obvious from the cache alone: its keys live in a
 # $d_c$-dimensional subspace. DeepSeek-V2 reports that MLA performed better than
@@ -341,6 +360,7 @@ def grow(seq: int, n: int) -> None:
 for _step in range(6):  # requests 0, 1, 2 grow in turns
     for seq, n in ((0, 3), (1, 2), (2, 1)):
         grow(seq, n)
+freed_blocks = list(pool.tables[1])
 pool.free(1)  # request 1 finishes: its blocks go back to the pool
 for _step in range(4):
     grow(3, 3)
@@ -362,22 +382,28 @@ print(f"max |paged - contiguous| = {paged_diff:.1e}")
 assert paged_diff < 1e-12, (
     f"claim no longer holds: 'paged attention equals contiguous' ({paged_diff:.1e})"
 )
-assert pool.slots_wasted() < block * len(seqs), (
-    "claim no longer holds: 'only last blocks are partly empty'"
-)
+for seq in seqs:
+    empty = len(pool.tables[seq]) * block - pool.lengths[seq]
+    assert 0 <= empty < block, (
+        f"claim no longer holds: 'only last blocks are partly empty' (request {seq}: {empty})"
+    )
+reused = set(pool.tables[3]) & set(freed_blocks)
+assert reused, "claim no longer holds: 'block ids reused after request 1 left'"
+
 glue("ch17_paged_diff", paged_diff, display=False)
 
 # %% [markdown]
 # The block tables are scattered over the pool, block ids reused after request 1 left,
 # and the attention equals the contiguous one to {glue:text}`ch17_paged_diff:.0e`. (Here
 # the blocks are gathered into a contiguous view before attending; vLLM's kernels read
-# them in place, which gives the same numbers without the copy.)
+# them in place, which computes the same attention, up to rounding, without the copy.)
 #
 # ### How much memory paging saves: a simulated request mix
 #
 # How much is saved depends on the requests. We simulate a mix: prompt and output lengths
-# drawn from log-normal distributions (long-tailed, as chat traffic is), a maximum length
-# of 2,048 tokens, and count, at the moment every request is halfway through its output,
+# drawn from log-normal distributions (long-tailed: most requests short, a few long), a
+# maximum length of 2,048 tokens, and count, at the moment every request is halfway
+# through its output,
 #
 # - **contiguous, reserved for the maximum**: each request holds 2,048 slots;
 # - **paged**, blocks of 16: each request holds $\lceil \text{length} / 16 \rceil$ blocks.
@@ -451,7 +477,8 @@ plt.show()
 # ## Summary
 #
 # - The key/value cache of a decoder holds $L \cdot 2 \cdot H_{kv} \cdot d_{\text{head}}$
-#   numbers per token; at serving time it, not the arithmetic, limits batch and context.
+#   numbers per token; at serving time its memory, more than the arithmetic, limits batch
+#   and context (the premise of the vLLM paper {cite:p}`kwon2023efficient`).
 #   One function computes it for any layout, checked against a real cache.
 # - Grouped- and multi-query attention divide it by $H / H_{kv}$ by sharing heads
 #   ({ref}`chapter 2 <ch02-gqa>`).

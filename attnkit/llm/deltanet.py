@@ -137,9 +137,11 @@ def delta_rule_chunkwise(
             log_g = log_alpha[:, :, sl].cumsum(-1)  # (B, H, c)
             g = log_g.exp()[..., None]
             diff = log_g[..., :, None] - log_g[..., None, :]  # log(g_i / g_j), (B, H, c, c)
-            D = diff.masked_fill(~torch.ones(c, c, dtype=torch.bool).tril(), float("-inf")).exp()
+            D = diff.masked_fill(
+                ~torch.ones(c, c, dtype=torch.bool, device=q.device).tril(), float("-inf")
+            ).exp()
         KK = K @ K.transpose(-2, -1)  # (B, H, c, c)
-        eye = torch.eye(c, dtype=q.dtype)
+        eye = torch.eye(c, dtype=q.dtype, device=q.device)
         A_w = eye + b * KK.tril(-1)  # unit lower triangular
         A_u = eye + b * (KK * D).tril(-1)
         W = torch.linalg.solve_triangular(A_w, b * K, upper=False, unitriangular=True)

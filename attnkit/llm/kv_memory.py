@@ -106,7 +106,7 @@ PUBLISHED: dict[str, KVLayout] = {
         KVLayout(
             "Llama 2 7B", 32, "mha", 32, head_dim=128,
             source="config.json of meta-llama/Llama-2-7b-hf (Touvron et al. 2023, Llama 2: "
-            "GQA only for 34B and 70B, section 2.2)",
+            "GQA only for 34B and 70B, table 1)",
         ),
         KVLayout(
             "Mistral 7B", 32, "gqa", 32, head_dim=128, num_kv_heads=8,
@@ -122,7 +122,7 @@ PUBLISHED: dict[str, KVLayout] = {
         ),
         KVLayout(
             "DeepSeek-V2", 60, "mla", 128, latent_dim=512, rope_dim=64,
-            source="DeepSeek-AI 2024, DeepSeek-V2, section 3.1.1 (model hyper-parameters)",
+            source="DeepSeek-AI 2024, DeepSeek-V2, section 3.1 (model hyper-parameters)",
         ),
         KVLayout(
             "DeepSeek-V3", 61, "mla", 128, latent_dim=512, rope_dim=64,

@@ -196,8 +196,9 @@ def paged_attention(
     k = k_pool[block_table].transpose(1, 2).flatten(2, 3)  # (B, H_kv, max_blocks * bs, D)
     v = v_pool[block_table].transpose(1, 2).flatten(2, 3)
     n = k.shape[2]
-    pos = torch.arange(n)  # (n,)
-    q_pos = lengths[:, None] - T_q + torch.arange(T_q)  # (B, T_q): absolute query positions
+    lengths = lengths.to(q.device)
+    pos = torch.arange(n, device=q.device)  # (n,)
+    q_pos = lengths[:, None] - T_q + torch.arange(T_q, device=q.device)  # (B, T_q)
     mask = pos[None, None, :] <= q_pos[:, :, None]  # (B, T_q, n): causal, and < length
     k, v = repeat_kv(k, H // H_kv), repeat_kv(v, H // H_kv)  # (B, H, n, D)
     return scaled_dot_product_attention(q, k, v, mask[:, None], scale=scale)  # type: ignore[return-value]

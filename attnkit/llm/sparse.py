@@ -112,8 +112,8 @@ def topk_sparse_attention(
     K = int(counts.max())
     # indices of the selected keys, padded with the last one and masked below
     idx = torch.sort(selected.to(torch.int8), dim=-1, descending=True, stable=True).indices[..., :K]
-    valid = torch.arange(K) < counts[..., None]  # (B, T, K)
-    batch = torch.arange(B)[:, None, None]
+    valid = torch.arange(K, device=q.device) < counts[..., None]  # (B, T, K)
+    batch = torch.arange(B, device=q.device)[:, None, None]
     k_sel, v_sel = k[batch, idx], v[batch, idx]  # (B, T, K, D), (B, T, K, D_v)
     scores = torch.einsum("bhtd,btkd->bhtk", q, k_sel) / D**0.5  # (B, H, T, K)
     weights = torch.softmax(scores.masked_fill(~valid[:, None], float("-inf")), dim=-1)
@@ -139,8 +139,8 @@ def nsa_masks(
     window = check_positive_int(window, "window")
     B, _, T, D = q.shape
     n_blocks = T // block_size
-    t = torch.arange(T)
-    block_end = torch.arange(n_blocks) * block_size + block_size - 1
+    t = torch.arange(T, device=q.device)
+    block_end = torch.arange(n_blocks, device=q.device) * block_size + block_size - 1
     compressed = (block_end[None, :] <= t[:, None]).expand(B, T, n_blocks)  # (B, T, nb)
     k_cmp = k[:, :, : n_blocks * block_size].unflatten(2, (n_blocks, block_size)).mean(3)
     p_cmp = torch.softmax(
@@ -148,19 +148,19 @@ def nsa_masks(
         dim=-1,
     ).nan_to_num(0.0)  # (B, H, T, nb); rows with no complete block are all 0
     importance = p_cmp.sum(1).masked_fill(~compressed, float("-inf"))  # (B, T, nb)
-    chosen = torch.zeros(B, T, n_blocks + 1, dtype=torch.bool)
+    chosen = torch.zeros(B, T, n_blocks + 1, dtype=torch.bool, device=q.device)
     if n_blocks and top_blocks:
         order = torch.sort(importance, dim=-1, descending=True, stable=True).indices
         order = order[..., : min(top_blocks, n_blocks)]
-        chosen[..., :n_blocks] = torch.zeros(B, T, n_blocks, dtype=torch.bool).scatter(
-            -1, order, True
-        )
+        chosen[..., :n_blocks] = torch.zeros(
+            B, T, n_blocks, dtype=torch.bool, device=q.device
+        ).scatter(-1, order, True)
         chosen[..., :n_blocks] &= compressed
     own = t // block_size  # (T,) each query's own block (may be incomplete)
     chosen[:, t, own] = True
     token_block = t // block_size  # (T,)
-    selected = chosen[..., token_block] & causal_mask(T)  # (B, T, T)
-    windowed = causal_mask(T) & ((t[:, None] - t[None, :]) < window)
+    selected = chosen[..., token_block] & causal_mask(T, device=q.device)  # (B, T, T)
+    windowed = causal_mask(T, device=q.device) & ((t[:, None] - t[None, :]) < window)
     return compressed, selected, windowed
 
 

@@ -1,9 +1,10 @@
 """Changes to softmax attention in 2023-2025 language models, as small functions and one
 configurable causal self-attention layer.
 
-- **QK-norm** (Dehghani et al. 2023, ViT-22B; RMSNorm per head in OLMo 2, Qwen3 and
-  Gemma 3): normalise each query and key before the dot product, so the logits cannot grow
-  with the norms of ``q`` and ``k`` (the failure the 1/sqrt(d_k) argument of chapter 1
+- **QK-norm** (Dehghani et al. 2023, ViT-22B, with LayerNorm; RMSNorm over the whole
+  query/key projection in OLMo 2, per head in Qwen3 and Gemma 3, and per head here):
+  normalise each query and key before the dot product, so the logits cannot grow with the
+  norms of ``q`` and ``k`` (the failure the 1/sqrt(d_k) argument of chapter 1
   does not cover once ``q`` and ``k`` are trained and correlated).
 - **Logit soft-capping** (Gemma Team 2024, Gemma 2): ``cap * tanh(s / cap)`` bounds every
   logit smoothly to ``(-cap, cap)`` (Gemma 2 uses ``cap = 50`` in attention).
@@ -69,9 +70,9 @@ def sigmoid_attention(
 ) -> torch.Tensor:
     """``sigmoid(q k^T / sqrt(d_k) + bias) v`` with masked (bool ``False``) weights set to 0.
 
-    ``bias`` defaults to ``-log(n_k)`` (Ramapuram et al. 2024, section 3.2), which keeps the
-    initial sum of a row near ``1``. Shapes as :func:`attnkit.scaled_dot_product_attention`;
-    only bool masks.
+    ``bias`` defaults to ``-log(n_k)``, the bias Ramapuram et al. 2024 recommend, which
+    keeps the initial sum of a row near ``1``. Shapes as
+    :func:`attnkit.scaled_dot_product_attention`; only bool masks.
     """
     batch = check_qkv(q, k, v)
     n_q, n_k = q.shape[-2], k.shape[-2]
