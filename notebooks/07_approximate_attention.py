@@ -1457,7 +1457,7 @@ for name in bench.METHODS:
 # (ch07-seed)=
 # ## What the seed gets right and wrong
 #
-# The seed's section on improved algorithms (lines 187 to 218) lists four families with a
+# The seed's section on improved algorithms (lines 187 to 219) lists four families with a
 # strength and a weakness each, and one example (its outlook's "more efficient
 # self-attention", line 139, is discussed in chapter 6, {ref}`ch06-seed`). Claim by claim:
 #
@@ -1544,7 +1544,7 @@ for module in (local_module, longformer_module, bigbird_module, blocksparse_modu
 # **The example, $O(1000^2) \to O(\sqrt{1000}^2) = O(10^3)$.** *Wrong*: erratum E14, in
 # the box of section {ref}`ch07-seed-example`.
 #
-# **The conclusion (line 218): the choice depends on the task and the data.** *Right*, and
+# **The conclusion (line 219): the choice depends on the task and the data.** *Right*, and
 # this chapter shows how to make it rather than guess: measure the cost on the target
 # hardware at the target length (section {ref}`ch07-measured`), check what the pattern can
 # reach in the model's depth (section {ref}`ch07-sparse`), and test accuracy on a task that
@@ -1559,7 +1559,7 @@ for module in (local_module, longformer_module, bigbird_module, blocksparse_modu
 # - Sparse patterns are exact softmax over fewer keys: a window costs $O(n w d)$ but needs
 #   $\lceil (n-1)/w \rceil$ layers to connect a sequence; strided columns or global tokens
 #   connect every pair in two layers.
-# - Linformer's cost is $O(n k d)$ for a fixed $k$, not "$O(\sqrt n^2)$"; its attention has
+# - Linformer's cost is $O(n k d)$ for a fixed $k$ (linear in $n$); its attention has
 #   rank at most $k$, which suits diffuse attention and fails sharp attention; it cannot be
 #   causal and cannot exclude padding.
 # - Kernel attention is linear by associativity; causal linear attention is an RNN with a
@@ -1606,8 +1606,8 @@ for module in (local_module, longformer_module, bigbird_module, blocksparse_modu
 # (Longformer: window plus global tokens; BigBird: window, global and random blocks) add
 # long-range links, so that any two positions connect within two layers
 # ({ref}`ch07-sparse`). *Low-rank* Linformer projects the keys and values along the
-# sequence to $k$ rows, $O(nkd)$ for a fixed $k$ (not the source text's
-# "$O(\sqrt{n}^2)$"); its attention has rank at most $k$, suits diffuse and fails sharp
+# sequence to $k$ rows, $O(nkd)$ for a fixed $k$, with an $n \times k$ attention matrix;
+# its attention has rank at most $k$, suits diffuse and fails sharp
 # attention, needs a fixed length and cannot be causal ({ref}`ch07-lowrank`). *Kernel*
 # methods replace $\exp(q^\top k)$ by $\phi(q)^\top \phi(k)$ and use associativity for
 # linear time; causal linear attention is an RNN, and the Performer's random features are
