@@ -214,8 +214,6 @@ glue("ch06_intensity_tiled_4k", intensity_tiled, display=False)
 #
 # ### The online softmax
 #
-# % TODO(lead): link chapter 1 with {ref}`ch01-stable-softmax` once that label is on main.
-#
 # Take one query and its scaled scores $s_1, \dots, s_n$ against the keys. Its output is
 #
 # $$
@@ -223,7 +221,8 @@ glue("ch06_intensity_tiled_4k", intensity_tiled, display=False)
 # $$
 #
 # In code the row maximum $m = \max_j s_j$ is subtracted from every score before `exp`,
-# which changes nothing and prevents overflow (the numerically stable softmax of chapter 1).
+# which changes nothing and prevents overflow (the numerically stable softmax of chapter 1,
+# {ref}`ch01-stable-softmax`).
 # Computed that way, the scores are read three times: to find $m$, to sum the
 # exponentials, to weight the values. The
 # **online softmax** {cite:p}`milakov2018online` needs one pass. Read the keys in blocks
