@@ -1087,8 +1087,9 @@ print(f"{len(facts)} figures checked against {BENCH_JSON.name} and glued into th
 #   ({glue:text}`ch07_bench_linformer_slope_to_8k:.2f`), then
 #   {glue:text}`ch07_bench_linformer_8k_to_32k:.0f` times slower for 4 times the length from
 #   $8192$ to $32\,768$, so that at $32\,768$ local attention is faster than it. Its FLOPs,
-#   $8 n k d$, stay linear in $n$, so the jump comes from how this machine handled the
-#   larger operands, not from the algorithm. But cheap is not the same as
+#   $8 n k d$, stay linear in $n$, so the jump is not in the algorithm's arithmetic but in
+#   how this machine ran the larger operands (the benchmark does not say which effect:
+#   caches, memory bandwidth or the matrix-product kernel). But cheap is not the same as
 #   good: Linformer and the Performer approximate a different function than the one they
 #   replace (sections {ref}`ch07-lowrank` and {ref}`ch07-kernel`), and linear attention *is*
 #   a different function.
@@ -1257,6 +1258,12 @@ print(f"ceiling on this test set ({recipe.test_size} examples): {ceiling_test:.3
 # %%
 print(recipe)
 print(f"{recipe.steps} training steps in all; methods: {len(RETRIEVAL_METHODS)}")
+model_size = (recipe.num_layers, recipe.d_model, recipe.num_heads, recipe.batch_size)
+assert model_size == (2, 32, 2, 8) and len(RETRIEVAL_METHODS) == 8, (
+    "claim no longer holds: 'this small model (2 layers, d_model = 32, 2 heads of width 16,"
+    f" a batch of 8)', eight methods (recipe: layers, width, heads, batch = {model_size};"
+    f" {len(RETRIEVAL_METHODS)} methods)"
+)
 
 # %% [markdown]
 # Now we train every method with this recipe. Each progress bar is one method.
@@ -1450,10 +1457,12 @@ for name in bench.METHODS:
 # are separated by what they make easy to learn.
 #
 # The cost columns are not the forward benchmark of section {ref}`ch07-measured`: they
-# time one training step (forward and backward) of this small model ($d_{\text{model}} =
-# 32$, 2 heads of width 16, a batch of 8) at $n = 1024$, once, on the machine that built
-# this page. There, {glue:text}`ch07_slower_than_full` took longer per step than fused full
-# attention, and {glue:text}`ch07_more_memory_than_full` needed more memory. At this
+# time one training step (forward and backward) of this small model (2 layers,
+# $d_{\text{model}} = 32$, 2 heads of width 16, a batch of 8) at $n = 1024$, once, on the
+# machine that built this page. One measurement on a shared machine is noisy (two builds
+# of this page can time the same method's step quite differently), so read only large
+# differences. There, {glue:text}`ch07_slower_than_full` took longer per step than
+# fused full attention, and {glue:text}`ch07_more_memory_than_full` needed more memory. At this
 # length and width, exact fused attention is the baseline to beat on cost as well as on
 # accuracy.
 
