@@ -176,7 +176,8 @@ print(f"exp(q.k) = {exact:.3f}, estimated within 2%: {abs(estimate / exact - 1) 
 # - **window**: $|i - j| \le (\text{num_window_blocks} - 1) / 2$ (`num_window_blocks` is
 #   odd: the block itself and as many neighbours on each side);
 # - **global**: the first `num_global_blocks` blocks attend to every block (their *rows*
-#   are all `True`) and every block attends to them (their *columns* are all `True`);
+#   are all `True`) and every block attends to them (their *columns* are all `True`); if
+#   `num_global_blocks` is at least `n_blocks`, every block is global;
 # - **random**: `random_blocks[i]` is a list of key blocks that query block `i` also
 #   attends to (in BigBird they are drawn at random; here they are given, so that the
 #   answer is deterministic). It has one list per query block, possibly empty.
@@ -251,7 +252,7 @@ print("earlier outputs unchanged:", torch.allclose(changed[..., :-1, :], out[...
 # %% [markdown]
 # ## Done?
 #
-# Run `python -m attnkit.grade 07`. Then look back at chapter 7: exercises 1, 2 and 4 are
-# the ways of making attention cheaper by computing fewer scores or fewer rows of them,
-# exercise 3 estimates the softmax itself, and exercise 5 is a recurrent network hiding
-# inside attention.
+# Run `python -m attnkit.grade 07`. Then look back at chapter 7: exercises 1 and 4 make
+# attention cheaper by computing only the scores a pattern allows, exercise 2 by scoring
+# every query against $k$ projected keys instead of $n$, exercise 3 estimates the softmax
+# itself, and exercise 5 is a recurrent network hiding inside attention.
