@@ -28,8 +28,9 @@
 # :class: seed-erratum
 # The seed says: 「自注意力权重通常难以解释，因为它们是在训练过程中自动学习的」
 # **Correction:** attention weights are not learned parameters but computed afresh for
-# every input; they are a poor explanation because a weight on a position is not the
-# contribution of the word there. Entry: {ref}`errata-e7`; evidence: {ref}`ch13-truth`.
+# every input; they can be a poor explanation because a weight on a position is not, in
+# general, the contribution of the word there (how poor is measured in this chapter).
+# Entry: {ref}`errata-e7`; evidence: {ref}`ch13-truth`.
 # ```
 #
 # Attention weights are not hard to *read*: each row is a probability distribution

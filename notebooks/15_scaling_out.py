@@ -52,6 +52,7 @@
 # %%
 import inspect
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -338,8 +339,8 @@ glue("ch15_ring_bytes_factor_8", float(ring_factor_8), display=False)
 # reference. Both modes draw the same global batch at every step from a generator with the
 # same seed (`akd.global_batches`, chapter 4's sampler), and each rank trains on its
 # contiguous shard (`akd.shard_rows`). The initial weights are seeded identically, and DDP
-# broadcasts rank 0's anyway. Each process uses one thread, so that two processes share
-# the machine's two cores. `akd.launch` runs the command in a subprocess (with a free
+# broadcasts rank 0's anyway. Each process uses one thread, so that two processes need
+# only two cores. `akd.launch` runs the command in a subprocess (with a free
 # local port for the rendezvous and `GLOO_SOCKET_IFNAME=lo`, so that gloo needs only the
 # loopback interface, no network) and returns the JSON.
 #
@@ -440,8 +441,8 @@ glue("ch15_final_loss", float(reference[-1]), display=False)
 # Now the honest part. Each run also recorded the wall-clock time of every step on every
 # rank, and the launcher the wall-clock time of the whole run, start-up included. These are
 # times, not facts of the algorithm: they depend on the machine and on what else runs on
-# it. (When this book is built, another chapter runs on the machine's other core at the
-# same time, so the two DDP processes share two cores with a third busy process.)
+# it. (When this book is built, other chapters run side by side with this one, by default
+# one per core, so the DDP processes share the cores with other busy processes.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -457,11 +458,13 @@ print(f"median step of 1 process / median step of 2 processes: {speedup:.2f} (id
 glue("ch15_step_ms_1proc", step_ms["1 process"], display=False)
 glue("ch15_step_ms_ddp2", step_ms["2 processes (DDP)"], display=False)
 glue("ch15_step_speedup_ddp2", speedup, display=False)
+glue("ch15_cpu_count", os.cpu_count(), display=False)
 glue("ch15_wall_s_1proc", float(runs["1 process"]["wall_seconds"]), display=False)
 glue("ch15_wall_s_ddp2", float(runs["2 processes (DDP)"]["wall_seconds"]), display=False)
 
 # %% [markdown]
-# On the machine that built this page, the median step took
+# On the machine that built this page ({glue:text}`ch15_cpu_count` CPU cores, shared with
+# the other chapters being built), the median step took
 # {glue:text}`ch15_step_ms_1proc:.1f` ms in one process and
 # {glue:text}`ch15_step_ms_ddp2:.1f` ms in each of two: a step speed-up of
 # {glue:text}`ch15_step_speedup_ddp2:.2f`, where each DDP process computes half the batch
@@ -470,14 +473,14 @@ glue("ch15_wall_s_ddp2", float(runs["2 processes (DDP)"]["wall_seconds"]), displ
 # {glue:text}`ch15_wall_s_ddp2:.1f` s with two. (Read the medians: a rank's mean includes
 # the first step and any step during which something else ran on the machine.) Take these
 # figures as one observation of a shared machine, not as a property of DDP: the runs
-# follow one another instead of taking turns, so whatever else runs on the two cores
+# follow one another instead of taking turns, so whatever else runs on the cores
 # during one run and not during another moves the ratio either way. Whatever the ratio, a
 # model this tiny pays costs that a large one hides: the fixed costs of a step, the
 # optimizer update and gradient clipping, which every rank repeats in full, the all-reduce
 # through gloo (which goes through the operating system's network stack even on one
 # machine) and the all-reduce of the logged loss; the competition of the processes for
-# two cores, with each other and with everything else running (four processes on two
-# cores are simply oversubscribed); and the start-up, which costs seconds: `torchrun`, one
+# the cores, with each other and with everything else running (four processes on fewer
+# than four free cores are simply oversubscribed); and the start-up, which costs seconds: `torchrun`, one
 # Python interpreter per process importing torch, and the rendezvous.
 #
 # None of this is what data parallelism is for. It pays off when each device is a separate
@@ -673,11 +676,11 @@ assert err < 1e-12, (
 #   all-reduce sends $2 (N - 1) / N$ times the gradient size per device, the optimum
 #   ({ref}`ch15-ring`).
 # - Measured here: two gloo processes and four reproduce single-process training to float32
-#   rounding (losses within $10^{-5}$ relative). On the two CPU cores that built this page
-#   the median step of two processes was {glue:text}`ch15_step_speedup_ddp2:.2f` times as
+#   rounding (losses within $10^{-5}$ relative). On the shared CPU cores that built this
+#   page the median step of two processes was {glue:text}`ch15_step_speedup_ddp2:.2f` times as
 #   fast as one process's, against an ideal of 2, and the whole run, start-up included,
 #   took {glue:text}`ch15_wall_s_ddp2:.1f` s against {glue:text}`ch15_wall_s_1proc:.1f` s.
-#   For a model this small on two shared cores, such times depend on what else runs;
+#   For a model this small on shared cores, such times depend on what else runs;
 #   fixed costs, contention and start-up weigh on them as much as the arithmetic
 #   ({ref}`ch15-run`).
 # - Beyond: NCCL and `torchrun --nnodes` for many GPUs; the linear scaling rule with
@@ -723,7 +726,7 @@ assert err < 1e-12, (
 # overlapping communication with computation, and a ring all-reduce sends $2(N-1)/N$ times
 # the gradient size per device, almost independent of $N$ ({ref}`ch15-ddp`,
 # {ref}`ch15-ring`). The chapter's two- and four-process runs reproduce single-process
-# training to float32 rounding; on the two shared CPU cores that built this page, and a
+# training to float32 rounding; on the shared CPU cores that built this page, and a
 # model this small, two processes made a step {glue:text}`ch15_step_speedup_ddp2:.2f` times
 # as fast as one (ideal 2), a figure that fixed costs and contention for the cores can push
 # far from the ideal ({ref}`ch15-run`). Larger global batches need the

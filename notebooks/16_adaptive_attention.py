@@ -572,7 +572,7 @@ glue("ch16_time_ratio_512", float(time_ratio[512]), display=False)
 # The weights are a softmax of scores computed from the input, and a trained model's
 # weights are fitted to its task. The cell
 # below shows it for an ordinary, untrained causal layer: two inputs, two different sets of
-# weights, and yet every query of both looks at all of its $t + 1$ earlier keys: the
+# weights, and yet every query of both looks at all $t + 1$ keys up to its own: the
 # *weights* adapt, the *range* and the *cost* do not.
 
 # %%
@@ -597,7 +597,7 @@ assert change > 0.1, (
 assert (
     torch.equal(nonzero[0][0, 0], torch.arange(1, 65)) and torch.equal(nonzero[0], nonzero[1])
 ), (
-    "claim no longer holds: 'every query of both looks at all of its t + 1 earlier keys' "
+    "claim no longer holds: 'every query of both looks at all t + 1 keys up to its own' "
     f"(measured {nonzero[0][0, 0, [0, 31, 63]].tolist()} keys at t = 0, 31, 63; "
     f"{nonzero[1][0, 0, [0, 31, 63]].tolist()} for the second input)"
 )
