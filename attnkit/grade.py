@@ -481,7 +481,10 @@ def score(records: list[dict], notebook: dict | None) -> dict:
     if notebook is not None:
         cells = notebook["records"]
         checks_ok = sum(r["status"] == "passed" for r in cells if r["kind"] == "check-cell")
-        runs = bool(cells) and all(r["status"] == "passed" for r in cells if r["kind"] == "cell")
+        runs = bool(cells) and all(
+            r["status"] == "passed" if r["kind"] == "cell" else not r.get("raised", False)
+            for r in cells
+        )  # every cell ran without an exception (a check cell's output may still differ)
         passed += min(checks_ok, notebook["checks_matched"]) + runs
         total += notebook["checks_expected"] + 1
     percent = 100 if passed == total and total else math.floor(100 * passed / max(total, 1))

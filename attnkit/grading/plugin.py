@@ -218,6 +218,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         "status": status,
         "message": message,
     }
+    if kind == "check-cell" and excinfo is not None:
+        # an exception stopped the cell (as opposed to output that differs): the notebook
+        # did not run to its end
+        record["raised"] = str(excinfo.value).startswith("Cell execution caused an exception")
     if status == "failed" and kind == "test":
         _stop_timeout(item)  # replaying misconceptions is the grader's time, not the test's
         _note({"explain": item.nodeid})  # the grader's watchdog allows it its own budget
