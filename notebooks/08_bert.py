@@ -1171,8 +1171,8 @@ glue("ch08_world_scr_seen_max", max(scr[n]["seen"] for n in world_budgets), disp
 # :class: seed-erratum
 # The seed says: 「自注意力机制使得BERT能够同时考虑输入序列中的正向和反向信息」
 # **Correction:** GPT has the same self-attention and is unidirectional; BERT sees both
-# sides because its encoder drops the causal mask, which the masked-LM objective makes
-# trainable. Entry: {ref}`errata-e35`; evidence: {ref}`ch08-bidirectional`.
+# sides because its encoder has no causal mask (GPT's decoder has one), which the
+# masked-LM objective makes trainable. Entry: {ref}`errata-e35`; evidence: {ref}`ch08-bidirectional`.
 # ```
 #
 # ```{admonition} Seed erratum E24 · 与BERT的关系 (lines 321–337)

@@ -101,10 +101,11 @@ print("torch", torch.__version__, "| attnkit", ak.__version__)
 #    the word vectors are put in one sequence $[M; Z]$ of $N + T$ tokens, and ordinary
 #    self-attention runs over all of them. Image tokens and text tokens then share the
 #    same projections, and the *mask* decides who sees whom. With no mask (an encoder
-#    over both) attention goes both ways. Many recent vision-language models (LLaVA-style)
-#    instead feed projected image tokens as a prefix to a decoder-only language model
-#    under its ordinary causal mask: the text attends to the image, but the image
-#    tokens, which come first, cannot attend to any text after them. Image and text
+#    over both) attention goes both ways. Many recent vision-language models, LLaVA
+#    {cite:p}`liu2023visual` among them, instead feed projected image tokens as a prefix
+#    to a decoder-only language model under its ordinary causal mask: the text attends
+#    to the image, but the image tokens, which come first, cannot attend to any text
+#    after them. Image and text
 #    attend to each other in both directions there only with a **prefix-LM** mask, which
 #    lets every token of the prefix (the image and, say, a text prompt) see the whole
 #    prefix, and keeps the generated text causal (checked below).
@@ -764,10 +765,12 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5), (
 # ```{admonition} Seed erratum E11 · 发展趋势 (lines 141, 149)
 # :class: seed-erratum
 # The seed says: 「在图像描述生成任务中，自注意力机制可以同时考虑图像中的视觉信息和文本中的语言信息」
-# **Correction:** captioning models join the modalities with cross-attention (queries
-# from the words, keys and values from the image); self-attention works within each
-# modality, and a single stream of concatenated tokens is a different design whose mask
-# decides the direction. Entry: {ref}`errata-e11`; evidence: {ref}`ch10-designs`.
+# **Correction:** "self-attention" names one of three designs: many captioning models
+# join the modalities with cross-attention (queries from the words, keys and values from
+# the image), others run self-attention over concatenated image and text tokens, where
+# the mask decides who sees whom (under a decoder's causal mask the image cannot see the
+# text), and CLIP has no attention between them. Entry: {ref}`errata-e11`; evidence:
+# {ref}`ch10-designs`.
 # ```
 #
 # In this chapter's model cross-attention is the only path from the image to the words
@@ -850,10 +853,10 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5), (
 # tokens in every layer and lets the mask decide the direction: under the causal mask of
 # a decoder-only (LLaVA-style) model the image prefix cannot attend to the text after it,
 # and image and text attend to each other both ways only with a full or prefix-LM mask
-# ({ref}`ch10-cross-attention`, {ref}`ch10-prefix-lm`). And attention maps must be measured, not trusted: in the
-# chapter's digits-to-words model, which reads each digit right at least 93% of the
-# time, some kinds of digit words put less than chance of their cross-attention on their
-# own digit. A patch state is not its patch's pixels once the ViT encoder's
+# ({ref}`ch10-designs`, {ref}`the mask check <ch10-prefix-lm>`). And attention maps must
+# be measured, not trusted: in the chapter's digits-to-words model, which reads each
+# digit right at least 93% of the time, some kinds of digit words put less than chance of
+# their cross-attention on their own digit. A patch state is not its patch's pixels once the ViT encoder's
 # self-attention has mixed them, and a word's step also inherits, through the decoder's
 # self-attention, what earlier steps read; a map shows where a step reads, not where the
 # evidence is drawn ({ref}`ch10-maps`).

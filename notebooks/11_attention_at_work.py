@@ -35,9 +35,9 @@
 # applications is not one thing: a reader attends *within* its input (self-attention),
 # a translator or summarizer attends *from the output to the input* (cross-attention), and
 # a classifier may attend once more to *pool* its tokens. Second, attention is not magic:
-# on small, clean tasks a recurrent network is often just as good, and what decides is
-# whether the model can use word order and reach the right token, not the word
-# "attention".
+# on none of the three small, clean tasks below is the attention model ahead of the
+# recurrent one with every seed at the same number of steps, and a bag of words, which
+# ignores word order, fails where order decides.
 #
 # By the end of this chapter you should be able to
 #
@@ -273,9 +273,11 @@ for name, key in (("bag of words", "bow"), ("BiGRU", "gru"), ("Transformer", "tf
 # {glue:text}`ch11_sent_gru_test_min:.1%`); the Transformer gets most of it right but is
 # behind the GRU with every seed ({glue:text}`ch11_sent_tf_test:.1%` on average,
 # {glue:text}`ch11_sent_tf_test_min:.1%` to {glue:text}`ch11_sent_tf_test_max:.1%`). At
-# this budget, seeing the order matters and attention does not: the recurrent model,
-# whose recurrence gives it word order for free, learns the scope of a negation faster.
-# (With more steps the Transformer may catch up; that is not what was measured here.)
+# this budget, seeing the order matters and attention is not needed for it: the model
+# without attention is the one ahead. A plausible reason, not tested here, is that
+# recurrence gives the GRU word order for free, while the Transformer must learn to use
+# the positions added to its token embeddings. (With more steps the Transformer may catch
+# up; that is not what was measured here.)
 #
 # Does the attention pooling show where the Transformer "looks"? One might expect its
 # weights to concentrate on the deciding words (the sentiment word of the deciding clause,
@@ -312,8 +314,9 @@ with torch.no_grad():
 mass = (pool_all * decisive).sum(1).mean().item()
 share = (decisive.sum(1) / test_s[1].sum(1)).mean().item()
 print(f"pooling weight on the deciding words: {mass:.3f} (uniform weights would give {share:.3f})")
-assert mass < share and abs(mass - share) < 0.05, (
-    f"claim no longer holds: 'no more than uniform, within 0.05' ({mass:.3f}, {share:.3f})"
+assert mass < share, (
+    "claim no longer holds: 'the deciding words get less of the pooling weight than uniform"
+    f" weights would give them' (measured {mass:.3f}, uniform {share:.3f})"
 )
 glue("ch11_pool_mass", mass, display=False)
 glue("ch11_pool_share", share, display=False)
@@ -321,9 +324,10 @@ glue("ch11_pool_share", share, display=False)
 # %% [markdown]
 # They do not: the deciding words get {glue:text}`ch11_pool_mass:.3f` of the pooling
 # weight on average, less than uniform weights would give them
-# ({glue:text}`ch11_pool_share:.3f`; asserted: below it, and within 0.05). The decision is made earlier, inside the
-# self-attention layers, which mix the scope of a negation into every token's state; by
-# the time the pooling averages, each token already "knows" the sentence's polarity. The
+# ({glue:text}`ch11_pool_share:.3f`; asserted: below it), and the model is still right
+# on most sentences. So the pooling does not pick out the deciding words; what decides
+# must reach the pooled tokens through the self-attention layers below, which mix every
+# token's state with the others' (where exactly the decision forms was not measured). The
 # pooling weights are a view of the last step, not an explanation of the decision, which
 # is the caution of {cite:t}`jain2019attention` and {cite:t}`wiegreffe2019attention`
 # (chapter 13 takes it up).
@@ -506,6 +510,7 @@ plt.show()
 em_tf, em_gru = qa_em["Transformer"]["all"], qa_em["BiGRU"]["all"]
 qa_gap = em_tf.mean() - em_gru.mean()
 qa_tf_wins = int((em_tf > em_gru).sum())  # seeds where the Transformer reader is ahead
+assert (em_tf != em_gru).all(), f"expected no tie between the readers ({em_tf}, {em_gru})"
 assert 0 < qa_tf_wins < len(SEEDS), (
     "claim no longer holds: 'neither reader is ahead with every seed' (measured Transformer "
     f"{em_tf}, GRU {em_gru})"
@@ -535,18 +540,19 @@ glue("ch11_em_transformer", float(em_tf.mean()), display=False)
 glue("ch11_em_bigru", float(em_gru.mean()), display=False)
 
 # %% [markdown]
-# Three seeds change the picture that one run gave. After the same
+# The three seeds do not agree on a winner. After the same
 # {glue:text}`ch11_qa_steps` steps the GRU reader is stable, from
 # {glue:text}`ch11_qa_gru_min:.1f` to {glue:text}`ch11_qa_gru_max:.1f`% exact match
 # (mean {glue:text}`ch11_em_bigru:.1f`%), while the Transformer reader depends on the
 # seed: from {glue:text}`ch11_qa_tf_min:.1f` to {glue:text}`ch11_qa_tf_max:.1f`% (mean
 # {glue:text}`ch11_em_transformer:.1f`%; asserted: a spread of more than 20 points against
 # less than 10). It is ahead of the GRU with {glue:text}`ch11_qa_tf_wins` of the
-# {glue:text}`ch11_n_seeds` seeds and behind with the other (asserted: neither reader is
-# ahead with every seed). One reading, not tested here: the Transformer learns this task
-# late, and at this budget each run stops at a different point of that climb. The curve
-# drawn above and the look inside below are seed 0's. Per kind of question, on average over the seeds, the Transformer
-# answers {glue:text}`ch11_qa_tf_hop1:.1f`% of the one-hop questions and
+# {glue:text}`ch11_n_seeds` seeds and behind with the rest (asserted: neither reader is
+# ahead with every seed, and no seed ties). One reading, not tested here: the Transformer
+# learns this task late, and at this budget each run stops at a different point of that
+# climb. The curve drawn above and the look inside below are seed 0's. Per kind of
+# question, on average over the seeds, the Transformer answers
+# {glue:text}`ch11_qa_tf_hop1:.1f`% of the one-hop questions and
 # {glue:text}`ch11_qa_tf_hop2:.1f`% of the two-hop ones (`where is the {object} ?`, which
 # need the reader to find the carrier in one sentence and the carrier's move in another);
 # the GRU reader {glue:text}`ch11_qa_gru_hop1:.1f`% and {glue:text}`ch11_qa_gru_hop2:.1f`%.
@@ -555,8 +561,10 @@ glue("ch11_em_bigru", float(em_gru.mean()), display=False)
 #
 # Two cautions keep this honest. The models are tiny and the training short
 # ({glue:text}`ch11_qa_steps` steps of 64 stories): the result is a statement about this
-# budget, and given many more steps either reader may solve the task (bAbI-style tasks
-# have been solved by recurrent and memory networks {cite:p}`weston2015towards`). And the
+# budget, and given many more steps either reader may solve the task. (On the original
+# bAbI tasks {cite:p}`weston2015towards`, memory networks trained with the supporting
+# facts marked solve the one- and two-fact tasks, while the paper's LSTM reaches 50% and
+# 20%; those figures were checked in a secondary copy of the paper's table.) And the
 # Transformer uses *rotary* positions, which make "the word four to the left" the same
 # pattern in every sentence; where it does win, this inductive bias may help it as much
 # as attention as such (not measured here: separating the two would take the same reader
@@ -705,6 +713,13 @@ print(f"{'Lead-3':18s} ROUGE-2 {lead[3]['rouge2']:.3f} | ROUGE-L {lead[3]['rouge
 gen_t = sm_generate(sm_trained["Transformer"], "test")
 for i in range(3):
     print(f"  ref: {sm_refs['test'][i]!r:40s} Transformer (seed 0): {gen_t[i]!r}")
+shown = [(gen_t[i].split(), sm_refs["test"][i].split()) for i in range(3)]
+assert len(set(gen_t[:3])) == 1 and all(  # one summary of the right form, for 3 documents
+    len(g) == 3 and g[1] in summaries.EVENT_VERBS and g[0] != r[0] for g, r in shown
+), (
+    "claim no longer holds: 'a name, an event verb and a city, the same for every document"
+    f" printed, with the wrong name' (printed {gen_t[:3]}, references {sm_refs['test'][:3]})"
+)
 RESULTS["summarization (test ROUGE-L)"] = {k: v["rougeL"] / 100 for k, v in sm_scores.items()}
 RESULTS["summarization (test ROUGE-L)"]["Lead-3"] = np.array([lead[3]["rougeL"] / 100])
 
@@ -765,8 +780,9 @@ glue("ch11_first_is_event", float(first_is_event), display=False)
 # {glue:text}`ch11_sm_tf_loss:.2f` nats on average against the GRU's
 # {glue:text}`ch11_sm_gru_loss:.2f` (asserted: higher with every seed). The seed-0
 # Transformer's summaries printed above have the format of a summary (a name, an event
-# verb, a city) but not the documents' name and city (the three printed are one and the
-# same summary), so its ROUGE comes from the right kinds of words, with little ROUGE-2
+# verb, a city), but they are one and the same summary for three different documents,
+# with the wrong name each time (asserted), so its ROUGE comes from the right kinds of
+# words, with little ROUGE-2
 # ({glue:text}`ch11_sm_tf_rouge2:.1f` on average against the GRU's
 # {glue:text}`ch11_sm_gru_rouge2:.1f`; asserted: less than half, with every seed). In
 # {glue:text}`ch11_sm_tf_below_lead` of the {glue:text}`ch11_n_seeds` runs it is even
@@ -824,11 +840,13 @@ assert torch.allclose(cross1.sum(-1), torch.ones(cross1.shape[0]), atol=1e-5), (
 # All numbers are on the test sets, from the runs above; accuracy and EM as fractions,
 # ROUGE-L as a fraction of 1. Within a task every model had the same number of steps, and
 # each model was trained with the same {glue:text}`ch11_n_seeds` seeds (0, 1, 2: initial
-# weights and batch order). The table gives mean ± standard deviation and the range; the
-# plot shows the mean as a bar, the range as whiskers and every run as a dot. Three seeds
-# give a first idea of the spread, not a confidence interval: the comparisons below are
-# asserted on the worst and best runs (for example the worst Transformer reader against
-# the best GRU reader), not on the means alone.
+# weights and batch order). The same steps are not the same compute or size: the models'
+# parameter counts and times per step differ (printed above for the QA and summarization
+# models), and no model was tuned. The table gives mean ± standard deviation and the
+# range; the plot shows the mean as a bar, the range as whiskers and every run as a dot.
+# Three seeds give a first idea of the spread, not a confidence interval: the comparisons
+# below are asserted seed by seed or on the worst and best runs (for example the best
+# Transformer summarizer against the worst GRU one), not on the means alone.
 
 # %%
 rows = []
@@ -867,20 +885,21 @@ assert all(len(v) == len(SEEDS) for _, m, v in rows if m != "Lead-3"), (
 # - **Sentiment.** Keywords alone (the bag of words) fail on negation and contrast with
 #   every seed, and the GRU, with no attention at all, is ahead of the Transformer with
 #   every seed at this budget. Word order and scope decide.
-# - **Question answering.** No order at this budget: the Transformer reader is ahead
+# - **Question answering.** No winner at this budget: the Transformer reader is ahead
 #   with {glue:text}`ch11_qa_tf_wins` of the {glue:text}`ch11_n_seeds` seeds and behind
-#   with the other, its exact match spread over more than 20 points, the GRU's over less
+#   with the rest, its exact match spread over more than 20 points, the GRU's over less
 #   than 10. A single run could have been read as a clear win or as a loss; three
 #   seeds show how much one run can mislead.
 # - **Summarization.** The GRU encoder–decoder without attention wins at this budget and
-#   input length, with every seed; the Transformer writes summaries of the right form,
-#   and in the examples printed with the wrong name and city. Lead-k shows why summarization needs content
-#   selection and compression.
+#   input length, with every seed; the seed-0 Transformer writes summaries of the right
+#   form, but the same one for each of the three documents printed, with the wrong name.
+#   Lead-k shows why summarization needs content selection and compression.
 #
 # So "attention significantly improves performance" (显著提高模型的性能) is a claim about
 # large models, long inputs and pre-training, which chapter 12 examines with the published
-# numbers; on small, short, clean tasks, as here, the outcome depends on the task, the
-# positional encoding and the training budget, and has to be measured.
+# numbers. On these small, short, clean tasks the outcome depended on the task and, for
+# question answering, on the seed; the runs vary neither the budget nor the positional
+# encodings, which may matter as much. It has to be measured.
 #
 # ## Summary
 #
@@ -894,8 +913,9 @@ assert all(len(v) == len(SEEDS) for _, m, v in rows if m != "Lead-3"), (
 # - A fair comparison trains a baseline on the same data and budget, over several seeds,
 #   and reports the spread. Here, with the same steps and three seeds each, a GRU beat
 #   the Transformer on sentiment and summarization with every seed, and on QA the order
-#   depended on the seed; the small budget and the positional encodings are part of that
-#   result.
+#   depended on the seed. That holds at this small budget, and the runs do not separate
+#   attention from the way each model is given word order (recurrence; learned,
+#   sinusoidal or rotary positions).
 
 # %% [markdown]
 # ## Exercises
