@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -341,6 +342,49 @@ class Results:
         """Rebuild a :class:`Results` from the ``dict`` of :meth:`to_json`."""
         points = [Point(**p) for p in data["points"]]
         return cls(**{**data, "points": points})
+
+
+COMMITTED = "book/data/efficient_bench.json"  # relative to the repository root
+
+
+def load_committed(path: str | os.PathLike | None = None) -> tuple[Results, list[str]]:
+    """The committed benchmark that chapters 6 and 7 read, and where it comes from.
+
+    Args:
+        path: the JSON file written by ``python -m attnkit.bench --json``; default
+            :data:`COMMITTED` under the repository that holds this package.
+
+    Returns:
+        ``(results, provenance)``: the :class:`Results`, and lines saying which file,
+        measured on what, changed by which commit (asked of git when it is available) and
+        with which inputs.
+
+    Raises:
+        FileNotFoundError: when the file is missing, saying how to create it.
+    """
+    root = Path(__file__).resolve().parents[1]
+    file = root / COMMITTED if path is None else Path(path)
+    if not file.exists():
+        raise FileNotFoundError(
+            f"{file} is missing; create it with `python -m attnkit.bench --json {file}` "
+            "(about 3 minutes)."
+        )
+    res = Results.from_json(json.loads(file.read_text(encoding="utf-8")))
+    try:
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%h, %cs", "--", str(file)],
+            cwd=file.parent, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        commit = ""
+    shown = file.relative_to(root) if file.is_relative_to(root) else file
+    provenance = [
+        f"file: {shown}",
+        "measured on: " + ", ".join(f"{key} = {value}" for key, value in res.machine.items()),
+        f"last commit that changed it: {commit or 'unknown (no git history here)'}",
+        f"inputs (B, H, n, d) = ({res.batch}, {res.heads}, n, {res.d}), float32, forward pass only",
+    ]
+    return res, provenance
 
 
 def machine_info(threads: int) -> dict:

@@ -51,10 +51,7 @@
 
 # %%
 import itertools
-import json
 import math
-import pathlib
-import subprocess
 import time
 
 import matplotlib.pyplot as plt
@@ -446,25 +443,8 @@ assert min(growth) > 3.5, (
 # ```
 
 # %%
-ROOT = pathlib.Path(ak.__file__).resolve().parents[1]
-BENCH_JSON = ROOT / "book" / "data" / "efficient_bench.json"
-if not BENCH_JSON.exists():
-    raise FileNotFoundError(
-        f"{BENCH_JSON} is missing; create it with "
-        "`python -m attnkit.bench --json book/data/efficient_bench.json` (about 3 minutes)."
-    )
-res = bench.Results.from_json(json.loads(BENCH_JSON.read_text()))
-print("file:", BENCH_JSON.relative_to(ROOT))
-print("measured on:", ", ".join(f"{key} = {value}" for key, value in res.machine.items()))
-try:
-    last_commit = subprocess.run(
-        ["git", "log", "-1", "--format=%h, %cs", "--", str(BENCH_JSON.relative_to(ROOT))],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-except (OSError, subprocess.CalledProcessError):
-    last_commit = ""
-print("last commit that changed it:", last_commit or "unknown (no git history here)")
-print(f"inputs (B, H, n, d) = ({res.batch}, {res.heads}, n, {res.d}), float32, forward pass only")
+res, provenance = bench.load_committed()  # book/data/efficient_bench.json
+print("\n".join(provenance))
 
 EXACT = ("naive", "torch_sdpa", "tiled")
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.2))
@@ -581,7 +561,7 @@ for target in tiled_targets:
 facts["targets_met"], facts["targets"] = sum(met), len(tiled_targets)
 for key, value in facts.items():
     glue(f"ch06_bench_{key}", value, display=False)
-print(f"{len(facts)} figures checked against {BENCH_JSON.name} and glued into the text below")
+print(f"{len(facts)} figures checked against {bench.COMMITTED} and glued into the text below")
 
 # %% [markdown]
 # **What these numbers say.** They were measured on the machine named above (not the one

@@ -55,10 +55,7 @@
 import ast
 import inspect
 import itertools
-import json
 import math
-import pathlib
-import subprocess
 import time
 
 import matplotlib.pyplot as plt
@@ -882,39 +879,15 @@ glue("ch07_favor_easy_slope", easy_slope, display=False)
 # ```{admonition} Where the numbers of this section come from
 # :class: note
 #
-# Every number of this section up to the live measurement at its end (the figure, the
-# tables, and each figure quoted in the text) is read from the **committed file
-# `book/data/efficient_bench.json`**, not measured while this page was built. The
-# benchmark needs both cores of the machine to itself for about three minutes, which a
-# build that runs two chapters side by side cannot give it. The file records the machine
-# and the torch version it was measured with (printed below); it does not record the
-# commit, so the cell also asks git for the last commit that changed the file, when git is
-# available. To measure your own machine, and to re-check every statement below against
-# it (each one is asserted on the file's numbers, so a new file that contradicts the text
-# fails the build), run
-# `python -m attnkit.bench --json book/data/efficient_bench.json` from the repository root.
+# As in chapter 6 ({ref}`ch06-measured`, which says why), every number of this section up
+# to the live measurement at its end is read from the **committed file
+# `book/data/efficient_bench.json`** and asserted against it, not measured while this page
+# was built; the cell prints the machine, torch version and commit it comes from.
 # ```
 
 # %%
-ROOT = pathlib.Path(ak.__file__).resolve().parents[1]
-BENCH_JSON = ROOT / "book" / "data" / "efficient_bench.json"
-if not BENCH_JSON.exists():
-    raise FileNotFoundError(
-        f"{BENCH_JSON} is missing; create it with "
-        "`python -m attnkit.bench --json book/data/efficient_bench.json` (about 3 minutes)."
-    )
-res = bench.Results.from_json(json.loads(BENCH_JSON.read_text()))
-print("file:", BENCH_JSON.relative_to(ROOT))
-print("measured on:", ", ".join(f"{key} = {value}" for key, value in res.machine.items()))
-try:
-    last_commit = subprocess.run(
-        ["git", "log", "-1", "--format=%h, %cs", "--", str(BENCH_JSON.relative_to(ROOT))],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-except (OSError, subprocess.CalledProcessError):
-    last_commit = ""
-print("last commit that changed it:", last_commit or "unknown (no git history here)")
-print(f"inputs (B, H, n, d) = ({res.batch}, {res.heads}, n, {res.d}), float32, forward pass only")
+res, provenance = bench.load_committed()  # book/data/efficient_bench.json
+print("\n".join(provenance))
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.2))
 bench.plot(res, "seconds", ax=ax1)
@@ -1049,7 +1022,7 @@ for name, r in ratio_1k.items():
     facts[f"{name}_vs_sdpa_1k"] = r
 for key, value in facts.items():
     glue(f"ch07_bench_{key}", value, display=False)
-print(f"{len(facts)} figures checked against {BENCH_JSON.name} and glued into the text below")
+print(f"{len(facts)} figures checked against {bench.COMMITTED} and glued into the text below")
 
 # %% [markdown]
 # **What these numbers say.** They were measured on the machine named above (not the one

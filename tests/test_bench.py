@@ -192,3 +192,15 @@ def test_saved_for_backward_sees_the_n_by_n_weights():
     q, k, v = (torch.randn(1, 2, n, 8, requires_grad=True) for _ in range(3))
     sizes = bench.saved_for_backward(lambda: bench.naive_attention(q, k, v))
     assert max(sizes) == 1 * 2 * n * n * 4
+
+
+def test_load_committed_reads_the_books_benchmark_and_says_where_it_comes_from(tmp_path):
+    res, provenance = bench.load_committed()
+    assert res.points and res.get("naive", 1024) is not None
+    assert provenance[0] == f"file: {bench.COMMITTED}"
+    assert provenance[1].startswith("measured on: cpu = ")
+    assert provenance[3] == f"inputs (B, H, n, d) = ({res.batch}, {res.heads}, n, {res.d}), " + (
+        "float32, forward pass only"
+    )
+    with pytest.raises(FileNotFoundError, match=r"python -m attnkit\.bench --json"):
+        bench.load_committed(tmp_path / "missing.json")

@@ -6,30 +6,12 @@
 # do, and instructor mode falls back to resource limits alone, with a warning (the tests
 # of that mode then check the fallback). Set ATTNKIT_BWRAP=/path/to/bwrap to use another.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/apt_install.sh"
 
 bwrap="${ATTNKIT_BWRAP:-$(command -v bwrap || echo /usr/bin/bwrap)}"
 if [ -x "$bwrap" ]; then
     exit 0
 fi
-if ! command -v apt-get > /dev/null; then
-    echo "note: no bwrap and no apt-get: instructor-mode grading will use rlimits alone." >&2
-    echo "      Install bubblewrap and set ATTNKIT_BWRAP=/path/to/bwrap if it is not on PATH." >&2
-    exit 0
+if apt_install bubblewrap "for sandboxed grading" "instructor-mode grading uses rlimits alone until then; or set ATTNKIT_BWRAP=/path/to/bwrap"; then
+    echo "==> $(bwrap --version 2>/dev/null || echo 'bwrap: not found after install')"
 fi
-if [ "$(id -u)" = 0 ]; then
-    sudo=()
-elif command -v sudo > /dev/null && sudo -n true 2> /dev/null; then
-    sudo=(sudo -n)
-else
-    echo "note: no bwrap; install it with" >&2
-    echo "      sudo apt-get install --no-install-recommends bubblewrap" >&2
-    echo "      (instructor-mode grading uses rlimits alone until then)." >&2
-    exit 0
-fi
-echo "==> installing Debian's bubblewrap for sandboxed grading (apt-get)"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends bubblewrap > /dev/null 2>&1 || {
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends bubblewrap > /dev/null
-}
-echo "==> $(bwrap --version 2>/dev/null || echo 'bwrap: not found after install')"
