@@ -32,6 +32,15 @@ def test_every_citation_key_is_in_references_bib():
     assert not missing, f"keys not in book/references.bib: {sorted(missing)}"
 
 
+def test_references_bib_parses_as_bibtex():
+    """The bibliography the book builds from parses (a lost brace breaks every citation),
+    and every entry the regular expression above finds is an entry of the parse."""
+    from pybtex.database import parse_file
+
+    entries = parse_file(str(BIB)).entries
+    assert set(entries) == _bib_keys(), set(entries) ^ _bib_keys()
+
+
 def test_no_duplicate_rows():
     counts = Counter(r.key for r in pub.RESULTS)
     dupes = [k for k, n in counts.items() if n > 1]
