@@ -352,7 +352,7 @@ def load_committed(path: str | os.PathLike | None = None) -> tuple[Results, list
 
     Args:
         path: the JSON file written by ``python -m attnkit.bench --json``; default
-            :data:`COMMITTED` under the repository that holds this package.
+            ``COMMITTED`` under the repository that holds this package.
 
     Returns:
         ``(results, provenance)``: the :class:`Results`, and lines saying which file,

@@ -1,7 +1,7 @@
 """Grade the exercises of one chapter: ``python -m attnkit.grade 01``.
 
 Two parts, each in separate processes with time and memory limits
-(:mod:`attnkit.grading.runner`), so that a bug in the learner's code (an exception, a
+(``attnkit.grading.runner``), so that a bug in the learner's code (an exception, a
 syntax error, an infinite loop, a crash, a huge allocation) is reported, never a crash or
 a hang of the grader:
 
@@ -17,7 +17,7 @@ a hang of the grader:
 The score counts the tests, the check cells and "the notebook runs to the end" as items;
 it is 100% exactly when the exit status is 0. The learner's files and the book's sources
 are only read, never written; the only file the grader writes by itself is the git-ignored
-progress file (:mod:`attnkit.grading.progress`). Exit status: 0 when everything passed,
+progress file (``attnkit.grading.progress``). Exit status: 0 when everything passed,
 1 otherwise, 2 for a usage error (no such chapter or exercise, an unreadable file, a bad
 option). Other commands: ``--hint EXERCISE``, ``--progress``, ``--reset``.
 """

@@ -5,7 +5,7 @@
 * :mod:`attnkit.grading.plugin` is a pytest plugin that records each graded item.
 * :mod:`attnkit.grade` is the learner's command: ``python -m attnkit.grade 01``.
 * In Jupyter, ``%load_ext attnkit.grading`` adds the magic ``%grade 01``
-  (:mod:`attnkit.grading.jupyter`).
+  (``attnkit.grading.jupyter``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def require(module: types.ModuleType, name: str) -> Any:
 
     During a graded run (the plugin is loaded), the function of the exercise being tested
     comes back wrapped so that its calls are recorded, to name the learner's misconception
-    if the test fails (see :mod:`attnkit.grading.misconceptions`).
+    if the test fails (see ``attnkit.grading.misconceptions``).
     """
     if not hasattr(module, name):
         import pytest

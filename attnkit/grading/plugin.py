@@ -10,7 +10,7 @@ cell for nbval items), ``kind`` (``"test"`` or ``"cell"``/``"check-cell"``), ``s
 (``passed``, ``failed``, ``not attempted``, ``timed out``, ``error``) and ``message``;
 a failed test also gets ``misconception`` (``{"id", "message"}``, the catalogued mistake
 the learner's code behaves like) or ``diagnosis`` (how its result departs from the
-solution's), see :mod:`attnkit.grading.misconceptions`.
+solution's), see ``attnkit.grading.misconceptions``.
 """
 
 from __future__ import annotations

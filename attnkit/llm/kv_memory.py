@@ -17,7 +17,7 @@ multi-head latent      ``d_c + d_rope``           (one latent vector and one sha
 =====================  =======================================================
 
 Multiply by the number of layers and the bytes of one element (2 for float16/bfloat16)
-to get the bytes per token. :data:`PUBLISHED` holds the attention shapes of a few open
+to get the bytes per token. ``PUBLISHED`` holds the attention shapes of a few open
 models, each with the document it was read from.
 """
 

@@ -101,7 +101,7 @@ def latent_attention(
         mask: bool (``True`` = may attend) or additive mask broadcasting to
             ``(B, H, T_q, T_k)``.
         absorb: ``False`` builds every head's keys and values from the latents and calls
-            :func:`~attnkit.scaled_dot_product_attention` (the training form);
+            :func:`~attnkit.attention.scaled_dot_product_attention` (the training form);
             ``True`` folds ``w_uk`` into the queries and ``w_uv`` after the weighted sum,
             attending in the latent space (the inference form). Same result.
 

@@ -1,7 +1,7 @@
 """Running a RoPE model past the length it was trained on: position interpolation,
 NTK-aware scaling and YaRN.
 
-RoPE (:func:`attnkit.apply_rotary`) turns position ``m`` into rotations by the angles
+RoPE (:func:`attnkit.positional.apply_rotary`) turns position ``m`` into rotations by the angles
 ``m * theta_j``, ``theta_j = base^(-2j/d)`` for ``j = 0 .. d/2 - 1``. A model trained on
 ``L`` positions has seen every angle of the fast pairs (small ``j``: many full turns)
 but only part of a turn of the slow ones; at ``m > L`` the slow pairs reach angles it never
@@ -23,7 +23,7 @@ saw. Each method below changes the frequencies for a context ``s`` times longer:
 
 :func:`scaled_rope_frequencies` returns the frequencies and the logit multiplier;
 :func:`rope_cos_sin` turns frequencies into the ``cos``/``sin`` tables of
-:func:`attnkit.apply_rotary`.
+:func:`attnkit.positional.apply_rotary`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def scaled_rope_frequencies(
     beta: float = 32.0,
 ) -> tuple[torch.Tensor, float]:
     """Rotary frequencies ``theta_j`` (float64, ``(head_dim / 2,)``) and the multiplier of
-    the attention logits, for ``method`` in :data:`ROPE_SCALINGS` and a context
+    the attention logits, for ``method`` in ``ROPE_SCALINGS`` and a context
     ``factor`` (``s``) times the trained length ``original_length`` (``L``, needed by
     YaRN only). ``factor = 1`` returns plain RoPE for every method."""
     head_dim = check_positive_int(head_dim, "head_dim")
@@ -96,7 +96,7 @@ def rope_cos_sin(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``cos``/``sin`` tables ``(T, head_dim)`` for integer or real ``positions`` ``(T,)``
     and frequencies ``theta`` ``(head_dim / 2,)``, in the rotate-half layout of
-    :func:`attnkit.apply_rotary` (both halves repeat the angles)."""
+    :func:`attnkit.positional.apply_rotary` (both halves repeat the angles)."""
     check_tensor(positions, "positions", min_dim=1)
     check_floating(check_tensor(theta, "theta", min_dim=1), "theta")
     dtype = check_dtype(dtype)

@@ -72,7 +72,7 @@ def sigmoid_attention(
 
     ``bias`` defaults to ``-log(n_k)``, the bias Ramapuram et al. 2024 recommend, which
     keeps the initial sum of a row near ``1``. Shapes as
-    :func:`attnkit.scaled_dot_product_attention`; only bool masks.
+    :func:`attnkit.attention.scaled_dot_product_attention`; only bool masks.
     """
     batch = check_qkv(q, k, v)
     n_q, n_k = q.shape[-2], k.shape[-2]
