@@ -481,7 +481,7 @@ assert 1 <= o_exact[0] < o_exact[1] < o_exact[2] <= 3, (
 # The seed says: 「$\text{score}_i = Q_i \cdot K_i$ ... $1 \cdot 1 = 1$, $1 \cdot 2 = 2$, $1 \cdot 3 = 3$」
 # **Correction:** every query meets every key, $s_{ij} = q_i^\top k_j$, an $n \times n$
 # matrix (here $x x^\top$ above), not $n$ numbers with a query fixed at 1. Entry:
-# {ref}`errata-e2`; evidence: {ref}`ch01-seed-example`.
+# {ref}`E2 <errata-e2>`; evidence: {ref}`ch01-seed-example`.
 # ```
 #
 # ```{admonition} Seed erratum E3 · 基本概念和原理 (lines 38–53)
@@ -489,7 +489,7 @@ assert 1 <= o_exact[0] < o_exact[1] < o_exact[2] <= 3, (
 # The seed says: 「$\text{weighted_sum}_i = \text{softmax}(\text{scaled_score}_i) \cdot V_i$」
 # **Correction:** each query has its own softmax over the keys and its output is the sum
 # $o_i = \sum_j a_{ij} v_j$, not one product normalised over the queries. Entry:
-# {ref}`errata-e3`; evidence: {ref}`ch01-seed-example`.
+# {ref}`E3 <errata-e3>`; evidence: {ref}`ch01-seed-example`.
 # ```
 #
 # ```{admonition} Seed erratum E4 · 基本概念和原理 (lines 56–62)
@@ -497,7 +497,7 @@ assert 1 <= o_exact[0] < o_exact[1] < o_exact[2] <= 3, (
 # The seed says: 「$\text{output}_i = \frac{v_i}{e^1 + e^2 + e^3}$」
 # **Correction:** even within its own recipe the factor $e^{i}$ of step 4 is lost; the
 # correct outputs are $2.575$, $2.851$, $2.948$, inside $[1, 3]$ as any weighted average of
-# $1, 2, 3$ must be. Entry: {ref}`errata-e4`; evidence: {ref}`ch01-seed-example`.
+# $1, 2, 3$ must be. Entry: {ref}`E4 <errata-e4>`; evidence: {ref}`ch01-seed-example`.
 # ```
 #
 # ### Evidence
@@ -900,7 +900,7 @@ glue("ch01_trained_logit_128", trained[128]["logit1"], display=False)
 # reciprocal of the key sequence length)
 # **Correction:** the factor is $1/\sqrt{d_k}$, with $d_k$ the width of the queries and
 # keys, not the number of keys (the seed's own formula, line 35, has it right). Entry:
-# {ref}`errata-e1`; evidence: {ref}`ch01-seed-scale`.
+# {ref}`E1 <errata-e1>`; evidence: {ref}`ch01-seed-scale`.
 # ```
 #
 # Dividing by the number of keys instead, $s_{ij} = q_i^\top k_j / n$, fails on three
@@ -1345,7 +1345,7 @@ with torch.no_grad():
 # storage, because many weight matrices must be stored)
 # **Correction:** the parameters $W_Q, W_K, W_V$ do not grow with $n$; what grows is the
 # attention-weights matrix $A$, an $n \times n$ activation per head. Entry:
-# {ref}`errata-e6`; evidence: {ref}`ch01-seed-memory`.
+# {ref}`E6 <errata-e6>`; evidence: {ref}`ch01-seed-memory`.
 # ```
 #
 # **Cost grows with $n^2$, but the parameters do not.** For self-attention over $n$

@@ -681,7 +681,7 @@ glue("ch02_ablate_pair_drop_prev", 100 * pair_drops[1], display=False)
 # :class: seed-erratum
 # The seed says: 「每个头关注不同的特征」 (each head attends to different features)
 # **Correction:** nothing forces heads to differ; some specialise and many are redundant
-# in trained models, which is measured by ablation, not assumed. Entry: {ref}`errata-e15`;
+# in trained models, which is measured by ablation, not assumed. Entry: {ref}`E15 <errata-e15>`;
 # evidence: {ref}`ch02-seed-heads`.
 # ```
 
@@ -823,7 +823,7 @@ assert all(checks.values()), "claim no longer holds: 'without positions both sen
 # The seed says: 「$\text{output}(a) = \text{weighted_sum}(a) + \text{positional_encoding}(a)$」
 # **Correction:** the Transformer adds the positional encoding to the input embeddings,
 # before the first layer, so that the attention weights can depend on position. Entry:
-# {ref}`errata-e17`; evidence: {ref}`ch02-seed-pe-after`.
+# {ref}`E17 <errata-e17>`; evidence: {ref}`ch02-seed-pe-after`.
 # ```
 #
 # If positions enter after the attention, that attention computed its weights from order-blind vectors:
@@ -883,7 +883,7 @@ assert weight_change > 0.01, "claim no longer holds: 'with PE before attention t
 # The seed says: 「$\text{similarity}(a, b) = a \cdot b$ ... $\text{weighted_sum}(a) = \text{softmax}(a, b) \cdot b$」
 # **Correction:** scores come from projected queries and keys, $q_a^\top k_b$, and the
 # output is a sum over all keys of projected values, $o_a = \sum_j a_{aj} v_j$. Entry:
-# {ref}`errata-e18`; evidence: {ref}`ch02-seed-raw-vectors`.
+# {ref}`E18 <errata-e18>`; evidence: {ref}`ch02-seed-raw-vectors`.
 # ```
 #
 # Scores computed from the raw vectors, $a \cdot b$, have a subtle flaw: without
@@ -1098,7 +1098,7 @@ for d, sim in similarity.items():
 # learnable vector)
 # **Correction:** the Transformer's encoding is the fixed sinusoidal table, with no
 # parameters; learned absolute tables came later (BERT, GPT), and many recent models use
-# relative schemes instead. Entry: {ref}`errata-e16`; evidence: {ref}`ch02-seed-learned-pe`.
+# relative schemes instead. Entry: {ref}`E16 <errata-e16>`; evidence: {ref}`ch02-seed-learned-pe`.
 # ```
 #
 # The Transformer's encoding is the **fixed** sinusoidal table above, with no parameters.

@@ -109,7 +109,7 @@ print("torch", torch.__version__, "| attnkit", ak.__version__, "| sacrebleu", sa
 # al.: it proposed improvements such as multi-head self-attention and positional encoding)
 # **Correction:** Luong et al. study recurrent encoder–decoder attention; multi-head
 # attention and sinusoidal positional encodings come from Vaswani et al. two years later.
-# Entry: {ref}`errata-e23`; evidence: {ref}`ch03-seed-luong`.
+# Entry: {ref}`E23 <errata-e23>`; evidence: {ref}`ch03-seed-luong`.
 # ```
 #
 # ### The encoder–decoder Transformer
@@ -154,7 +154,7 @@ print("torch", torch.__version__, "| attnkit", ak.__version__, "| sacrebleu", sa
 # The seed says: 「自注意力机制在机器翻译任务中用于捕捉源语言和目标语言之间的依赖关系」
 # (self-attention captures the dependencies between source and target language)
 # **Correction:** in the encoder–decoder Transformer the source–target link is
-# cross-attention; self-attention works within each side. Entry: {ref}`errata-e9`;
+# cross-attention; self-attention works within each side. Entry: {ref}`E9 <errata-e9>`;
 # evidence: {ref}`ch03-seed-cross-attention`.
 # ```
 #
@@ -1440,7 +1440,7 @@ assert tuple(cross_cache.k.shape)[2] == test_src.shape[1] == 28, (
 # (parallel computation makes the Transformer more efficient on large inputs)
 # **Correction:** parallel over positions holds in training and encoding, not in
 # generation, and attention's $O(n^2 d)$ cost makes it the least efficient layer on long
-# inputs. Entry: {ref}`errata-e5`; evidence: {ref}`ch03-seed-parallel`.
+# inputs. Entry: {ref}`E5 <errata-e5>`; evidence: {ref}`ch03-seed-parallel`.
 # ```
 #
 # Computing all positions at once is possible in the **encoder**, and in the decoder

@@ -273,7 +273,7 @@ assert kept_n_by_n == [3, 1, 0], f"claim: 'three, one and none' (measured {kept_
 # 「存储需求 $= O(5 \times 5) = O(25)$ 权重矩阵」
 # **Correction:** the weight matrices $W_Q, W_K, W_V, W_O$ are four per layer whatever $n$
 # is; what grows like $n^2$ is the attention-weights activation, one $n \times n$ matrix
-# per head (25 numbers for five tokens, not 25 matrices). Entry: {ref}`errata-e6`;
+# per head (25 numbers for five tokens, not 25 matrices). Entry: {ref}`E6 <errata-e6>`;
 # evidence: {ref}`ch05-seed-memory`.
 # ```
 #
@@ -293,7 +293,7 @@ assert kept_n_by_n == [3, 1, 0], f"claim: 'three, one and none' (measured {kept_
 # The seed says: 「复杂度 $= O(5 \times 5) = O(25)$」; 「复杂度 $= O(1000^2) = 10^6$」
 # **Correction:** $O(\cdot)$ describes growth, so $O(25) = O(1)$ says nothing; the count
 # the examples are after is $4 n^2 d$ FLOPs per head for $QK^\top$ and $AV$, not $n^2$.
-# Entry: {ref}`errata-e8`; evidence: {ref}`ch05-seed-n1000`.
+# Entry: {ref}`E8 <errata-e8>`; evidence: {ref}`ch05-seed-n1000`.
 # ```
 #
 # $10^6$ is the number of (query, key) *pairs* at $n = 1000$; the real cost has factors a
@@ -907,7 +907,7 @@ plt.show()
 # The seed says: 「自注意力机制的计算复杂度为 $O(n^2)$」
 # **Correction:** the time per layer is $O(n^2 d)$, plus $O(n\, d_{\text{model}}^2)$ for
 # the projections; $O(n^2)$ is the memory of the attention weights. Entry:
-# {ref}`errata-e32`; evidence: {ref}`ch05-seed-n1000`.
+# {ref}`E32 <errata-e32>`; evidence: {ref}`ch05-seed-n1000`.
 # ```
 #
 # **Quadratic cost (计算复杂度, lines 83 and 159).** The growth in $n$ is
@@ -929,7 +929,7 @@ plt.show()
 # efficient on large-scale input sequences)
 # **Correction:** parallel over positions, yes, in training and encoding; but the
 # $O(n^2 d)$ work makes attention the *least* efficient layer on long inputs, and
-# generation stays sequential. Entry: {ref}`errata-e5`; evidence: {ref}`ch05-parallel`.
+# generation stays sequential. Entry: {ref}`E5 <errata-e5>`; evidence: {ref}`ch05-parallel`.
 # ```
 #
 # **Parallel computation as a strength (并行计算, line 77).** Measured in this chapter:
@@ -953,7 +953,7 @@ plt.show()
 # The seed says: 「自注意力权重通常难以解释，因为它们是在训练过程中自动学习的」
 # **Correction:** attention weights are not learned: they are computed afresh from every
 # input by the learned projections (the check below); whether they explain a prediction
-# is a separate, contested question. Entry: {ref}`errata-e7`; evidence: {ref}`ch05-seed`.
+# is a separate, contested question. Entry: {ref}`E7 <errata-e7>`; evidence: {ref}`ch05-seed`.
 # ```
 #
 # **Interpretability (解释性, lines 87, 163 and 181).** Attention weights are, if

@@ -419,7 +419,7 @@ assert len(two_hop) == 4 and all(connect[name] == 2 for name in two_hop), connec
 # **Correction:** low-rank attention projects the *keys and values along the sequence
 # axis* ($E K$, $F V$), making the attention matrix $n \times k$; factoring the weight
 # matrices $W_Q, W_K, W_V$ saves parameters and leaves the $n \times n$ scores and their
-# $4 n^2 d$ FLOPs untouched. Entry: {ref}`errata-e13`; evidence: {ref}`ch07-seed-example`.
+# $4 n^2 d$ FLOPs untouched. Entry: {ref}`E13 <errata-e13>`; evidence: {ref}`ch07-seed-example`.
 # ```
 #
 # (ch07-seed-example)=
@@ -431,7 +431,7 @@ assert len(two_hop) == 4 and all(connect[name] == 2 for name in two_hop), connec
 # **Correction:** every one of the $n$ queries keeps its row, so a low-rank score matrix is
 # $n \times k$ and the cost is $8 n k d$ FLOPs for a constant $k$ (at $n = 1000$, $k = 128$,
 # $d = 64$: $65.5 \times 10^6$), never $10^3$; $(\sqrt{1000})^2$ is $n$ itself, and
-# $O(10^3) = O(1)$. Entry: {ref}`errata-e14`; evidence: {ref}`ch07-seed-example`.
+# $O(10^3) = O(1)$. Entry: {ref}`E14 <errata-e14>`; evidence: {ref}`ch07-seed-example`.
 # ```
 #
 # Take $n = 1000$ tokens and heads of width $d = 64$. The cell below counts, with PyTorch's

@@ -1172,7 +1172,7 @@ glue("ch08_world_scr_seen_max", max(scr[n]["seen"] for n in world_budgets), disp
 # The seed says: 「自注意力机制使得BERT能够同时考虑输入序列中的正向和反向信息」
 # **Correction:** GPT has the same self-attention and is unidirectional; BERT sees both
 # sides because its encoder has no causal mask (GPT's decoder has one), which the
-# masked-LM objective makes trainable. Entry: {ref}`errata-e35`; evidence: {ref}`ch08-bidirectional`.
+# masked-LM objective makes trainable. Entry: {ref}`E35 <errata-e35>`; evidence: {ref}`ch08-bidirectional`.
 # ```
 #
 # ```{admonition} Seed erratum E24 · 与BERT的关系 (lines 321–337)
@@ -1180,7 +1180,7 @@ glue("ch08_world_scr_seen_max", max(scr[n]["seen"] for n in world_budgets), disp
 # The seed says: 「BERT也对自注意力机制进行了改进」
 # **Correction:** BERT's attention is the Transformer encoder's, unchanged; what BERT
 # changed is the training objective (MLM, NSP) and the use of the encoder (pretrain, then
-# fine-tune). Entry: {ref}`errata-e24`; evidence: {ref}`ch08-encoder`.
+# fine-tune). Entry: {ref}`E24 <errata-e24>`; evidence: {ref}`ch08-encoder`.
 # ```
 #
 # ```{admonition} Seed erratum E25 · 与BERT的关系 (lines 339–353)
@@ -1189,7 +1189,7 @@ glue("ch08_world_scr_seen_max", max(scr[n]["seen"] for n in world_budgets), disp
 # 「final_output(a) = masked_output(a) + output(a)」
 # **Correction:** positions are added to the token embeddings at the input, and nothing
 # sums the MLM prediction (a distribution over the vocabulary) with the encoding.
-# Entry: {ref}`errata-e25`; evidence: {ref}`ch08-mlm`.
+# Entry: {ref}`E25 <errata-e25>`; evidence: {ref}`ch08-mlm`.
 # ```
 #
 # What the chapter built instead: the hooks of {ref}`ch08-encoder` show every layer of

@@ -948,7 +948,7 @@ glue("ch09_rollout_on_ink", share.mean().item(), display=False)
 # The seed says: 「通过关注关键区域，模型能够更准确地识别图像类别」
 # **Correction:** that attention highlights the deciding regions has to be measured per
 # model; this ViT's rollout puts on the ink patches about their share of the image.
-# Entry: {ref}`errata-e26`; evidence: {ref}`ch09-inside`.
+# Entry: {ref}`E26 <errata-e26>`; evidence: {ref}`ch09-inside`.
 # ```
 #
 # ```{admonition} Seed erratum E27 · 计算机视觉 (line 372)
@@ -956,7 +956,7 @@ glue("ch09_rollout_on_ink", share.mean().item(), display=False)
 # The seed says: 「取得了与经典CNN模型相当的性能」
 # **Correction:** ViT matched strong CNNs after pretraining on ImageNet-21k or JFT-300M
 # and fell behind comparable ResNets on ImageNet alone; on small data it needs
-# augmentation, regularisation or distillation. Entry: {ref}`errata-e27`; evidence:
+# augmentation, regularisation or distillation. Entry: {ref}`E27 <errata-e27>`; evidence:
 # {ref}`ch09-small-data`.
 # ```
 #
@@ -966,21 +966,21 @@ glue("ch09_rollout_on_ink", share.mean().item(), display=False)
 # 「multi-head_self-attention(embeddings)」
 # **Correction:** ViT prepends a class token and adds position embeddings before $L$
 # encoder blocks; without positions the model sees a bag of patches. Entry:
-# {ref}`errata-e28`; evidence: {ref}`ch09-position`.
+# {ref}`E28 <errata-e28>`; evidence: {ref}`ch09-position`.
 # ```
 #
 # ```{admonition} Seed erratum E29 · 计算机视觉 (lines 398–405)
 # :class: seed-erratum
 # The seed says: 「class_scores = classifier(attention_scores)」
 # **Correction:** the classifier reads the class token's final hidden state, not attention
-# scores. Entry: {ref}`errata-e29`; evidence: {ref}`ch09-seed-classifier`.
+# scores. Entry: {ref}`E29 <errata-e29>`; evidence: {ref}`ch09-seed-classifier`.
 # ```
 #
 # ```{admonition} Seed erratum E30 · 计算机视觉 (lines 408–410)
 # :class: seed-erratum
 # The seed says: 「predicted_class = softmax(class_scores)」
 # **Correction:** softmax gives a probability vector; the predicted class is its argmax,
-# the argmax of the logits. Entry: {ref}`errata-e30`; evidence: {ref}`ch09-seed-argmax`.
+# the argmax of the logits. Entry: {ref}`E30 <errata-e30>`; evidence: {ref}`ch09-seed-argmax`.
 # ```
 #
 # On our 1,259 digits the CNN of the same size was the more accurate on average over

@@ -769,7 +769,7 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5), (
 # join the modalities with cross-attention (queries from the words, keys and values from
 # the image), others run self-attention over concatenated image and text tokens, where
 # the mask decides who sees whom (under a decoder's causal mask the image cannot see the
-# text), and CLIP has no attention between them. Entry: {ref}`errata-e11`; evidence:
+# text), and CLIP has no attention between them. Entry: {ref}`E11 <errata-e11>`; evidence:
 # {ref}`ch10-designs`.
 # ```
 #

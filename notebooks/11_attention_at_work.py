@@ -99,7 +99,7 @@ def spread(x) -> str:
 # The seed says: 「自注意力机制在机器翻译模型中可以捕捉源语言句子中的关键词汇，如“喜欢”和“苹果”，并将它们与目标语言中的对应词汇关联起来」
 # **Correction:** the link from an output word to the source words is the decoder's
 # cross-attention; self-attention relates words within one sequence. Entry:
-# {ref}`errata-e9`; evidence: {ref}`ch11-which-attention`.
+# {ref}`E9 <errata-e9>`; evidence: {ref}`ch11-which-attention`.
 # ```
 #
 # In the encoder–decoder Transformer
@@ -139,7 +139,7 @@ assert enc_self[0].shape[-2:] == (6, 6) and cross[0].shape[-2:] == (5, 6), (
 # **Correction:** keywords fail where sentiment is hard (negation, contrast), a recurrent
 # model without attention handles those (here better than the Transformer at the same
 # budget), and the attention weights need not point at the deciding words. Entry:
-# {ref}`errata-e10`; evidence: {ref}`ch11-sentiment`.
+# {ref}`E10 <errata-e10>`; evidence: {ref}`ch11-sentiment`.
 # ```
 #
 # If keywords were enough, a **bag of words** (the average of the word embeddings, then a
@@ -377,7 +377,7 @@ assert r_ex["rouge1"] == 80.0, (  # 4 of 4 predicted unigrams match (stemmed), 4
 # The seed says: 「模型能够更好地理解问题的意图，并生成更相关的答案」
 # **Correction:** in extractive QA (SQuAD, and this section) the model does not generate
 # the answer: it scores start and end positions and selects a span of the passage.
-# Entry: {ref}`errata-e33`; evidence: {ref}`ch11-qa`.
+# Entry: {ref}`E33 <errata-e33>`; evidence: {ref}`ch11-qa`.
 # ```
 #
 # In extractive QA the answer is a **span** of a given text, as in SQuAD. Our texts are

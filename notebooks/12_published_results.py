@@ -1007,7 +1007,7 @@ plt.show()
 # (and the same for SQuAD and IMDB)
 # **Correction:** on these three benchmarks the large gains came with pretraining, the
 # recurrent systems compared were attention models, and a pretrained LSTM is close to
-# pretrained Transformers on IMDB. Entry: {ref}`errata-e19`; evidence: {ref}`ch12-verdict`.
+# pretrained Transformers on IMDB. Entry: {ref}`E19 <errata-e19>`; evidence: {ref}`ch12-verdict`.
 # ```
 #
 # The seed's four examples, checked against the published figures:

@@ -30,7 +30,7 @@
 # **Correction:** attention weights are not learned parameters but computed afresh for
 # every input; they can be a poor explanation because a weight on a position is not, in
 # general, the contribution of the word there (how poor is measured in this chapter).
-# Entry: {ref}`errata-e7`; evidence: {ref}`ch13-truth`.
+# Entry: {ref}`E7 <errata-e7>`; evidence: {ref}`ch13-truth`.
 # ```
 #
 # Attention weights are not hard to *read*: each row is a probability distribution

@@ -25,7 +25,7 @@
 # **Correction:** GPUs and TPUs were already the standard hardware of attention models
 # when the seed was written (the Transformer itself was trained on eight GPUs in 2017),
 # the status quo rather than a trend; what this chapter measures is what fitting the
-# computation to the hardware gains on an unchanged machine. Entry: {ref}`errata-e34`;
+# computation to the hardware gains on an unchanged machine. Entry: {ref}`E34 <errata-e34>`;
 # evidence: {ref}`ch14-trend`.
 # ```
 #

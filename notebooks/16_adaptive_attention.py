@@ -566,7 +566,7 @@ glue("ch16_time_ratio_512", float(time_ratio[512]), display=False)
 # **Correction:** every attention layer has adjusted its weights to the context since the
 # first one {cite:p}`bahdanau2014neural`; what the literature calls adaptive attention
 # adapts what ordinary attention keeps fixed: the span, the sparsity or the computation.
-# Entry: {ref}`errata-e12`; evidence: {ref}`ch16-trend`.
+# Entry: {ref}`E12 <errata-e12>`; evidence: {ref}`ch16-trend`.
 # ```
 #
 # The weights are a softmax of scores computed from the input, and a trained model's

@@ -137,6 +137,9 @@ def bwrap_command(
         "--die-with-parent", "--new-session", "--cap-drop", "ALL",
         *_system_paths(), "--proc", "/proc", "--dev", "/dev",
     ]  # fmt: skip
+    # /tmp first: a repository or virtual environment that lives under /tmp is bound on
+    # top of it below (the other order would hide it behind the private /tmp)
+    args += ["--bind", str(writable_tmp), "/tmp"]
     bound: list[Path] = []
     for folder in sorted({Path(p).resolve() for p in read_only}):
         if any(b == folder or b in folder.parents for b in bound):
@@ -153,7 +156,7 @@ def bwrap_command(
             args += ["--tmpfs", str(path), "--remount-ro", str(path)]
         elif path.exists():
             args += ["--ro-bind", "/dev/null", str(path)]
-    args += ["--bind", str(writable_tmp), "/tmp", "--chdir", "/tmp"]
+    args += ["--chdir", "/tmp"]
     args += ["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp"]
     return args
 
