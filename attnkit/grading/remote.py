@@ -63,6 +63,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from .worker import generators_in
+
 _HEADER = struct.Struct("<Q")
 MAX_MESSAGE = 1 << 30  # a reply above 1 GiB is refused (the worker is then restarted)
 _TAG = "__attnkit_remote__"
@@ -505,7 +507,7 @@ class Connection:
 
         sent = [t.detach() for t in tensors]
         flags = [bool(t.requires_grad) for t in tensors]
-        generators = _generators((structure,))
+        generators = generators_in((structure,))
         message = {
             "kind": "call", "name": name, "structure": structure, "tensors": sent,
             "requires_grad": flags, "keep_graph": keep_graph,
@@ -543,26 +545,6 @@ class Connection:
                 "sandbox": self.sandbox.mode,
             }
             Path(path).write_text(json.dumps(data), encoding="utf-8")
-
-
-def _generators(values: tuple) -> list:
-    """The torch.Generator objects inside ``values`` (lists/tuples/dicts), in order."""
-    import torch
-
-    found: list = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, torch.Generator):
-            found.append(v)
-        elif type(v) in (list, tuple):
-            for x in v:
-                walk(x)
-        elif type(v) is dict:
-            for x in v.values():
-                walk(x)
-
-    walk(values)
-    return found
 
 
 def _call_with_grad(conn: Connection, name: str, structure: Any, tensors: list) -> Any:

@@ -245,7 +245,7 @@ def serve(in_fd: int, out_fd: int, learner_file: str) -> None:
                 tensors.append(t)
             args, kwargs = unflatten(message["structure"], tensors)
             before = [t.detach().clone() for t in tensors]
-            gens = _gens((args, kwargs))
+            gens = generators_in((args, kwargs))
             gen_before = [g.get_state() for g in gens]
             fn = module.__dict__.get(name)
             try:
@@ -341,7 +341,9 @@ def _collect(value: Any, out: list) -> None:
             _collect(v, out)
 
 
-def _gens(values: Any) -> list:
+def generators_in(values: Any) -> list:
+    """The torch.Generator objects inside ``values`` (lists/tuples/dicts), in order: the
+    judge and the worker both use it to carry random state across the process boundary."""
     import torch
 
     found: list = []
