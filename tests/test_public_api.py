@@ -255,6 +255,17 @@ QKV = (lambda: rnd(2, 3, 4), lambda: rnd(2, 5, 4), lambda: rnd(2, 5, 6))
 
 CALLS: dict[str, Entry] = {
     # ----------------------------------------------------------------------- attnkit.llm
+    "attnkit.llm.DecoderLM": E(
+        10, 8, 2, lambda: lambda i: torch.nn.Identity(), d_ff=12, bad={"vocab_size": [0]}
+    ),
+    "attnkit.llm.SwiGLU": E(8, 12, bad={"d_ff": [0]}),
+    "attnkit.llm.hybrid_mixer": E(
+        lambda: ["a", "b"], lambda: {"a": torch.nn.Identity, "b": torch.nn.Identity}
+    ),
+    "attnkit.llm.lm_loss": E(
+        lambda: llm.DecoderLM(10, 8, 1, lambda i: torch.nn.Identity()),
+        lambda: torch.randint(0, 10, (2, 5)),
+    ),
     "attnkit.llm.DeltaNetAttention": E(8, 2, gated=True, chunk_size=4, bad={"num_heads": [3]}),
     "attnkit.llm.DifferentialAttention": E(8, 2, layer=2, bad={"num_heads": [3], "layer": [0]}),
     "attnkit.llm.KVLayout": E(

@@ -12,6 +12,7 @@ from .kv_memory import (
     kv_cache_bytes_per_token,
     kv_cache_elements_per_token,
 )
+from .lm import DecoderLM, SwiGLU, hybrid_mixer, lm_loss
 from .mla import LatentKVCache, MultiHeadLatentAttention, latent_attention
 from .paged import PagedKVCache, blocks_needed, paged_attention
 from .rope_scaling import ROPE_SCALINGS, rope_cos_sin, scaled_rope_frequencies
@@ -34,6 +35,7 @@ from .variants import (
 __all__ = [
     "PUBLISHED",
     "ROPE_SCALINGS",
+    "DecoderLM",
     "DeltaNetAttention",
     "DifferentialAttention",
     "KVLayout",
@@ -41,15 +43,18 @@ __all__ = [
     "LatentKVCache",
     "MultiHeadLatentAttention",
     "PagedKVCache",
+    "SwiGLU",
     "blocks_needed",
     "delta_rule_chunkwise",
     "delta_rule_recurrent",
     "differential_attention",
     "differential_lambda_init",
+    "hybrid_mixer",
     "indexer_scores",
     "kv_cache_bytes_per_token",
     "kv_cache_elements_per_token",
     "latent_attention",
+    "lm_loss",
     "nsa_attention",
     "nsa_masks",
     "paged_attention",
