@@ -199,3 +199,12 @@ def test_the_checker_fails_on_a_broken_question():
     assert label == "interview-x" and heading == "X?"
     assert not REF.findall(parts["Evidence"]) and len(parts["Wrong answers"].split()) < 8
     assert set(split_parts("**Answer.** a\n\n**Wrong answers.** b")) == {"Answer", "Wrong answers"}
+
+
+def test_every_number_glued_on_the_page_is_glued_by_its_chapter():
+    """``{glue:text}`../notebooks/NN.ipynb::key:fmt``` needs ``glue("key", ...)`` in NN.py."""
+    uses = re.findall(r"\{glue:text\}`\.\./notebooks/([\w.]+)\.ipynb::(\w+)(?::[^`]*)?`", TEXT)
+    assert len(uses) >= 15, f"only {len(uses)} glued numbers on the page"
+    for notebook, key in uses:
+        source = (ROOT / "notebooks" / f"{notebook}.py").read_text()
+        assert f'glue("{key}"' in source, f"{notebook}.py does not glue {key!r}"
