@@ -664,9 +664,10 @@ plt.show()
 # %% [markdown]
 # *Figure: at the same peak learning rate, post-LN without warm-up stays at chance (mean
 # loss {glue:text}`ch03_post_cold:.2f` over the last ten steps, three seeds); with a
-# 30-step warm-up it leaves chance but only just ({glue:text}`ch03_post_warm:.2f`); pre-LN
-# learns the task without warm-up ({glue:text}`ch03_pre_cold:.2f`) and with it
-# ({glue:text}`ch03_pre_warm:.2f`, fewer steps at the full rate).*
+# 30-step warm-up it leaves chance but stays far from trained
+# ({glue:text}`ch03_post_warm:.2f`); pre-LN learns the task without warm-up
+# ({glue:text}`ch03_pre_cold:.2f`) and with it ({glue:text}`ch03_pre_warm:.2f`, fewer
+# steps at the full rate).*
 #
 # What this small run shows, and what not. At this learning rate the post-LN stack does
 # not train at all unless the rate is warmed up, and even with the warm-up it trails the
