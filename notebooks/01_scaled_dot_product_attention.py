@@ -328,6 +328,60 @@ for name, ok in checks.items():
 assert all(checks.values()), "claim no longer holds: identical tokens, identical rows and columns"
 
 # %% [markdown]
+# (ch01-q-equals-k)=
+# ### Why separate projections for queries and keys?
+#
+# Why learn $W_Q$ and $W_K$ separately, when one matrix would halve the parameters? Tie
+# them, $W_K = W_Q$, and the score matrix becomes $S = X W_Q (X W_Q)^\top / \sqrt{d_k}$, a
+# Gram matrix: **symmetric** ($s_{ij} = s_{ji}$: "$i$ attends to $j$" scores exactly as
+# much as "$j$ attends to $i$", so no asymmetric relation such as "a verb looks for its
+# subject" can be expressed) and **positive semi-definite**. By the Cauchy–Schwarz
+# inequality $q_i \cdot q_j \le \lVert q_i \rVert \lVert q_j \rVert$, so a token's score
+# for another token can exceed its score for itself only if that token's query is
+# longer: most tokens attend most to *themselves*. We measure both on 64 random tokens
+# ($d_{\text{model}} = 64$, $d_k = 16$), with tied and with separate random projections.
+
+# %%
+torch.manual_seed(0)
+n_qk, d_model_qk, d_k_qk = 64, 64, 16
+X_qk = torch.randn(n_qk, d_model_qk, dtype=torch.float64)  # (n, d_model)
+W_q_qk = torch.randn(d_model_qk, d_k_qk, dtype=torch.float64) / math.sqrt(d_model_qk)
+W_k_qk = torch.randn(d_model_qk, d_k_qk, dtype=torch.float64) / math.sqrt(d_model_qk)
+Q_qk = X_qk @ W_q_qk  # (n, d_k)
+qk_scores = {
+    "W_K = W_Q": Q_qk @ Q_qk.T / math.sqrt(d_k_qk),  # (n, n)
+    "separate": Q_qk @ (X_qk @ W_k_qk).T / math.sqrt(d_k_qk),  # (n, n)
+}
+qk_stats = {}
+print(" projections | max |S - S^T| | smallest eigenvalue | rows whose top score is itself")
+for name, S_qk in qk_scores.items():
+    asym = (S_qk - S_qk.T).abs().max().item()
+    eig_min = torch.linalg.eigvalsh((S_qk + S_qk.T) / 2).min().item()  # of the symmetric part
+    self_top = (S_qk.argmax(-1) == torch.arange(n_qk)).double().mean().item()
+    qk_stats[name] = (asym, eig_min, self_top)
+    print(f" {name:11s} | {asym:12.1e} | {eig_min:+19.2e} | {self_top:30.0%}")
+tied, separate = qk_stats["W_K = W_Q"], qk_stats["separate"]
+assert tied[0] < 1e-12 and tied[1] > -1e-12, (
+    f"claim no longer holds: 'tied: symmetric and positive semi-definite' (measured {tied[:2]})"
+)
+assert separate[0] > 1 and separate[1] < -1, (
+    f"claim no longer holds: 'separate: neither symmetric nor PSD' (measured {separate[:2]})"
+)
+assert tied[2] > 0.8 and separate[2] < 0.1, (
+    "claim no longer holds: 'tied: most tokens attend most to themselves' "
+    f"(measured {tied[2]:.0%} tied, {separate[2]:.0%} separate)"
+)
+glue("ch01_qk_self_tied", 100 * tied[2], display=False)
+glue("ch01_qk_self_separate", 100 * separate[2], display=False)
+
+# %% [markdown]
+# With tied projections {glue:text}`ch01_qk_self_tied:.0f`% of the tokens give their
+# highest score to themselves (chance would be $1/64$, 1.6%); with separate projections
+# {glue:text}`ch01_qk_self_separate:.0f`%. Separate $W_Q$ and $W_K$ make the score a general
+# bilinear form $x_i^\top W_Q W_K^\top x_j$ (of rank at most $d_k$), which can be
+# asymmetric and need not favour the diagonal.
+
+# %% [markdown]
 # (ch01-stable-softmax)=
 # ### Computing the softmax without overflow
 #

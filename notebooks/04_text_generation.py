@@ -183,6 +183,89 @@ print(text[:420])
 print(val_text[:300])
 
 # %% [markdown]
+# (ch04-bpe)=
+# ### Characters or sub-words? A byte-pair tokenizer on the same text
+#
+# A character vocabulary is tiny and never meets an unknown token, but it makes sequences
+# long: every character is a position that attention has to pay for. Real language models
+# use **sub-word** tokens. Byte-pair encoding (BPE) {cite:p}`sennrich2016neural` starts
+# from single symbols and repeatedly merges the most frequent adjacent pair into a new
+# symbol, until the vocabulary has the size asked for; a new text is split by replaying
+# the merges in the order they were learned. GPT-2 {cite:p}`radford2019language` runs it
+# on bytes, so that any string can be encoded. We train such a byte-level BPE with Hugging
+# Face's `tokenizers` library (not a copy written here) on the training text, with a
+# vocabulary of 1,024 (256 bytes and 768 merges) and of 4,096, and compare the length of
+# the validation text in tokens with its length in characters.
+
+# %%
+import json
+import os
+
+os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread, as everywhere in the book
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+
+def train_bpe(text: str, vocab_size: int) -> Tokenizer:
+    """A byte-level BPE tokenizer (GPT-2 style) trained on ``text`` by ``tokenizers``."""
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # words, then bytes
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes
+        show_progress=False,
+    )
+    bpe.train_from_iterator([text], trainer=trainer)
+    return bpe
+
+
+bpes = {vocab_size_bpe: train_bpe(train_text, vocab_size_bpe) for vocab_size_bpe in (1024, 4096)}
+bpe_sample = "Return the number of items in the container."
+chars_per_token = {}
+for vocab_size_bpe, bpe in bpes.items():
+    bpe_ids = bpe.encode(val_text).ids
+    chars_per_token[vocab_size_bpe] = len(val_text) / len(bpe_ids)
+    round_trip = bpe.decode(bpe_ids) == val_text
+    print(
+        f"vocabulary {bpe.get_vocab_size():5,}: validation text {len(val_text):,} characters ->"
+        f" {len(bpe_ids):,} tokens ({chars_per_token[vocab_size_bpe]:.2f} characters per token);"
+        f" decode(encode(text)) == text: {round_trip}"
+    )
+    assert bpe.get_vocab_size() == vocab_size_bpe and round_trip, (
+        f"claim no longer holds: 'vocabulary {vocab_size_bpe}, and decoding gives the text back'"
+    )
+merges = json.loads(bpes[1024].to_str())["model"]["merges"]  # in the order learned
+first_ten = [a + b for a, b in merges[:10]]
+print("first ten merges:", first_ten)
+print("the sample in 1,024-token BPE:", bpes[1024].encode(bpe_sample).tokens)
+print("the sample in 4,096-token BPE:", bpes[4096].encode(bpe_sample).tokens)
+print(f"the sample in characters: {len(tok.encode(bpe_sample))} tokens")
+assert 2 < chars_per_token[1024] < chars_per_token[4096], (
+    "claim no longer holds: 'more than two characters per token, more with a larger vocabulary' "
+    f"(measured {chars_per_token})"
+)
+assert {"ĠĠ", "Ġthe"} <= set(first_ten) and "Ġcontainer" in bpes[4096].encode(bpe_sample).tokens, (
+    "claim no longer holds: 'early merges: two spaces and \"the\"; whole words with 4,096 tokens'"
+)
+glue("ch04_bpe_cpt_1k", chars_per_token[1024], display=False)
+glue("ch04_bpe_cpt_4k", chars_per_token[4096], display=False)
+
+# %% [markdown]
+# The first merges join a space to a following letter, two spaces (the indentation of the
+# docstrings) and frequent English pieces such as "the" ("Ġ" is how the byte-level
+# alphabet shows a space); with 4,096 tokens whole words are single tokens. With 1,024
+# tokens the validation text is {glue:text}`ch04_bpe_cpt_1k:.2f` characters per token,
+# with 4,096 tokens
+# {glue:text}`ch04_bpe_cpt_4k:.2f`: at the same context length in *tokens*, the model sees
+# that many times more text, and attention's $n^2$ cost falls by the square of the ratio,
+# against a larger embedding table and output layer ($V \times d$ each). This chapter keeps
+# characters, because with 100 symbols every model fits in a few minutes of CPU and the
+# baselines (unigram, bigram) are exact. WordPiece (BERT's tokenizer, chapter 8) is the
+# same idea with word-internal pieces marked `##`; GNMT's word-piece model chooses merges
+# by the gain in language-model likelihood rather than by pair frequency
+# {cite:p}`wu2016google`.
+
+# %% [markdown]
 # ### Training batches and evaluation windows
 #
 # The model reads windows of 128 characters. A training batch is {glue:text}`ch04_batch`
