@@ -110,9 +110,10 @@ print(f"{len(text):,} characters, vocabulary {V}, probe batch {tuple(probe.shape
 # grows with the norms, and nothing in the formula stops it. Once the largest logit of a
 # row exceeds the others by ten or more, the softmax is one-hot: its gradient vanishes
 # ({ref}`chapter 1 <ch01-scaling>`), the attention cannot change its mind, and at scale the
-# loss diverges. Dehghani et al. met exactly this training an 8-billion-parameter vision
-# transformer: attention logits grew without bound, the attention became almost one-hot,
-# and the loss diverged after a few thousand steps {cite:p}`dehghani2023scaling`.
+# loss diverges. Dehghani et al. met exactly this training vision transformers of about 8
+# billion parameters: the loss diverged, caused by extremely large attention logits that
+# made the attention weights almost one-hot (near-zero entropy)
+# {cite:p}`dehghani2023scaling`.
 #
 # ### Two fixes
 #
@@ -835,10 +836,10 @@ glue("ch19_nsa_err", nsa_err, display=False)
 # Both equal the masked dense reference (to {glue:text}`ch19_topk_err:.0e` and
 # {glue:text}`ch19_nsa_err:.0e`). How many keys does the **last** query of a context of
 # length $T$ read? Dense: $T$. Top-$k$: $k$ (we use V3.2's 2,048) plus the indexer's $T$
-# cheap scores. NSA, with blocks of 64, 16 selected blocks and a window of 512 (the sizes
-# of the NSA paper's selection blocks, selected count and window; its compression blocks
-# are 32 long with stride 16 {cite:p}`yuan2025native`): its complete compressed blocks,
-# the tokens of the selected blocks (plus its own block) and the window, counted from
+# cheap scores. NSA, with illustrative sizes (blocks of 64, 16 selected blocks, a window
+# of 512; the paper also compresses with overlapping blocks, which we simplify to the
+# selection blocks {cite:p}`yuan2025native`): its complete compressed blocks, the tokens
+# of the selected blocks (plus its own block) and the window, counted from
 # `llm.nsa_masks` up to 4,096 tokens and bounded by
 # $T/64 + 17 \cdot 64 + 512$ beyond.
 
