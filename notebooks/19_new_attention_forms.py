@@ -303,10 +303,11 @@ print({n: [round(v, 3) for v in loss[n]] for n in VARIANTS})
 # What this tiny model does **not** show is the divergence itself: no run produced a NaN
 # loss, even at learning rate 1 in the search; AdamW's normalised steps and gradient
 # clipping keep a model of {glue:text}`ch19_params:,` parameters alive while its attention saturates. What it does
-# show is the mechanism that precedes divergence at scale — the unbounded logit growth —
-# and that both fixes remove it. Note that soft-capping at 50 still allows a gap of up to
-# 100 between two logits of a row, which is one-hot for a softmax; the cap prevents
-# overflow and runaway growth, not saturation.
+# show is the mechanism that precedes divergence at scale — the unbounded logit growth and
+# the one-hot rows — and that both fixes remove it. Soft-capping at 50 still allows a gap
+# of up to 100 between two logits of a row, enough for a one-hot softmax: here it kept
+# most rows soft, but nothing in the cap guarantees that, whereas QK-norm's bound does
+# (as long as the gains stay small).
 
 # %% [markdown]
 # (ch19-gated-attention)=
