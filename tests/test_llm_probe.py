@@ -147,3 +147,17 @@ def test_first_token_share():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((TypeError, ValueError), match=match):
         call()
+
+
+def test_attention_logits_gradcheck():
+    torch.manual_seed(4)
+    m = llm.LLMSelfAttention(8, 2, qk_norm=True, softcap=3.0).double()
+    x = torch.randn(1, 4, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: attention_logits(m, t), (x,))
+
+
+def test_attention_logits_refuses_what_it_does_not_model():
+    m = llm.LLMSelfAttention(8, 2)
+    m.logit_scale = 1.2  # as a scaled-RoPE layer would set it
+    with pytest.raises(ValueError, match="attn"):
+        attention_logits(m, torch.zeros(1, 3, 8))
