@@ -266,6 +266,24 @@ CALLS: dict[str, Entry] = {
         lambda: llm.DecoderLM(10, 8, 1, lambda i: torch.nn.Identity()),
         lambda: torch.randint(0, 10, (2, 5)),
     ),
+    "attnkit.llm.DecoderTrace": R(
+        lambda: rnd(1, 2, 3), lambda: [None], lambda: [None], lambda: [None]
+    ),
+    "attnkit.llm.attention_logits": E(
+        lambda: llm.LLMSelfAttention(8, 2, qk_norm=True, softcap=5.0),
+        lambda: rnd(2, 3, 8),
+        bad={"x": [rnd(2, 3, 4), rnd(3, 8)]},
+    ),
+    "attnkit.llm.first_token_share": E(
+        lambda: torch.softmax(rnd(2, 3, 4, 4), -1),
+        start=1,
+        bad={"weights": [rnd(2, 3, 4, 5), rnd(3, 4, 4)], "start": [-1, 4]},
+    ),
+    "attnkit.llm.trace_decoder": E(
+        lambda: llm.DecoderLM(10, 8, 2, lambda i: llm.LLMSelfAttention(8, 2)),
+        lambda: torch.randint(0, 10, (2, 5)),
+        bad={"idx": [torch.tensor([[10]]), torch.zeros(5).long()]},
+    ),
     "attnkit.llm.DeltaNetAttention": E(8, 2, gated=True, chunk_size=4, bad={"num_heads": [3]}),
     "attnkit.llm.DifferentialAttention": E(8, 2, layer=2, bad={"num_heads": [3], "layer": [0]}),
     "attnkit.llm.KVLayout": E(

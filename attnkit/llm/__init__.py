@@ -15,6 +15,7 @@ from .kv_memory import (
 from .lm import DecoderLM, SwiGLU, hybrid_mixer, lm_loss
 from .mla import LatentKVCache, MultiHeadLatentAttention, latent_attention
 from .paged import PagedKVCache, blocks_needed, paged_attention
+from .probe import DecoderTrace, attention_logits, first_token_share, trace_decoder
 from .rope_scaling import ROPE_SCALINGS, rope_cos_sin, scaled_rope_frequencies
 from .sparse import (
     indexer_scores,
@@ -36,6 +37,7 @@ __all__ = [
     "PUBLISHED",
     "ROPE_SCALINGS",
     "DecoderLM",
+    "DecoderTrace",
     "DeltaNetAttention",
     "DifferentialAttention",
     "KVLayout",
@@ -44,11 +46,13 @@ __all__ = [
     "MultiHeadLatentAttention",
     "PagedKVCache",
     "SwiGLU",
+    "attention_logits",
     "blocks_needed",
     "delta_rule_chunkwise",
     "delta_rule_recurrent",
     "differential_attention",
     "differential_lambda_init",
+    "first_token_share",
     "hybrid_mixer",
     "indexer_scores",
     "kv_cache_bytes_per_token",
@@ -64,4 +68,5 @@ __all__ = [
     "softcap",
     "topk_sparse_attention",
     "topk_token_mask",
+    "trace_decoder",
 ]
