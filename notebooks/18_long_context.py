@@ -659,7 +659,8 @@ slopes = ak.alibi_slopes(4, dtype=torch.float64)
 print("slopes:", slopes.tolist())
 print("head 0, query 5:", bias[0, 5].tolist())
 assert slopes.tolist() == [1 / 4, 1 / 16, 1 / 64, 1 / 256], "claim: slopes 2^(-8h/H)"
-assert torch.equal(bias[0, 5], -0.25 * (5 - torch.arange(6.0, dtype=torch.float64)))
+row = -0.25 * (5 - torch.arange(6.0, dtype=torch.float64))
+assert torch.equal(bias[0, 5], row), "claim no longer holds: 'the bias is -m_h (i - j)'"
 
 # %% [markdown]
 # (ch18-cost)=
