@@ -16,8 +16,8 @@
 # %% [markdown]
 # # Long and streaming contexts: windows, attention sinks, RoPE scaling and ALiBi
 #
-# A model is trained on sequences of some length $L$ (4,096 tokens for Llama 2, 8,192 for
-# Gemma 2). Users then want more: a chat that never ends, a book in one prompt. Two
+# A model is trained on sequences of some length $L$ (4,096 tokens for Llama 2
+# {cite:p}`touvron2023llama2`, 8,192 for Gemma 2 {cite:p}`gemmateam2024gemma2`). Users then want more: a chat that never ends, a book in one prompt. Two
 # different problems hide behind "a longer context":
 #
 # - **memory and work**: the key/value cache of {doc}`chapter 17 <17_serving_memory>`
@@ -146,6 +146,8 @@ for ax, (name, m) in zip(axes, masks.items(), strict=True):
     ax.imshow(m.numpy(), cmap="Blues", vmin=0, vmax=1.3)
     ax.set_title(name)
     ax.set_xlabel("key position j")
+    ax.set_xticks(range(0, T_pic, 2))
+    ax.set_yticks(range(0, T_pic, 2))
 axes[0].set_ylabel("query position i")
 plt.suptitle("Which keys each query sees (dark: allowed)")
 plt.tight_layout()
@@ -165,7 +167,8 @@ plt.show()
 # slot $i \bmod W$, overwriting the token that just left the window
 # {cite:p}`jiang2023mistral`. `llm.SinkCache(window=W)` keeps the same set of tokens (it
 # appends and slices instead of overwriting in place, so its slots are in arrival order).
-# The saving is simple arithmetic: at 32k tokens a 4,096-token window keeps 8 times less,
+# The saving is simple arithmetic: at 32k tokens a 4,096-token window keeps 8 times less
+# (the figure Mistral's paper gives),
 # and Gemma 2's alternation keeps, at its full 8,192-token context, $4{,}096$ tokens in
 # half the layers and $8{,}192$ in the other half.
 
@@ -276,8 +279,8 @@ glue("ch18_params", ak.count_parameters(models["rope", 0]), display=False)
 # tokens, whatever they are, because softmax weights must sum to one and the first token
 # is visible to every query: it becomes a place to park attention that has nowhere useful
 # to go, an **attention sink**. Evict it and the weights of every row are redistributed.
-# (The paper also shows that a model pre-trained with a dedicated sink token needs only
-# that one token.)
+# (The paper also finds that adding a placeholder token as a dedicated sink during
+# pre-training further improves streaming.)
 #
 # ### Positions inside the cache
 #
@@ -413,8 +416,8 @@ plt.show()
 # Past $L$, the model with an unbounded cache degrades steadily as positions grow (at
 # least {glue:text}`ch18_full_blowup:.1f` times the perplexity of re-computation; for
 # seed 0, {glue:text}`ch18_full_ppl0:.1f` against {glue:text}`ch18_recompute_ppl0:.2f`):
-# RoPE does not extrapolate here. The three bounded methods stay at the level of the
-# first $L$ characters, and they are **indistinguishable**: the window cache, with its
+# RoPE does not extrapolate here. The three bounded methods follow the difficulty of the
+# text (their bumps are the same), and they are **indistinguishable**: the window cache, with its
 # first tokens evicted, is within {glue:text}`ch18_stream_gap:.1%` of re-computation, as
 # are sinks + window. The collapse that StreamingLLM reports for the window cache does
 # not happen in these models. The measurement that explains why: how much attention do
@@ -474,8 +477,7 @@ glue("ch18_sink_max", largest, display=False)
 #
 # - **Position interpolation** (PI) {cite:p}`chen2023extending` divides every frequency by
 #   $s$: the positions $0 .. sL$ are squeezed into the trained range of angles. The paper
-#   fine-tunes the model on the longer length, within 1,000 steps, and shows that
-#   without fine-tuning the model is poor.
+#   fine-tunes the extended model on the longer length, within 1,000 steps.
 # - **NTK-aware scaling** (posted by "bloc97" on Reddit in 2023 and formalised in the YaRN
 #   paper {cite:p}`peng2024yarn`) raises the base to $b\, s^{d/(d-2)}$: the slowest pair is
 #   divided by exactly $s$, the fastest is almost unchanged.
@@ -512,7 +514,7 @@ for name, kw in SCALINGS.items():
     theta, temp = llm.scaled_rope_frequencies(HEAD_DIM, factor=4.0, original_length=L, **kw)
     ax.plot(theta / plain, "o-", label=f"{name} (logits x{temp:.2f})", markersize=4)
 ax.set_xlabel("feature pair j (fast to slow)")
-ax.set_ylabel("theta'_j / theta_j")
+ax.set_ylabel(r"$\theta'_j \,/\, \theta_j$")
 ax.set_title("Frequency multipliers for s = 4 (L = 64, head width 16)")
 ax.legend(fontsize=7)
 plt.tight_layout()
@@ -522,7 +524,8 @@ assert abs(ntk_slowest - 0.25) < 1e-12, "claim: 'NTK divides the slowest pair by
 
 # %% [markdown]
 # Now the perplexities. For each length we cut the first 4,096 characters of validation
-# text into windows of that length; a window of $2L$ contains twice the context, so a
+# text into windows of that length (at $T = L$ the factor is 1 and every method is plain
+# RoPE, so that column is measured once); a window of $2L$ contains twice the context, so a
 # model that uses its extra context *well* should do slightly better than at $L$.
 
 # %%
@@ -547,8 +550,10 @@ LENGTHS = (L, 2 * L, 4 * L)
 ppl = {}  # (name, seed, T) -> perplexity
 for seed in SEEDS:
     model = models["rope", seed]
+    ppl["none", seed, L] = window_ppl(model, L)
     for name, kw in SCALINGS.items():
-        for T in LENGTHS:
+        ppl[name, seed, L] = ppl["none", seed, L]  # factor 1: every method is plain RoPE
+        for T in LENGTHS[1:]:
             set_scaling(model, T / L, **kw)
             ppl[name, seed, T] = window_ppl(model, T)
     set_scaling(model, 1.0)  # back to plain RoPE
