@@ -452,12 +452,13 @@ glue("ch18_sink_max", largest, display=False)
 # %% [markdown]
 # **No sink emerges in these models.** Averaged over layers, heads and both seeds, the
 # first token gets {glue:text}`ch18_sink_mean:.2f` times the weight of a uniform row,
-# *less* than an average token; the most sink-like head gives it
-# {glue:text}`ch18_sink_max:.1f} times. These models attend locally (characters depend
-# mostly on the few before them) and have no weight parked on the first token to lose, so
-# evicting it changes nothing. That is consistent with the paper's explanation, which ties
-# the sink to attention that has nowhere useful to go, a habit of large models trained
-# long; our two-layer, 300-step models never form it. The mechanism is still worth
+# *less* than an average token; the most sink-like of the 16 heads gives it
+# {glue:text}`ch18_sink_max:.1f` times a uniform share, a mild preference, not a sink.
+# These models attend locally (characters depend mostly on the few before them) and have
+# no weight parked on the first token to lose, so evicting it changes nothing. That is
+# consistent with the paper's explanation, which ties the sink to attention that has
+# nowhere useful to go; whether such a habit forms depends on the model and its training,
+# and our two-layer, 300-step models did not form it. The mechanism is still worth
 # knowing and is implemented exactly here; its *benefit* is a property of the trained
 # model, and this chapter can only show that the benefit is absent when the sink is
 # absent. Two things do carry over at any scale: the bounded cache keeps the positions
