@@ -24,6 +24,12 @@ from .sparse import (
     topk_sparse_attention,
     topk_token_mask,
 )
+from .streaming import (
+    SinkCache,
+    layer_attention_weights,
+    recompute_window_logits,
+    streaming_logits,
+)
 from .variants import (
     DifferentialAttention,
     LLMSelfAttention,
@@ -45,6 +51,7 @@ __all__ = [
     "LatentKVCache",
     "MultiHeadLatentAttention",
     "PagedKVCache",
+    "SinkCache",
     "SwiGLU",
     "attention_logits",
     "blocks_needed",
@@ -58,14 +65,17 @@ __all__ = [
     "kv_cache_bytes_per_token",
     "kv_cache_elements_per_token",
     "latent_attention",
+    "layer_attention_weights",
     "lm_loss",
     "nsa_attention",
     "nsa_masks",
     "paged_attention",
+    "recompute_window_logits",
     "rope_cos_sin",
     "scaled_rope_frequencies",
     "sigmoid_attention",
     "softcap",
+    "streaming_logits",
     "topk_sparse_attention",
     "topk_token_mask",
     "trace_decoder",

@@ -39,8 +39,9 @@ from .._validate import (
 from ..attention import scaled_dot_product_attention
 from ..heads import merge_heads, repeat_kv, split_heads
 from ..masks import causal_mask
-from ..positional import apply_rotary, rotary_cos_sin
+from ..positional import alibi_slopes, apply_rotary
 from ..softmax import masked_softmax
+from .rope_scaling import rope_cos_sin, scaled_rope_frequencies
 
 __all__ = [
     "DifferentialAttention",
@@ -152,6 +153,14 @@ class LLMSelfAttention(nn.Module):
             it; ``None``: full causal attention).
         num_sinks: with a window, the first ``num_sinks`` positions stay visible to every
             query (attention sinks, Xiao et al. 2023).
+        alibi: add the ALiBi bias ``-m_h (p_i - p_j)`` to the logits (Press et al. 2022;
+            slopes of :func:`attnkit.positional.alibi_slopes`); needs ``rope_base=None``.
+
+    Positions: ``forward(x, positions=p)`` gives token ``t`` the position ``p[t]`` (an
+    integer or real tensor ``(T,)``; default ``0 .. T - 1``). Positions set the RoPE angles
+    and the ALiBi distances only; the mask (causal, window, sinks) is by index in ``x``.
+    :meth:`set_rope_scaling` swaps the rotary frequencies for those of PI, NTK-aware
+    scaling or YaRN (and YaRN's logit multiplier), without touching the weights.
 
     ``forward(x, return_weights=True)`` also returns the weights ``(B, H, T, T)``.
     """
@@ -169,6 +178,7 @@ class LLMSelfAttention(nn.Module):
         score: str = "softmax",
         window: int | None = None,
         num_sinks: int = 0,
+        alibi: bool = False,
     ) -> None:
         super().__init__()
         self.d_model = check_positive_int(d_model, "d_model")
@@ -179,7 +189,7 @@ class LLMSelfAttention(nn.Module):
                 f"d_model={d_model} must be divisible by num_heads={num_heads}, and "
                 f"num_heads by num_kv_heads={self.num_kv_heads}."
             )
-        for name, flag in (("qk_norm", qk_norm), ("output_gate", output_gate)):
+        for name, flag in (("qk_norm", qk_norm), ("output_gate", output_gate), ("alibi", alibi)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, got {flag!r}.")
         if score not in ("softmax", "sigmoid"):
@@ -192,6 +202,16 @@ class LLMSelfAttention(nn.Module):
         self.score = score
         self.window = None if window is None else check_positive_int(window, "window")
         self.num_sinks = check_positive_int(num_sinks, "num_sinks", allow_zero=True)
+        if alibi and self.rope_base is not None:
+            raise ValueError("alibi replaces RoPE: pass rope_base=None together with alibi=True.")
+        self.alibi = alibi
+        # Rotary frequencies theta_j (float64, (head_dim / 2,)) and the logit multiplier:
+        # plain RoPE until set_rope_scaling changes them. Plain attributes, not buffers, so
+        # that .float() / .double() never round the frequencies.
+        self.rope_theta: torch.Tensor | None = None
+        self.logit_scale = 1.0
+        if self.rope_base is not None:
+            self.set_rope_scaling()
         kv = self.num_kv_heads * self.head_dim
         self.q_proj = nn.Linear(d_model, d_model, bias=False)
         self.k_proj = nn.Linear(d_model, kv, bias=False)
@@ -211,8 +231,85 @@ class LLMSelfAttention(nn.Module):
             allowed = allowed & (near | sink)
         return allowed
 
+    def set_rope_scaling(
+        self,
+        method: str = "none",
+        factor: float = 1.0,
+        original_length: int | None = None,
+        *,
+        alpha: float = 1.0,
+        beta: float = 32.0,
+    ) -> None:
+        """Use the rotary frequencies (and logit multiplier) of
+        :func:`~attnkit.llm.rope_scaling.scaled_rope_frequencies` for ``method`` in
+        ``"none"``, ``"pi"``, ``"ntk"``, ``"yarn"``; ``set_rope_scaling()`` restores plain
+        RoPE. No weight changes: this is scaling without fine-tuning."""
+        if self.rope_base is None:
+            raise ValueError("set_rope_scaling needs a RoPE layer (rope_base is None).")
+        self.rope_theta, self.logit_scale = scaled_rope_frequencies(
+            self.head_dim,
+            base=self.rope_base,
+            method=method,
+            factor=factor,
+            original_length=original_length,
+            alpha=alpha,
+            beta=beta,
+        )
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries ``(B, H, T, D)``, keys and values ``(B, H_kv, T, D)`` of ``x``
+        ``(B, T, d_model)``: projected, split into heads, QK-normed; not yet rotated."""
+        q = split_heads(self.q_proj(x), self.num_heads)  # (B, H, T, D)
+        k = split_heads(self.k_proj(x), self.num_kv_heads)  # (B, H_kv, T, D)
+        v = split_heads(self.v_proj(x), self.num_kv_heads)
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        return q, k, v
+
+    def rotate(self, t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """RoPE (with the current frequencies) of queries or keys ``t`` ``(..., T, D)`` at
+        ``positions`` ``(T,)``; ``t`` unchanged in a layer without RoPE."""
+        if self.rope_theta is None:
+            return t
+        cos, sin = rope_cos_sin(positions, self.rope_theta, dtype=t.dtype)  # (T, D)
+        return apply_rotary(t, cos.to(t.device), sin.to(t.device))
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor,
+        q_positions: torch.Tensor,
+        k_positions: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heads ``(B, H, T_q, D)`` and weights ``(B, H, T_q, T_k)`` for rotated queries
+        ``(B, H, T_q, D)``, rotated keys and values ``(B, H_kv, T_k, D)``, a bool ``mask``
+        ``(T_q, T_k)`` and the positions of queries and keys (for ALiBi)."""
+        rep = self.num_heads // self.num_kv_heads
+        k, v = repeat_kv(k, rep), repeat_kv(v, rep)  # (B, H, T_k, D)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T_q, T_k)
+        if self.logit_scale != 1.0:
+            logits = logits * self.logit_scale
+        if self.alibi:
+            slopes = alibi_slopes(self.num_heads, dtype=torch.float64)  # (H,)
+            distance = q_positions.to(torch.float64)[:, None] - k_positions.to(torch.float64)
+            bias = -slopes[:, None, None] * distance  # (H, T_q, T_k)
+            logits = logits + bias.to(logits.dtype).to(logits.device)
+        if self.softcap is not None:
+            logits = softcap(logits, self.softcap)
+        if self.score == "softmax":
+            weights = masked_softmax(logits, mask)
+        else:
+            weights = torch.sigmoid(logits - math.log(k.shape[-2])).masked_fill(~mask, 0.0)
+        return weights @ v, weights  # (B, H, T_q, D), (B, H, T_q, T_k)
+
     def forward(
-        self, x: torch.Tensor, *, return_weights: bool = False
+        self,
+        x: torch.Tensor,
+        *,
+        positions: torch.Tensor | None = None,
+        return_weights: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         check_floating(check_tensor(x, "x", min_dim=3), "x")
         if x.dim() != 3 or x.shape[-1] != self.d_model:
@@ -220,25 +317,18 @@ class LLMSelfAttention(nn.Module):
         if not isinstance(return_weights, bool):
             raise TypeError(f"return_weights must be True or False, got {return_weights!r}.")
         T = x.shape[1]
-        q = split_heads(self.q_proj(x), self.num_heads)  # (B, H, T, D)
-        k = split_heads(self.k_proj(x), self.num_kv_heads)  # (B, H_kv, T, D)
-        v = split_heads(self.v_proj(x), self.num_kv_heads)
-        if self.q_norm is not None and self.k_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        if self.rope_base is not None:
-            cos, sin = rotary_cos_sin(T, self.head_dim, base=self.rope_base, dtype=x.dtype)
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        rep = self.num_heads // self.num_kv_heads
-        k, v = repeat_kv(k, rep), repeat_kv(v, rep)  # (B, H, T, D)
-        mask = self.mask(T, x.device)
-        logits = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, T)
-        if self.softcap is not None:
-            logits = softcap(logits, self.softcap)
-        if self.score == "softmax":
-            weights = masked_softmax(logits, mask)
+        if positions is None:
+            positions = torch.arange(T, device=x.device)
         else:
-            weights = torch.sigmoid(logits - math.log(T)).masked_fill(~mask, 0.0)
-        heads = weights @ v  # (B, H, T, D)
+            check_tensor(positions, "positions", min_dim=1)
+            if positions.shape != (T,) or positions.dtype == torch.bool:
+                raise ValueError(
+                    f"positions must be a numeric tensor of shape ({T},), "
+                    f"got {fmt_shape(positions.shape)} {positions.dtype}."
+                )
+        q, k, v = self.project(x)  # (B, H, T, D), (B, H_kv, T, D) x 2
+        q, k = self.rotate(q, positions), self.rotate(k, positions)
+        heads, weights = self.attend(q, k, v, self.mask(T, x.device), positions, positions)
         if self.gate is not None:
             heads = heads * torch.sigmoid(split_heads(self.gate(x), self.num_heads))
         out = self.out_proj(merge_heads(heads))  # (B, T, d_model)
