@@ -436,8 +436,10 @@ late = t_q >= 8
 uniform = (1.0 / (t_q[late] + 1.0)).mean().item()
 sink_ratio = {}  # (seed, layer) -> per-head ratios
 for seed in SEEDS:
-    for layer, w in enumerate(llm.layer_attention_weights(models["rope", seed], probe_x)):
-        on_first = w[:, :, late, 0].mean(dim=(0, 2))  # (H,): mean weight on position 0
+    with torch.no_grad():
+        trace = llm.trace_decoder(models["rope", seed], probe_x)
+    for layer, w in enumerate(trace.weights):
+        on_first = llm.first_token_share(w, start=8)  # (H,): mean weight on position 0
         sink_ratio[seed, layer] = on_first / uniform
         print(f"seed {seed} layer {layer}: weight on the first token / uniform, per head: "
               f"{[round(r, 2) for r in sink_ratio[seed, layer].tolist()]}")  # fmt: skip

@@ -156,8 +156,19 @@ def test_attention_logits_gradcheck():
     assert torch.autograd.gradcheck(lambda t: attention_logits(m, t), (x,))
 
 
-def test_attention_logits_refuses_what_it_does_not_model():
-    m = llm.LLMSelfAttention(8, 2)
-    m.logit_scale = 1.2  # as a scaled-RoPE layer would set it
-    with pytest.raises(ValueError, match="attn"):
-        attention_logits(m, torch.zeros(1, 3, 8))
+@pytest.mark.parametrize("kind", ["alibi", "yarn"])
+def test_attention_logits_of_alibi_and_scaled_rope_layers_are_the_layers_own(kind):
+    torch.manual_seed(3)
+    if kind == "alibi":
+        m = llm.LLMSelfAttention(16, 4, rope_base=None, alibi=True).double()
+    else:
+        m = llm.LLMSelfAttention(16, 4).double()
+        m.set_rope_scaling("yarn", 4.0, 4, beta=4.0)
+        assert m.logit_scale != 1.0
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    logits = attention_logits(m, x)
+    _, weights = m(x, return_weights=True)
+    torch.testing.assert_close(ak.masked_softmax(logits, m.mask(9)), weights, rtol=0, atol=1e-15)
+    plain = llm.LLMSelfAttention(16, 4, rope_base=None if kind == "alibi" else 10000.0).double()
+    plain.load_state_dict(m.state_dict())
+    assert not torch.allclose(attention_logits(plain, x), logits)  # the bias/scaling counts

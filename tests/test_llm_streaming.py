@@ -13,7 +13,6 @@ from attnkit.llm import (
     DecoderLM,
     LLMSelfAttention,
     SinkCache,
-    layer_attention_weights,
     recompute_window_logits,
     scaled_rope_frequencies,
     streaming_logits,
@@ -196,18 +195,6 @@ def test_rope_scaling_uses_the_scaled_frequencies(method):
     torch.testing.assert_close(m(x), plain, rtol=0, atol=0)
     with pytest.raises(ValueError, match="RoPE"):
         LLMSelfAttention(16, 2, rope_base=None).set_rope_scaling("pi", 2.0)
-
-
-def test_layer_attention_weights_are_the_layers_weights():
-    model = _model(2, seed=10)
-    idx = torch.randint(0, 11, (1, 6), generator=torch.Generator().manual_seed(6))
-    weights = layer_attention_weights(model, idx)
-    assert len(weights) == 2 and weights[0].shape == (1, 4, 6, 6)
-    torch.testing.assert_close(weights[1].sum(-1), torch.ones(1, 4, 6, dtype=torch.float64))
-    with torch.no_grad():
-        x = model.embed(idx)
-        _, w0 = model.blocks[0].mixer(model.blocks[0].mixer_norm(x), return_weights=True)
-    torch.testing.assert_close(weights[0], w0, rtol=0, atol=0)
 
 
 def test_streaming_gradcheck_free_inputs_are_validated():

@@ -321,11 +321,6 @@ CALLS: dict[str, Entry] = {
         16, 2, 4, 6, 2, q_latent_dim=5, rope_base=100.0, bad={"rope_dim": [3], "latent_dim": [0]}
     ),
     "attnkit.llm.SinkCache": E(3, 1, bad={"window": [0], "num_sinks": [-1]}),
-    "attnkit.llm.layer_attention_weights": E(
-        lambda: llm.DecoderLM(10, 8, 1, lambda i: llm.LLMSelfAttention(8, 2)),
-        lambda: torch.randint(0, 10, (2, 5)),
-        bad={"idx": [torch.randint(10, 12, (2, 5))]},
-    ),
     "attnkit.llm.recompute_window_logits": E(
         lambda: llm.DecoderLM(10, 8, 1, lambda i: llm.LLMSelfAttention(8, 2)),
         lambda: torch.randint(0, 10, (2, 7)),

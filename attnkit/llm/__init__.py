@@ -26,7 +26,6 @@ from .sparse import (
 )
 from .streaming import (
     SinkCache,
-    layer_attention_weights,
     recompute_window_logits,
     streaming_logits,
 )
@@ -65,7 +64,6 @@ __all__ = [
     "kv_cache_bytes_per_token",
     "kv_cache_elements_per_token",
     "latent_attention",
-    "layer_attention_weights",
     "lm_loss",
     "nsa_attention",
     "nsa_masks",

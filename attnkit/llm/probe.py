@@ -16,10 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from .._validate import check_floating, check_ids, check_positive_int, check_tensor, fmt_shape
-from ..heads import repeat_kv, split_heads
-from ..positional import apply_rotary, rotary_cos_sin
 from .lm import DecoderLM
-from .variants import LLMSelfAttention, softcap
+from .variants import LLMSelfAttention
 
 __all__ = ["DecoderTrace", "attention_logits", "first_token_share", "trace_decoder"]
 
@@ -27,8 +25,10 @@ __all__ = ["DecoderTrace", "attention_logits", "first_token_share", "trace_decod
 def attention_logits(attn: LLMSelfAttention, x: torch.Tensor) -> torch.Tensor:
     """The logits ``(B, H, T, T)`` that ``attn`` feeds to its softmax (or sigmoid).
 
-    ``q k^T / sqrt(head_dim)`` after the layer's QK-norm and RoPE, and after its
-    soft-cap if it has one; *not* masked (``attn.mask(T)`` gives the allowed positions).
+    ``q k^T / sqrt(head_dim)`` after the layer's QK-norm and (scaled) RoPE, with its
+    ALiBi bias and YaRN multiplier, and after its soft-cap if it has one (the layer's
+    own :meth:`~attnkit.llm.LLMSelfAttention.logits`); *not* masked (``attn.mask(T)``
+    gives the allowed positions).
     ``masked_softmax(attention_logits(attn, x), attn.mask(T))`` equals the weights that
     ``attn(x, return_weights=True)`` returns.
 
@@ -41,20 +41,10 @@ def attention_logits(attn: LLMSelfAttention, x: torch.Tensor) -> torch.Tensor:
     check_floating(check_tensor(x, "x", min_dim=3), "x")
     if x.dim() != 3 or x.shape[-1] != attn.d_model:
         raise ValueError(f"x must have shape (B, T, {attn.d_model}), got {fmt_shape(x.shape)}.")
-    # layers with position options beyond plain RoPE (ALiBi, scaled RoPE) are not read out
-    if getattr(attn, "alibi", False) or getattr(attn, "logit_scale", 1.0) != 1.0:
-        raise ValueError("attn uses ALiBi or scaled RoPE, which attention_logits does not model.")
-    T = x.shape[1]
-    q = split_heads(attn.q_proj(x), attn.num_heads)  # (B, H, T, D)
-    k = split_heads(attn.k_proj(x), attn.num_kv_heads)  # (B, H_kv, T, D)
-    if attn.q_norm is not None and attn.k_norm is not None:
-        q, k = attn.q_norm(q), attn.k_norm(k)
-    if attn.rope_base is not None:
-        cos, sin = rotary_cos_sin(T, attn.head_dim, base=attn.rope_base, dtype=x.dtype)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-    k = repeat_kv(k, attn.num_heads // attn.num_kv_heads)  # (B, H, T, D)
-    logits = q @ k.transpose(-2, -1) / math.sqrt(attn.head_dim)  # (B, H, T, T)
-    return logits if attn.softcap is None else softcap(logits, attn.softcap)
+    positions = torch.arange(x.shape[1], device=x.device)  # as in attn(x)
+    q, k, _ = attn.project(x)  # (B, H, T, D), (B, H_kv, T, D)
+    q, k = attn.rotate(q, positions), attn.rotate(k, positions)
+    return attn.logits(q, k, positions, positions)  # (B, H, T, T)
 
 
 @dataclass

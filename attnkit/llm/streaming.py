@@ -36,7 +36,6 @@ from .variants import LLMSelfAttention
 
 __all__ = [
     "SinkCache",
-    "layer_attention_weights",
     "recompute_window_logits",
     "streaming_logits",
 ]
@@ -186,19 +185,3 @@ def recompute_window_logits(
         [model(flat[i : i + batch_size])[:, -1] for i in range(0, flat.shape[0], batch_size)]
     )  # (B * (N - window), V)
     return torch.cat((head, last.view(B, N - window, -1)), dim=1)  # (B, N, V)
-
-
-@torch.no_grad()
-def layer_attention_weights(model: nn.Module, idx: torch.Tensor) -> list[torch.Tensor]:
-    """The attention weights ``(B, H, T, T)`` of every layer of ``model`` on ``idx``
-    ``(B, T)`` (a :class:`~attnkit.llm.lm.DecoderLM` of ``LLMSelfAttention`` layers)."""
-    layers = _attention_layers(model)
-    idx = check_ids(idx, "idx", vocab_size=model.vocab_size, dim=2)
-    x = model.embed(idx)  # (B, T, d_model)
-    weights = []
-    for block, layer in zip(model.blocks, layers, strict=True):
-        out, w = layer(block.mixer_norm(x), return_weights=True)
-        weights.append(w)
-        x = x + out
-        x = x + block.ffn(block.ffn_norm(x))
-    return weights

@@ -274,6 +274,30 @@ class LLMSelfAttention(nn.Module):
         cos, sin = rope_cos_sin(positions, self.rope_theta, dtype=t.dtype)  # (T, D)
         return apply_rotary(t, cos.to(t.device), sin.to(t.device))
 
+    def logits(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        q_positions: torch.Tensor,
+        k_positions: torch.Tensor,
+    ) -> torch.Tensor:
+        """The logits ``(B, H, T_q, T_k)`` fed to the softmax (or sigmoid), unmasked: for
+        rotated queries ``(B, H, T_q, D)`` and keys ``(B, H_kv, T_k, D)``,
+        ``q k^T / sqrt(D)``, times YaRN's multiplier, plus ALiBi's bias (at the
+        positions of queries and keys), then soft-capped."""
+        k = repeat_kv(k, self.num_heads // self.num_kv_heads)  # (B, H, T_k, D)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T_q, T_k)
+        if self.logit_scale != 1.0:
+            logits = logits * self.logit_scale
+        if self.alibi:
+            slopes = alibi_slopes(self.num_heads, dtype=torch.float64)  # (H,)
+            distance = q_positions.to(torch.float64)[:, None] - k_positions.to(torch.float64)
+            bias = -slopes[:, None, None] * distance  # (H, T_q, T_k)
+            logits = logits + bias.to(logits.dtype).to(logits.device)
+        if self.softcap is not None:
+            logits = softcap(logits, self.softcap)
+        return logits
+
     def attend(
         self,
         q: torch.Tensor,
@@ -286,22 +310,12 @@ class LLMSelfAttention(nn.Module):
         """Heads ``(B, H, T_q, D)`` and weights ``(B, H, T_q, T_k)`` for rotated queries
         ``(B, H, T_q, D)``, rotated keys and values ``(B, H_kv, T_k, D)``, a bool ``mask``
         ``(T_q, T_k)`` and the positions of queries and keys (for ALiBi)."""
-        rep = self.num_heads // self.num_kv_heads
-        k, v = repeat_kv(k, rep), repeat_kv(v, rep)  # (B, H, T_k, D)
-        logits = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T_q, T_k)
-        if self.logit_scale != 1.0:
-            logits = logits * self.logit_scale
-        if self.alibi:
-            slopes = alibi_slopes(self.num_heads, dtype=torch.float64)  # (H,)
-            distance = q_positions.to(torch.float64)[:, None] - k_positions.to(torch.float64)
-            bias = -slopes[:, None, None] * distance  # (H, T_q, T_k)
-            logits = logits + bias.to(logits.dtype).to(logits.device)
-        if self.softcap is not None:
-            logits = softcap(logits, self.softcap)
+        logits = self.logits(q, k, q_positions, k_positions)  # (B, H, T_q, T_k)
         if self.score == "softmax":
             weights = masked_softmax(logits, mask)
         else:
             weights = torch.sigmoid(logits - math.log(k.shape[-2])).masked_fill(~mask, 0.0)
+        v = repeat_kv(v, self.num_heads // self.num_kv_heads)  # (B, H, T_k, D)
         return weights @ v, weights  # (B, H, T_q, D), (B, H, T_q, T_k)
 
     def forward(
