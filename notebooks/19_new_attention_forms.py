@@ -812,15 +812,15 @@ for m in ("additive linear", "delta rule"):
 assert recalled["delta rule"][:, 1].mean() < recalled["additive linear"][:, 1].mean(), (
     "claim no longer holds: 'at 16 pairs the delta rule recalls fewer than the additive memory'"
 )
-glue("ch19_recall_add_8", recalled["additive linear"][:, 0].mean(), display=False)
-glue("ch19_recall_delta_8", recalled["delta rule"][:, 0].mean(), display=False)
-glue("ch19_recall_add_16", recalled["additive linear"][:, 1].mean(), display=False)
-glue("ch19_recall_delta_16", recalled["delta rule"][:, 1].mean(), display=False)
-glue("ch19_recall_add_128", recalled["additive linear"][:, i128].mean(), display=False)
-glue("ch19_recall_delta_128", recalled["delta rule"][:, i128].mean(), display=False)
-glue("ch19_update_add", updated["additive linear"].mean(), display=False)
-glue("ch19_update_delta", updated["delta rule"].mean(), display=False)
-glue("ch19_update_soft", updated["softmax (cache)"].mean(), display=False)
+glue("ch19_recall_add_8", float(recalled["additive linear"][:, 0].mean()), display=False)
+glue("ch19_recall_delta_8", float(recalled["delta rule"][:, 0].mean()), display=False)
+glue("ch19_recall_add_16", float(recalled["additive linear"][:, 1].mean()), display=False)
+glue("ch19_recall_delta_16", float(recalled["delta rule"][:, 1].mean()), display=False)
+glue("ch19_recall_add_128", float(recalled["additive linear"][:, i128].mean()), display=False)
+glue("ch19_recall_delta_128", float(recalled["delta rule"][:, i128].mean()), display=False)
+glue("ch19_update_add", float(updated["additive linear"].mean()), display=False)
+glue("ch19_update_delta", float(updated["delta rule"].mean()), display=False)
+glue("ch19_update_soft", float(updated["softmax (cache)"].mean()), display=False)
 
 # %% [markdown]
 # Both fixed-size memories recall most pairs at $N = 8$ (additive
