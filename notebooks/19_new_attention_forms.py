@@ -740,8 +740,9 @@ glue("ch19_cache_share_71", cache_share["7 : 1 (MiniMax-01, Jamba)"], display=Fa
 # A 3 : 1 stack keeps {glue:text}`ch19_cache_share_31:.0%` of the cache, which is the
 # "up to 75% less KV cache" Kimi Linear reports {cite:p}`kimiteam2025linear`; 7 : 1 keeps
 # {glue:text}`ch19_cache_share_71:.1%`. (The layer counts, 48 and 80, are those of
-# Qwen3-Next-80B-A3B and MiniMax-Text-01 from their model cards; the states of the linear
-# layers add a constant.)
+# Qwen3-Next-80B-A3B and MiniMax-Text-01 from their model cards; Kimi Linear and Jamba
+# have other depths, e.g. Jamba-v0.1's 32 layers are 4 blocks of 1 attention and 7 Mamba
+# layers. The states of the linear layers add a constant.)
 #
 # ### Why keep any softmax layer: recall from a full memory
 #
