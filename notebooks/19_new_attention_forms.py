@@ -465,9 +465,10 @@ assert diff_err < 1e-14, f"claim no longer holds: 'equal to the formula' ({diff_
 glue("ch19_diff_err", diff_err, display=False)
 
 # %% [markdown]
-# What does the difference cancel? Take one query and 64 keys. Both maps see the same
-# random "background" logits (standard normal); the first also sees the one relevant key
-# with a logit 3 higher. We compare the weight on the relevant key with the total
+# What does the difference cancel? Take one query and 64 keys, in an idealised case: both
+# maps see the same random "background" logits (standard normal), and the first also sees
+# the one relevant key with a logit 3 higher (in a trained layer the second map is
+# learned and only approximates the shared part). We compare the weight on the relevant key with the total
 # absolute weight on the 63 others, for one softmax and for the difference with
 # $\lambda = 0.8$ (its initial value deep in a network), over 200 random draws.
 
@@ -591,7 +592,7 @@ glue("ch19_sig_rowsum_16", row_sums[16][0], display=False)
 #
 # The recurrence is sequential. The chunkwise form (see `llm.delta_rule_chunkwise`)
 # writes the product of a chunk's $(I - \beta k k^\top)$ factors in the WY form and finds
-# all of a chunk's updates with one triangular solve, so training runs in matrix
+# all of a chunk's updates with two triangular solves, so training runs in matrix
 # products. The two forms must agree; we check the gradient-step reading of one step too.
 
 # %%
