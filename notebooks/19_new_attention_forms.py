@@ -318,8 +318,8 @@ print({n: [round(v, 3) for v in loss[n]] for n in VARIANTS})
 # ## Gated attention and the attention sink
 #
 # A softmax row sums to 1, so a head that has nothing useful to read must still put its
-# weight somewhere. Trained models put it on the first token, whose value vector they
-# learn to keep small: the *attention sink* (Xiao et al. {cite:p}`xiao2024efficient`;
+# weight somewhere. Trained models park it on the first token, which every query can
+# see: the *attention sink* (Xiao et al. {cite:p}`xiao2024efficient`;
 # {ref}`chapter 18 <ch18-attention-sinks>` measures it). Qiu et al. add a gate after
 # attention, per head and per feature, computed from the layer's input $x_t$
 # {cite:p}`qiu2025gated`:
