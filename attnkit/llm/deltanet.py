@@ -159,8 +159,9 @@ class DeltaNetAttention(nn.Module):
     ``beta = sigmoid(x W_beta)`` per head, optional ``alpha = sigmoid(x W_alpha)`` per
     head, the delta rule in chunks, and an output projection.
 
-    Simplified against the papers: no short convolutions, no output norm or gate (these
-    change the model, not the delta rule, which is what is tested here).
+    Simplified against the papers: no short convolutions, no output norm or gate, and
+    ``alpha`` is a plain sigmoid where Gated DeltaNet parameterises its decay as Mamba2
+    does (these change the model, not the delta rule, which is what is tested here).
     """
 
     def __init__(

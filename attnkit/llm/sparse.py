@@ -90,7 +90,9 @@ def topk_sparse_attention(
         q: ``(B, H, T, D)``; k, v: ``(B, S, D)`` and ``(B, S, D_v)``, shared by the heads
             (MQA, as MLA's absorbed form is in DeepSeek-V3.2).
         selected: bool ``(B, T, S)``, e.g. from :func:`topk_token_mask`; every query must
-            select the same number of keys ``K`` (true for a top-k of ``K <= t``).
+            select at least one key. Queries may select different numbers of keys (a causal
+            top-k selects ``min(t + 1, k)``): the gather pads to the largest count ``K``
+            and masks the padding.
 
     Returns:
         ``(B, H, T, D_v)``: equal to dense attention with ``mask = selected``, at a cost
