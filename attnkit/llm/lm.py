@@ -8,8 +8,8 @@ biases, tied input and output embeddings, as in Llama-style models).
 The mixer of layer ``i`` is ``mixer(i)``: any module mapping ``(B, T, d_model)`` to
 ``(B, T, d_model)`` that is causal (position ``t`` reads only positions ``<= t``). It
 carries its own positions (RoPE, ALiBi) if it needs any; the model adds none. So one
-class gives a softmax-attention model (:class:`~attnkit.llm.LLMSelfAttention` in every
-layer), a linear-attention model (:class:`~attnkit.llm.DeltaNetAttention`), or a hybrid
+class gives a softmax-attention model (:class:`~attnkit.llm.variants.LLMSelfAttention` in every
+layer), a linear-attention model (:class:`~attnkit.llm.deltanet.DeltaNetAttention`), or a hybrid
 stack (:func:`hybrid_mixer`: e.g. three DeltaNet layers, then one softmax layer).
 """
 

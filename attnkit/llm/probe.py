@@ -1,9 +1,9 @@
-"""Looking inside a :class:`~attnkit.llm.DecoderLM`: the attention logits and weights of
+"""Looking inside a :class:`~attnkit.llm.lm.DecoderLM`: the attention logits and weights of
 its softmax (or sigmoid) attention layers, and the share of attention that lands on the
 first token (the "attention sink" of Xiao et al. 2023).
 
 Used to measure what QK-norm, logit soft-capping and the output gate of
-:class:`~attnkit.llm.LLMSelfAttention` change in a trained model: the largest attention
+:class:`~attnkit.llm.variants.LLMSelfAttention` change in a trained model: the largest attention
 logit (which grows without bound in an unstable run, Dehghani et al. 2023) and the first
 token's share of the attention (which the output gate removes, Qiu et al. 2025).
 """
@@ -27,13 +27,13 @@ def attention_logits(attn: LLMSelfAttention, x: torch.Tensor) -> torch.Tensor:
 
     ``q k^T / sqrt(head_dim)`` after the layer's QK-norm and (scaled) RoPE, with its
     ALiBi bias and YaRN multiplier, and after its soft-cap if it has one (the layer's
-    own :meth:`~attnkit.llm.LLMSelfAttention.logits`); *not* masked (``attn.mask(T)``
+    own :meth:`~attnkit.llm.variants.LLMSelfAttention.logits`); *not* masked (``attn.mask(T)``
     gives the allowed positions).
     ``masked_softmax(attention_logits(attn, x), attn.mask(T))`` equals the weights that
     ``attn(x, return_weights=True)`` returns.
 
     Args:
-        attn: an :class:`~attnkit.llm.LLMSelfAttention`.
+        attn: an :class:`~attnkit.llm.variants.LLMSelfAttention`.
         x: ``(B, T, d_model)`` the layer's input.
     """
     if not isinstance(attn, LLMSelfAttention):
@@ -54,7 +54,7 @@ class DecoderTrace:
     Attributes:
         output: ``(B, T, vocab_size)`` the model's logits (equal to ``model(idx)``).
         scores: per layer, the attention logits ``(B, H, T, T)`` of an
-            :class:`~attnkit.llm.LLMSelfAttention` layer (unmasked, see
+            :class:`~attnkit.llm.variants.LLMSelfAttention` layer (unmasked, see
             :func:`attention_logits`), ``None`` for a layer with another mixer.
         weights: per layer, the attention weights ``(B, H, T, T)``, or ``None``.
         masks: per layer, the bool mask ``(T, T)`` of allowed positions, or ``None``.
@@ -78,7 +78,7 @@ class DecoderTrace:
 
 def trace_decoder(model: DecoderLM, idx: torch.Tensor) -> DecoderTrace:
     """Run ``model`` on ``idx`` ``(B, T)`` layer by layer, keeping the attention logits
-    and weights of its :class:`~attnkit.llm.LLMSelfAttention` layers.
+    and weights of its :class:`~attnkit.llm.variants.LLMSelfAttention` layers.
 
     Computes exactly what ``model(idx)`` computes (same operations in the same order);
     call it under ``torch.no_grad()`` unless gradients are wanted.
