@@ -1,0 +1,271 @@
+"""Reading and checking the gettext catalogues of the Chinese edition (tools/i18n.py).
+
+A catalogue ``book/locales/zh_CN/LC_MESSAGES/<document>.po`` holds, for each message of
+one document, the English ``msgid`` and its Chinese ``msgstr``. Checks:
+
+* every entry is current: no obsolete entries (``#~``: messages the English no longer has);
+* with ``complete``: every message translated and none fuzzy;
+* a translation keeps the markup that must not change: every formula ``$...$``, inline
+  code, role (``{ref}``, ``{doc}``, ``{cite:p}``, ``{glue:text}`` ...) with its target,
+  and link target of the English, as written;
+* in the built HTML, every page's edition switcher points at a page that exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po, write_po
+
+# Documents whose messages are not translated (the API reference stays English: its
+# text is attnkit's docstrings). tools/i18n.py extract drops their templates.
+UNTRANSLATED_DOCUMENTS = ("book/api/",)
+
+
+def read_catalogue(path: Path) -> Catalog:
+    with path.open("rb") as f:
+        return read_po(f, abort_invalid=True)
+
+
+def read_templates(pot_dir: Path) -> dict[str, Catalog]:
+    """Every template ``<document>.pot`` under ``pot_dir``, by document name."""
+    return {
+        p.relative_to(pot_dir).with_suffix("").as_posix(): read_catalogue(p)
+        for p in sorted(pot_dir.rglob("*.pot"))
+    }
+
+
+def read_catalogues(po_dir: Path) -> dict[str, Catalog]:
+    """Every catalogue ``<document>.po`` under ``po_dir``, by document name."""
+    return {
+        p.relative_to(po_dir).with_suffix("").as_posix(): read_catalogue(p)
+        for p in sorted(po_dir.rglob("*.po"))
+    }
+
+
+def messages(catalogue: Catalog) -> list:
+    """The real entries of a catalogue (not the header)."""
+    return [m for m in catalogue if m.id]
+
+
+def is_translated(message) -> bool:
+    return bool(message.string) and not message.fuzzy
+
+
+@dataclass
+class Stats:
+    document: str
+    total: int
+    translated: int
+    fuzzy: int
+    obsolete: int
+
+    @property
+    def untranslated(self) -> int:
+        return self.total - self.translated - self.fuzzy
+
+
+def catalogue_stats(po_dir: Path) -> list[Stats]:
+    out = []
+    for document, catalogue in read_catalogues(po_dir).items():
+        entries = messages(catalogue)
+        out.append(
+            Stats(
+                document,
+                total=len(entries),
+                translated=sum(is_translated(m) for m in entries),
+                fuzzy=sum(bool(m.fuzzy and m.string) for m in entries),
+                obsolete=len(catalogue.obsolete),
+            )
+        )
+    return out
+
+
+def format_stats(rows: list[Stats]) -> str:
+    width = max([len(r.document) for r in rows] + [8])
+    lines = [f"{'document':<{width}}  total  translated  fuzzy  untranslated  obsolete"]
+    for r in [*rows, _total(rows)]:
+        share = f"{r.translated / r.total:.0%}" if r.total else "-"
+        lines.append(
+            f"{r.document:<{width}}  {r.total:5d}  {r.translated:6d} {share:>4}  {r.fuzzy:5d}"
+            f"  {r.untranslated:12d}  {r.obsolete:8d}"
+        )
+    return "\n".join(lines)
+
+
+def _total(rows: list[Stats]) -> Stats:
+    return Stats(
+        "TOTAL",
+        sum(r.total for r in rows),
+        sum(r.translated for r in rows),
+        sum(r.fuzzy for r in rows),
+        sum(r.obsolete for r in rows),
+    )
+
+
+# Markup a translation must keep exactly as the English has it.
+_MATH = re.compile(r"(?<![\\$])\$(?!\$)(?:[^$\\]|\\.)+?\$")
+_CODE = re.compile(r"`[^`\n]+`")
+_ROLE = re.compile(r"\{[a-z][\w:.-]*\}`[^`]*`")
+_LINK_TARGET = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _protected(text: str) -> Counter:
+    """Formulas, roles, inline code and link targets of a message (a multiset)."""
+    found: Counter = Counter()
+    for match in _ROLE.finditer(text):
+        found[_role_key(match.group())] += 1
+    rest = _ROLE.sub(" ", text)
+    for pattern in (_MATH, _CODE):
+        for match in pattern.finditer(rest):
+            found[match.group()] += 1
+        rest = pattern.sub(" ", rest)
+    for match in _LINK_TARGET.finditer(rest):
+        found["link " + match.group(1)] += 1
+    return found
+
+
+def _role_key(role: str) -> str:
+    """A role with its target: the link text of ``{doc}`text <target>``` may be translated,
+    the target and the role may not; a role without explicit text is kept whole, except
+    ``{term}`` (whose text is the English term)."""
+    name, _, body = role.partition("`")
+    body = body[:-1]
+    target = re.search(r"<([^<>]+)>$", body)
+    if target:
+        return f"{name}`<{target.group(1)}>`"
+    return f"{name}`{body}`"
+
+
+def markup_problems(document: str, message) -> list[str]:
+    """What the translation of one message lost or added of the protected markup."""
+    expected, got = _protected(message.id), _protected(message.string)
+    if expected == got:
+        return []
+    # {term}`English` may become {term}`中文 <English (中文)>`: same target, other text
+    missing, extra = expected - got, got - expected
+    out = []
+    if missing:
+        out.append(f"missing {sorted(missing)}")
+    if extra:
+        out.append(f"added {sorted(extra)}")
+    return [f"{document}: markup changed in {_short(message.id)!r}: {'; '.join(out)}"]
+
+
+def _short(text: str, n: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def catalogue_problems(po_dir: Path, *, complete: bool) -> list[str]:
+    """Obsolete entries and broken markup (and, when ``complete``, untranslated or fuzzy)."""
+    problems = []
+    catalogues = read_catalogues(po_dir)
+    if not catalogues:
+        return [f"no catalogues under {po_dir}"]
+    for document, catalogue in catalogues.items():
+        if catalogue.obsolete:
+            problems.append(
+                f"{document}: {len(catalogue.obsolete)} obsolete entries"
+                " (run `python tools/i18n.py update --prune`)"
+            )
+        for message in messages(catalogue):
+            if message.fuzzy and message.string:
+                if complete:
+                    problems.append(f"{document}: fuzzy: {_short(message.id)!r}")
+                continue
+            if not message.string:
+                if complete:
+                    problems.append(f"{document}: untranslated: {_short(message.id)!r}")
+                continue
+            problems += markup_problems(document, message)
+    return problems
+
+
+def prune_obsolete(po_dir: Path) -> int:
+    """Drop the obsolete entries of every catalogue; returns how many were dropped."""
+    dropped = 0
+    for path in sorted(po_dir.rglob("*.po")):
+        catalogue = read_catalogue(path)
+        if catalogue.obsolete:
+            dropped += len(catalogue.obsolete)
+            catalogue.obsolete.clear()
+            with path.open("wb") as f:
+                write_po(f, catalogue, width=0, omit_header=False)
+    return dropped
+
+
+class _SwitchFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a" and "edition-switch" in (values.get("class") or "").split():
+            self.hrefs.append(values.get("href") or "")
+
+
+_NOT_PAGES = {
+    "_static",
+    "_sources",
+    "_images",
+    "_downloads",
+    "_panels_static",
+    "genindex.html",
+    "search.html",
+}
+
+
+def edition_pages(html: Path, *, skip: str | None = None) -> list[Path]:
+    """The content pages of one edition's build (not the search and index pages)."""
+    pages = []
+    for path in sorted(html.rglob("*.html")):
+        rel = path.relative_to(html)
+        if rel.parts[0] in _NOT_PAGES or rel.parts[0].startswith(".") or rel.parts[0] == skip:
+            continue
+        if rel.as_posix() == "index.html":  # Jupyter Book's redirect to the first page
+            continue
+        pages.append(path)
+    return pages
+
+
+def switcher_problems(html_en: Path, html_zh: Path) -> list[str]:
+    """Pages of either edition whose switcher is missing or points at no page."""
+    if not (html_en / "index.html").is_file() or not (html_zh / "index.html").is_file():
+        return [f"the two editions are not built ({html_en}, {html_zh}): run tools/build_book.sh"]
+    problems = []
+    for html, skip in ((html_en, html_zh.name), (html_zh, None)):
+        for page in edition_pages(html, skip=skip):
+            finder = _SwitchFinder()
+            finder.feed(page.read_text(encoding="utf-8"))
+            rel = page.relative_to(html_en).as_posix()
+            if len(finder.hrefs) != 1:
+                problems.append(f"{rel}: {len(finder.hrefs)} edition switchers (expected 1)")
+                continue
+            href = finder.hrefs[0]
+            if urlsplit(href).scheme or href.startswith("/"):
+                problems.append(f"{rel}: switcher link {href!r} is not relative")
+                continue
+            target = (page.parent / unquote(urlsplit(href).path)).resolve()
+            other = html_en if html is html_zh else html_zh
+            if not target.is_file():
+                problems.append(f"{rel}: switcher link {href!r} points at no page")
+            elif (
+                target.relative_to(other.resolve()).as_posix() != page.relative_to(html).as_posix()
+            ):
+                problems.append(f"{rel}: switcher link {href!r} is not the same page")
+    return problems
+
+
+def _same_page(target: Path, edition: Path, page: Path) -> bool:
+    try:
+        return target.relative_to(edition.resolve()) == page
+    except ValueError:  # outside that edition
+        return False
