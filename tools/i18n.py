@@ -161,7 +161,7 @@ def check(complete: bool, html: bool) -> int:
     from check_terms import check_catalogues
     from i18n_catalogues import catalogue_problems, switcher_problems
 
-    problems = catalogue_problems(CATALOGUES, complete=complete)
+    problems = catalogue_problems(CATALOGUES, complete=complete, source_root=ROOT)
     problems += check_catalogues(CATALOGUES, ROOT / "book" / "glossary.md")
     if html:
         problems += switcher_problems(HTML_EN, HTML_ZH)

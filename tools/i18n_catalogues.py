@@ -163,13 +163,20 @@ def _short(text: str, n: int = 70) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def catalogue_problems(po_dir: Path, *, complete: bool) -> list[str]:
-    """Obsolete entries and broken markup (and, when ``complete``, untranslated or fuzzy)."""
+def catalogue_problems(
+    po_dir: Path, *, complete: bool, source_root: Path | None = None
+) -> list[str]:
+    """Obsolete entries and broken markup (and, when ``complete``, untranslated or fuzzy);
+    with ``source_root``, catalogues of documents that no longer exist there."""
     problems = []
     catalogues = read_catalogues(po_dir)
     if not catalogues:
         return [f"no catalogues under {po_dir}"]
     for document, catalogue in catalogues.items():
+        if source_root is not None and not any(
+            (source_root / f"{document}{suffix}").is_file() for suffix in (".md", ".ipynb")
+        ):
+            problems.append(f"{document}: catalogue of a document the book no longer has")
         if catalogue.obsolete:
             problems.append(
                 f"{document}: {len(catalogue.obsolete)} obsolete entries"
