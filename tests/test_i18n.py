@@ -72,6 +72,7 @@ def test_term_base_reads_the_glossary():
         ("Each token gets a vector.", "每个 token 得到一个向量。", "Token"),
         ("Positional encodings add order.", "位置嵌入加入了顺序。", "Positional encoding"),
         ("Queries and keys are compared.", "把查询与钥匙比较。", "key"),
+        ("Pre-LN trains deep stacks.", "前置归一化能训练很深的堆叠。", "pre-LN"),
     ],
 )
 def test_terminology_check_finds_a_wrong_term(english, chinese, problem):
@@ -87,6 +88,8 @@ def test_terminology_check_finds_a_wrong_term(english, chinese, problem):
         ("Each token gets a vector.", "每个词元得到一个向量。"),
         ("Queries and keys are compared.", "把查询与键相比较。"),
         ("RoPE rotates queries.", "RoPE 旋转查询向量。"),
+        ("Rotary position embedding rotates queries.", "旋转位置编码旋转查询向量。"),
+        ("Normalise to zero mean.", "归一化为零均值。"),  # zero is not ZeRO
         # terms inside formulas, code and roles are not prose
         (
             "See {doc}`transformer <../notebooks/03_transformer>` and `ak.Transformer`.",

@@ -8,7 +8,9 @@ the source text uses (多头自注意力 → Multi-head attention). From these t
 the term base and reads every *translated* message of the catalogues:
 
 * when the English of a message contains a glossary term (longest term first, plurals
-  included; formulas, code and roles are not prose and are skipped), its Chinese must
+  included; the expansion that opens an abbreviation's definition, "Rotary position
+  embedding" for RoPE, counts as that term; formulas, code and roles are not prose and
+  are skipped), its Chinese must
   contain one of the term's Chinese forms; or the English term itself where the glossary
   gives no Chinese, where the term is an abbreviation (RoPE, FLOP, BLEU) or where the
   glossary says Chinese texts keep the English word. A Chinese form ending in 机制
@@ -48,6 +50,7 @@ class Term:
     english: str  # as the glossary spells it
     chinese: list[str] = field(default_factory=list)  # accepted Chinese forms
     keep_english: bool = False  # the English term is an accepted translation
+    case_sensitive: bool | None = None  # default: abbreviations (ZeRO is not "zero")
 
     def accepted(self) -> list[str]:
         forms = list(self.chinese)
@@ -59,7 +62,14 @@ class Term:
     def pattern(self) -> re.Pattern:
         words = [re.escape(w) for w in re.split(r"[\s]+", self.english)]
         body = r"[\s-]+".join(words).replace(r"\-", r"[-\s]?").replace("–", "[–-]")
-        return re.compile(rf"(?<![\w-]){body}(?:s|es)?(?![\w-])", re.IGNORECASE)
+        exact = (
+            _is_abbreviation(self.english) if self.case_sensitive is None else self.case_sensitive
+        )
+        flags = 0 if exact else re.IGNORECASE
+        if exact and self.english[0].isalpha():  # at the start of a sentence: Pre-LN
+            first = self.english[0]
+            body = f"[{first.lower()}{first.upper()}]" + body[1:]
+        return re.compile(rf"(?<![\w-]){body}(?:s|es)?(?![\w-])", flags)
 
 
 def _is_abbreviation(english: str) -> bool:
@@ -93,6 +103,20 @@ def term_base(glossary: Path) -> list[Term]:
             keep_english=bool(_KEEP_ENGLISH.search(definition)) or _is_abbreviation(english),
         )
         terms[head] = term
+        # An abbreviation's definition may open with its expansion ("Rotary position
+        # embedding: ..."): the same term, so its words are not terms of their own.
+        expansion = re.match(r"\s*([A-Z][A-Za-z -]+):", definition)
+        if (
+            expansion
+            and _is_abbreviation(english)
+            and expansion.group(1)[0].lower() == english[0].lower()
+        ):
+            terms[f"{head} = {expansion.group(1)}"] = Term(
+                expansion.group(1),
+                [*term.chinese, english],
+                keep_english=True,
+                case_sensitive=False,
+            )
     # The table 中文 → English: more Chinese forms of the same terms.
     for zh, target in re.findall(r"^\| ([^|{]+?) \| \{term\}`[^`<]*<([^>`]+)>`", text, re.M):
         if target in terms and zh not in terms[target].chinese:

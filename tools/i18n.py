@@ -138,11 +138,28 @@ def update(prune: bool) -> int:
     return 0
 
 
+def translated_title() -> str | None:
+    """The book's title (``_config.yml``) as the intro's catalogue translates it."""
+    import yaml
+    from i18n_catalogues import read_catalogue
+
+    title = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["title"]
+    intro = CATALOGUES / "book" / "intro.po"
+    if not intro.is_file():
+        return None
+    message = read_catalogue(intro).get(title)
+    return message.string if message is not None and message.string else None
+
+
 def build() -> int:
     """The Chinese edition -> ``_build/html/zh_CN`` (after the English one)."""
     require_executed_chapters()
     start = time.process_time(), time.perf_counter()
-    status = sphinx_build("html", HTML_ZH, BUILD / ".doctrees-zh_CN", language=LANGUAGE)
+    overrides: dict[str, object] = {"language": LANGUAGE}
+    title = translated_title()
+    if title:
+        overrides["html_title"] = title
+    status = sphinx_build("html", HTML_ZH, BUILD / ".doctrees-zh_CN", **overrides)
     print(
         f"==> Chinese edition rendered in {time.perf_counter() - start[1]:.0f} s "
         f"({time.process_time() - start[0]:.0f} s CPU in this process): {HTML_ZH / 'index.html'}"
