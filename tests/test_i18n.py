@@ -26,6 +26,7 @@ from i18n_catalogues import (  # noqa: E402
     catalogue_stats,
     read_catalogues,
     switcher_problems,
+    sync_problems,
 )
 
 CATALOGUES = ROOT / "book" / "locales" / "zh_CN" / "LC_MESSAGES"
@@ -232,3 +233,33 @@ def test_switcher_links_of_the_built_book_resolve():
             pytest.fail(message)
         pytest.skip(message)
     assert switcher_problems(html, zh) == []
+
+
+def test_sync_check_finds_english_changed_under_a_translation(tmp_path):
+    pot, po = tmp_path / "gettext", tmp_path / "LC_MESSAGES"
+    _write(pot / "book" / "intro.pot", [("New sentence.", "", False), ("Kept.", "", False)])
+    _write(pot / "book" / "new_page.pot", [("Hello.", "", False)])
+    _write(
+        po / "book" / "intro.po",
+        [("Old sentence.", "旧句子。", False), ("Kept.", "保留。", False), ("Gone.", "", False)],
+    )
+    problems = sync_problems(pot, po, complete=False)
+    assert len(problems) == 1 and "'Old sentence.' has changed or gone" in problems[0]
+    complete = "\n".join(sync_problems(pot, po, complete=True))
+    assert "'Gone.' has changed or gone" in complete
+    assert "book/intro: 1 English messages not in the catalogue" in complete
+    assert "book/new_page: no catalogue" in complete
+
+
+def test_the_real_catalogues_match_the_english():
+    """No translation whose English has changed since it was translated (the templates
+    are extracted by tools/build_book.sh, or `python tools/i18n.py extract`)."""
+    from book_site import IN_CI
+
+    pot = ROOT / "_build" / "gettext"
+    if not pot.is_dir():
+        message = f"no templates in {pot}: bash tools/build_book.sh (or tools/i18n.py extract)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    assert sync_problems(pot, CATALOGUES, complete=False) == []

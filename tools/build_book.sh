@@ -25,8 +25,11 @@ jupyter-book build "$ROOT" --warningiserror --nitpick --keep-going
 english=$(date +%s)
 echo "==> rendering the Chinese edition into _build/html/zh_CN (same executed chapters)"
 python tools/i18n.py build
+chinese=$(date +%s)
+echo "==> extracting the English messages (_build/gettext, for tools/i18n.py check and the tests)"
+python tools/i18n.py extract
 echo "==> built in $(( $(date +%s) - start )) s (rendering: English $(( english - executed )) s," \
-     "Chinese $(( $(date +%s) - english )) s)."
+     "Chinese $(( chinese - english )) s; messages extracted in $(( $(date +%s) - chinese )) s)."
 echo "    Open these files in a browser (they work offline; each page links to the other edition):"
 echo "    $ROOT/_build/html/index.html          (English)"
 echo "    $ROOT/_build/html/zh_CN/index.html    (中文)"

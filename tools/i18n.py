@@ -16,7 +16,8 @@ not in the cache stops the command (run ``tools/build_book.sh`` or
     python tools/i18n.py update         # extract, then merge into the zh_CN catalogues
     python tools/i18n.py build          # the Chinese edition -> _build/html/zh_CN
     python tools/i18n.py stats          # messages per document: translated, fuzzy, ...
-    python tools/i18n.py check          # obsolete entries, terminology, markup, switcher
+    python tools/i18n.py check          # obsolete entries, English changed under a
+                                        # translation, terminology, markup, switcher
     python tools/i18n.py check --complete   # ... and fail on untranslated or fuzzy too
 
 After an English change a translator runs ``update``, translates the new messages (the
@@ -176,9 +177,10 @@ def stats() -> int:
 
 def check(complete: bool, html: bool) -> int:
     from check_terms import check_catalogues
-    from i18n_catalogues import catalogue_problems, switcher_problems
+    from i18n_catalogues import catalogue_problems, switcher_problems, sync_problems
 
     problems = catalogue_problems(CATALOGUES, complete=complete, source_root=ROOT)
+    problems += sync_problems(POT, CATALOGUES, complete=complete)
     problems += check_catalogues(CATALOGUES, ROOT / "book" / "glossary.md")
     if html:
         problems += switcher_problems(HTML_EN, HTML_ZH)

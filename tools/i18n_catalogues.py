@@ -276,3 +276,41 @@ def _same_page(target: Path, edition: Path, page: Path) -> bool:
         return target.relative_to(edition.resolve()) == page
     except ValueError:  # outside that edition
         return False
+
+
+def sync_problems(pot_dir: Path, po_dir: Path, *, complete: bool) -> list[str]:
+    """Catalogues out of step with the templates just extracted from the English.
+
+    A *translated* message whose English is gone (the English changed under a finished
+    translation) is always a problem: ``tools/i18n.py update`` turns it into a fuzzy entry
+    for the translator to review. With ``complete``, so are English messages or pages that
+    have no entry yet, and untranslated entries whose English is gone."""
+    if not pot_dir.is_dir():
+        return [f"no templates in {pot_dir}: run `python tools/i18n.py extract`"]
+    templates = read_templates(pot_dir)
+    catalogues = read_catalogues(po_dir)
+    problems = []
+    for document, template in templates.items():
+        catalogue = catalogues.get(document)
+        if catalogue is None:
+            if complete:
+                problems.append(f"{document}: no catalogue (run `python tools/i18n.py update`)")
+            continue
+        english = {m.id for m in messages(template)}
+        for message in messages(catalogue):
+            if message.id in english:
+                continue
+            if is_translated(message) or complete:
+                problems.append(
+                    f"{document}: the English of {_short(message.id)!r} has changed or gone"
+                    " (run `python tools/i18n.py update` and review the fuzzy entries)"
+                )
+        if complete:
+            known = {m.id for m in messages(catalogue)}
+            missing = [m.id for m in messages(template) if m.id not in known]
+            if missing:
+                problems.append(
+                    f"{document}: {len(missing)} English messages not in the catalogue"
+                    " (run `python tools/i18n.py update`)"
+                )
+    return problems
