@@ -8,6 +8,7 @@ fail yet (``tools/i18n.py check --complete`` does): the translation is not compl
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -263,3 +264,26 @@ def test_the_real_catalogues_match_the_english():
             pytest.fail(message)
         pytest.skip(message)
     assert sync_problems(pot, CATALOGUES, complete=False) == []
+
+
+def _search_terms(html: Path) -> set[str]:
+    text = (html / "searchindex.js").read_text(encoding="utf-8")
+    index = json.loads(text[text.index("(") + 1 : text.rindex(")")])
+    return set(index["terms"])
+
+
+def test_chinese_search_index_has_chinese_words():
+    """The Chinese edition's search index is cut into words (jieba, with the glossary's
+    terms as a user dictionary): a query for a term matches it, not only a whole line."""
+    from book_site import IN_CI, require_book
+
+    html = require_book()
+    zh = html / attnkit_i18n.ZH_FOLDER
+    if not (zh / "searchindex.js").is_file():
+        message = f"the Chinese edition is not built ({zh}): bash tools/build_book.sh"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    terms = _search_terms(zh)
+    assert {"自注意力", "多头注意力", "注意力", "基本概念", "位置编码"} <= terms
+    assert "基本概念" not in _search_terms(html)  # English cuts at spaces only

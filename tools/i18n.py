@@ -152,6 +152,28 @@ def translated_title() -> str | None:
     return message.string if message is not None and message.string else None
 
 
+def write_search_dictionary() -> Path:
+    """The glossary's Chinese terms as a jieba user dictionary (one word a line)."""
+    from check_terms import term_base
+
+    words = sorted(
+        {
+            form
+            for term in term_base(ROOT / "book" / "glossary.md")
+            for form in term.chinese
+            if " " not in form
+            and any("\u4e00" <= c <= "\u9fff" for c in form)
+            # X机制 is X + 机制: as one word it would hide X (自 + 注意力机制)
+            and not form.endswith("机制")
+        }
+    )
+    path = BUILD / "jieba_glossary.txt"
+    path.parent.mkdir(exist_ok=True)
+    # a high count: a glossary term beats the general dictionary's ways to cut it
+    path.write_text("".join(f"{word} 1000000 n\n" for word in words), encoding="utf-8")
+    return path
+
+
 def build() -> int:
     """The Chinese edition -> ``_build/html/zh_CN`` (after the English one)."""
     require_executed_chapters()
@@ -160,6 +182,9 @@ def build() -> int:
     title = translated_title()
     if title:
         overrides["html_title"] = title
+    # Chinese search: Sphinx cuts the text into words with jieba; its dictionary does not
+    # know the field's terms (自注意力 would become 自 + 注意力), so add the glossary's.
+    overrides["html_search_options"] = {"dict": str(write_search_dictionary())}
     status = sphinx_build("html", HTML_ZH, BUILD / ".doctrees-zh_CN", **overrides)
     print(
         f"==> Chinese edition rendered in {time.perf_counter() - start[1]:.0f} s "
