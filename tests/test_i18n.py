@@ -287,3 +287,23 @@ def test_chinese_search_index_has_chinese_words():
     terms = _search_terms(zh)
     assert {"自注意力", "多头注意力", "注意力", "基本概念", "位置编码"} <= terms
     assert "基本概念" not in _search_terms(html)  # English cuts at spaces only
+
+
+def test_glue_in_a_translation_must_name_its_document(tmp_path):
+    """myst-nb resolves a bare {glue:text}`key` only while parsing the notebook; Sphinx
+    parses translations afterwards, so they must use the form with the document's path."""
+    po = tmp_path / "LC_MESSAGES"
+    english = "The answer is {glue:text}`ch01_answer:.2f`."
+    _write(
+        po / "notebooks" / "01_x.po", [(english, "答案是 {glue:text}`ch01_answer:.2f`。", False)]
+    )
+    problems = catalogue_problems(po, complete=False)
+    assert len(problems) == 1 and "{glue:text}`01_x::ch01_answer:.2f`" in problems[0], problems
+    good = "答案是 {glue:text}`01_x::ch01_answer:.2f`。"
+    _write(po / "notebooks" / "01_x.po", [(english, good, False)])
+    assert catalogue_problems(po, complete=False) == []
+    _write(po / "notebooks" / "01_x.po", [(english, good.replace(".2f", ".3f"), False)])
+    assert "markup changed" in catalogue_problems(po, complete=False)[-1]
+    wrong_path = good.replace("01_x::", "notebooks/01_x::")  # relative to notebooks/
+    _write(po / "notebooks" / "01_x.po", [(english, wrong_path, False)])
+    assert "glued values differ" in catalogue_problems(po, complete=False)[0]

@@ -7,12 +7,14 @@ one document, the English ``msgid`` and its Chinese ``msgstr``. Checks:
 * with ``complete``: every message translated and none fuzzy;
 * a translation keeps the markup that must not change: every formula ``$...$``, inline
   code, role (``{ref}``, ``{doc}``, ``{cite:p}``, ``{glue:text}`` ...) with its target,
-  and link target of the English, as written;
+  and link target of the English, as written; glued values name their document
+  (``{glue:text}`01_x::key```, see ``bare_glue``);
 * in the built HTML, every page's edition switcher points at a page that exists.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -131,12 +133,38 @@ def _protected(text: str) -> Counter:
     return found
 
 
+_GLUE = re.compile(r"\{glue(?::\w+)?\}`([^`]*)`")
+
+
+def bare_glue(text: str) -> list[str]:
+    """Glue roles of a translation that do not name their document.
+
+    myst-nb resolves ``{glue:text}`key``` while it parses the notebook; Sphinx parses each
+    translation later, on its own, where the notebook's outputs are gone ("No key ... found
+    in glue data"). The form ``{glue:text}`01_x::key``` (the document's path relative to
+    its folder) is resolved after reading, from the notebook's saved outputs, so
+    translations must use it."""
+    return [m.group() for m in _GLUE.finditer(text) if "::" not in m.group(1)]
+
+
+def _glued(document: str, text: str) -> Counter:
+    """The glued values of a message: (document they come from, key and format)."""
+    found: Counter = Counter()
+    for match in _GLUE.finditer(text):
+        path, _, key = match.group(1).rpartition("::")
+        source = posixpath.normpath(posixpath.join(posixpath.dirname(document), path))
+        found[(source if path else document, key)] += 1
+    return found
+
+
 def _role_key(role: str) -> str:
     """A role with its target: the link text of ``{doc}`text <target>``` may be translated,
     the target and the role may not; a role without explicit text is kept whole, except
     ``{term}`` (whose text is the English term)."""
     name, _, body = role.partition("`")
     body = body[:-1]
+    if name.startswith("{glue"):  # the same value, named with or without its document
+        body = body.split("::", 1)[-1]
     target = re.search(r"<([^<>]+)>$", body)
     if target:
         return f"{name}`<{target.group(1)}>`"
@@ -145,9 +173,19 @@ def _role_key(role: str) -> str:
 
 def markup_problems(document: str, message) -> list[str]:
     """What the translation of one message lost or added of the protected markup."""
+    problems = [
+        f"{document}: glue must name its document in a translation: write"
+        f" {role.replace('`', '`' + Path(document).name + '::', 1)} in {_short(message.id)!r}"
+        for role in bare_glue(message.string)
+    ]
+    if _glued(document, message.id) != _glued(document, message.string):
+        problems.append(
+            f"{document}: glued values differ from the English in {_short(message.id)!r}:"
+            f" {sorted(_glued(document, message.string))}"
+        )
     expected, got = _protected(message.id), _protected(message.string)
     if expected == got:
-        return []
+        return problems
     # {term}`English` may become {term}`中文 <English (中文)>`: same target, other text
     missing, extra = expected - got, got - expected
     out = []
@@ -155,7 +193,7 @@ def markup_problems(document: str, message) -> list[str]:
         out.append(f"missing {sorted(missing)}")
     if extra:
         out.append(f"added {sorted(extra)}")
-    return [f"{document}: markup changed in {_short(message.id)!r}: {'; '.join(out)}"]
+    return [*problems, f"{document}: markup changed in {_short(message.id)!r}: {'; '.join(out)}"]
 
 
 def _short(text: str, n: int = 70) -> str:

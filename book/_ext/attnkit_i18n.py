@@ -64,13 +64,14 @@ def add_switcher(app, pagename: str, templatename: str, context: dict, doctree) 
         context[section] = ["edition-switch.html", *items]
 
 
-def add_templates(app) -> None:
-    app.config.templates_path.append(str(Path(__file__).parent / "templates"))
+def add_templates(app, config) -> None:
+    """Before the builder makes its template loader from ``templates_path``."""
+    config.templates_path.append(str(Path(__file__).parent / "templates"))
 
 
 def setup(app) -> dict[str, Any]:
     app.add_transform(MathIsNotAMessage)
-    app.connect("builder-inited", add_templates)
+    app.connect("config-inited", add_templates)
     # before pydata-sphinx-theme (priority 500) turns the template names into its list
     app.connect("html-page-context", add_switcher, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
