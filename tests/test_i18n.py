@@ -298,12 +298,14 @@ def test_glue_in_a_translation_must_name_its_document(tmp_path):
         po / "notebooks" / "01_x.po", [(english, "答案是 {glue:text}`ch01_answer:.2f`。", False)]
     )
     problems = catalogue_problems(po, complete=False)
-    assert len(problems) == 1 and "{glue:text}`01_x::ch01_answer:.2f`" in problems[0], problems
-    good = "答案是 {glue:text}`01_x::ch01_answer:.2f`。"
+    assert len(problems) == 1 and "{glue:text}`01_x.ipynb::ch01_answer:.2f`" in problems[0], (
+        problems
+    )
+    good = "答案是 {glue:text}`01_x.ipynb::ch01_answer:.2f`。"
     _write(po / "notebooks" / "01_x.po", [(english, good, False)])
     assert catalogue_problems(po, complete=False) == []
     _write(po / "notebooks" / "01_x.po", [(english, good.replace(".2f", ".3f"), False)])
     assert "markup changed" in catalogue_problems(po, complete=False)[-1]
-    wrong_path = good.replace("01_x::", "notebooks/01_x::")  # relative to notebooks/
+    wrong_path = good.replace("01_x.ipynb::", "notebooks/01_x.ipynb::")  # relative to notebooks/
     _write(po / "notebooks" / "01_x.po", [(english, wrong_path, False)])
     assert "glued values differ" in catalogue_problems(po, complete=False)[0]

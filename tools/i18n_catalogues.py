@@ -8,7 +8,7 @@ one document, the English ``msgid`` and its Chinese ``msgstr``. Checks:
 * a translation keeps the markup that must not change: every formula ``$...$``, inline
   code, role (``{ref}``, ``{doc}``, ``{cite:p}``, ``{glue:text}`` ...) with its target,
   and link target of the English, as written; glued values name their document
-  (``{glue:text}`01_x::key```, see ``bare_glue``);
+  (``{glue:text}`01_x.ipynb::key```, see ``bare_glue``);
 * in the built HTML, every page's edition switcher points at a page that exists.
 """
 
@@ -141,8 +141,8 @@ def bare_glue(text: str) -> list[str]:
 
     myst-nb resolves ``{glue:text}`key``` while it parses the notebook; Sphinx parses each
     translation later, on its own, where the notebook's outputs are gone ("No key ... found
-    in glue data"). The form ``{glue:text}`01_x::key``` (the document's path relative to
-    its folder) is resolved after reading, from the notebook's saved outputs, so
+    in glue data"). The form ``{glue:text}`01_x.ipynb::key``` (the notebook's file,
+    relative to its folder) is resolved after reading, from the notebook's saved outputs, so
     translations must use it."""
     return [m.group() for m in _GLUE.finditer(text) if "::" not in m.group(1)]
 
@@ -153,6 +153,7 @@ def _glued(document: str, text: str) -> Counter:
     for match in _GLUE.finditer(text):
         path, _, key = match.group(1).rpartition("::")
         source = posixpath.normpath(posixpath.join(posixpath.dirname(document), path))
+        source = posixpath.splitext(source)[0]  # a path names the file: 01_x.ipynb
         found[(source if path else document, key)] += 1
     return found
 
@@ -175,7 +176,8 @@ def markup_problems(document: str, message) -> list[str]:
     """What the translation of one message lost or added of the protected markup."""
     problems = [
         f"{document}: glue must name its document in a translation: write"
-        f" {role.replace('`', '`' + Path(document).name + '::', 1)} in {_short(message.id)!r}"
+        f" {role.replace('`', '`' + Path(document).name + '.ipynb::', 1)}"
+        f" in {_short(message.id)!r}"
         for role in bare_glue(message.string)
     ]
     if _glued(document, message.id) != _glued(document, message.string):
