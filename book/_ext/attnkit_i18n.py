@@ -5,6 +5,7 @@
   (``_build/html/zh_CN``), so the link is relative (``zh_CN/<page>.html`` from the
   English root, ``../<page>.html`` from the Chinese root) and works from the file system
   and from any local server alike.
+* **Chinese search in linear time** (``SearchChinese``, same index as Sphinx's).
 * **Formulas are not messages.** Display math is the same in both editions; Sphinx would
   otherwise offer every ``$$...$$`` block to the translators.
 """
@@ -14,12 +15,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sphinx.search.zh
 from docutils import nodes
 from sphinx.transforms import SphinxTransform
 
 # The edition a build writes, by Sphinx language, and the other one.
 EDITIONS = {"en": "English", "zh_CN": "中文"}
 ZH_FOLDER = "zh_CN"  # where the Chinese edition lives inside the English build
+
+
+class SearchChinese(sphinx.search.zh.SearchChinese):
+    """Sphinx's Chinese search indexer, with its list of Latin words made a set.
+
+    Sphinx 7.4 appends every Latin word of the book to ``latin_terms`` (a list, shared by
+    the class) and looks each word up in it when stemming: quadratic, it made the Chinese
+    render take about 4 times as long as the English one. The index is the same."""
+
+    def init(self, options: dict[str, str]) -> None:
+        super().init(options)
+        self.latin_terms: set[str] = set()  # type: ignore[assignment]
+
+    def split(self, input: str) -> list[str]:
+        chinese = (
+            list(sphinx.search.zh.jieba.cut_for_search(input)) if sphinx.search.zh.JIEBA else []
+        )
+        latin = [term.strip() for term in self.latin1_letters.findall(input)]
+        self.latin_terms.update(latin)
+        return chinese + latin
 
 
 class MathIsNotAMessage(SphinxTransform):
@@ -67,11 +89,14 @@ def add_switcher(app, pagename: str, templatename: str, context: dict, doctree) 
 def add_templates(app, config) -> None:
     """Before the builder makes its template loader from ``templates_path``."""
     config.templates_path.append(str(Path(__file__).parent / "templates"))
+    config.html_static_path.append(str(Path(__file__).parent / "static"))
 
 
 def setup(app) -> dict[str, Any]:
     app.add_transform(MathIsNotAMessage)
+    app.add_search_language(SearchChinese)
     app.connect("config-inited", add_templates)
+    app.add_css_file("edition-switch.css")
     # before pydata-sphinx-theme (priority 500) turns the template names into its list
     app.connect("html-page-context", add_switcher, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
