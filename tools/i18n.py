@@ -111,11 +111,11 @@ def extract() -> int:
         # without outputs the glued values are missing; they are not part of any message
         suppress_warnings=["mystnb.unknown_mime_type", "mystnb.glue", "mystnb.glue_ref"],
     )
-    if status == 0:
-        from i18n_catalogues import UNTRANSLATED_DOCUMENTS, read_templates
+    from i18n_catalogues import UNTRANSLATED_DOCUMENTS, read_templates
 
-        for folder in UNTRANSLATED_DOCUMENTS:
-            shutil.rmtree(POT / folder, ignore_errors=True)
+    for folder in UNTRANSLATED_DOCUMENTS:  # also after a failed run: never offered to translate
+        shutil.rmtree(POT / folder, ignore_errors=True)
+    if status == 0:
         templates = read_templates(POT)
         total = sum(len(t) for t in templates.values())
         print(
