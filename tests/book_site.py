@@ -47,13 +47,15 @@ _NOT_PAGES = {"_static", "_sources", "_images", "_downloads", ".doctrees", "_pan
 
 
 def book_pages(book: Path = BOOK_HTML) -> list[str]:
-    """Every HTML page of the built book, as paths relative to ``book`` (sorted)."""
+    """Every HTML page of the built book, as paths relative to ``book`` (sorted): both
+    editions, the Chinese one under ``zh_CN/``."""
     if not (book / "index.html").is_file():
         return []
     pages = []
     for path in book.rglob("*.html"):
         rel = path.relative_to(book)
-        if rel.parts[0] in _NOT_PAGES or rel.parts[0].startswith("."):
+        folders = rel.parts[:-1]  # the Chinese edition has its own: zh_CN/_static/...
+        if any(part in _NOT_PAGES or part.startswith(".") for part in folders):
             continue
         pages.append(rel.as_posix())
     return sorted(pages)

@@ -11,15 +11,17 @@ here). For each page the test checks that
   raw TeX (``$...$``, ``\\(``, ``\\frac`` ...) is left in the prose;
 * every image has loaded (a decoded image with a non-zero width).
 
-Then the search page must find chapter 1 from a term. ``tools/run_tests.sh`` installs
-Chromium when it is missing; without it the tests skip, except in CI where they fail.
+Then the search page must find chapter 1 from a term, in each edition (the Chinese one,
+``_build/html/zh_CN``, from a Chinese query); every page of both editions is checked.
+``tools/run_tests.sh`` installs Chromium when it is missing; without it the tests skip,
+except in CI where they fail.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
 from book_site import (
@@ -189,6 +191,24 @@ def test_chapters_have_math_and_figures(visit, site):
 
 def test_search_finds_a_term(visit, site):
     visit.open(site + "search.html?q=softmax")
+    results = visit.page.locator("#search-results ul.search li")
+    results.first.wait_for(timeout=30_000)
+    links = visit.page.locator("#search-results ul.search li a").evaluate_all(
+        "(anchors) => anchors.map((a) => a.getAttribute('href'))"
+    )
+    assert any("01_scaled_dot_product_attention" in href for href in links), links
+    assert visit.console_errors == [] and visit.external == []
+
+
+def test_chinese_search_finds_chapter_1(visit, site):
+    """The Chinese edition's search indexes Chinese words (Sphinx's zh search with jieba):
+    a query of two Chinese words from chapter 1's quotations of the source finds it."""
+    if not (BOOK_HTML / "zh_CN" / "search.html").is_file():
+        message = "the Chinese edition is not built (_build/html/zh_CN): bash tools/build_book.sh"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    visit.open(site + "zh_CN/search.html?q=" + quote("基本概念"))
     results = visit.page.locator("#search-results ul.search li")
     results.first.wait_for(timeout=30_000)
     links = visit.page.locator("#search-results ul.search li a").evaluate_all(

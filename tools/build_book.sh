@@ -2,7 +2,9 @@
 # Build the book: set up the environment if needed, execute every chapter notebook
 # (two at a time, one thread each, by tools/execute_chapters.py; results cached in
 # _build/.jupyter_cache, so unchanged chapters are not re-run) and write the static HTML
-# to _build/html. A chapter that fails, or whose results no longer support its text (an
+# to _build/html, then the Chinese edition (tools/i18n.py build: the English sources with
+# the translations of book/locales/zh_CN, the same executed chapters) to _build/html/zh_CN.
+# A chapter that fails, or whose results no longer support its text (an
 # assert of the chapter), fails the build. Sphinx warnings are errors. Works offline.
 #
 #   bash tools/build_book.sh            # incremental build
@@ -20,6 +22,14 @@ python tools/execute_chapters.py
 executed=$(date +%s)
 echo "==> rendering the book (chapters executed in $(( executed - start )) s)"
 jupyter-book build "$ROOT" --warningiserror --nitpick --keep-going
-echo "==> built in $(( $(date +%s) - start )) s (rendering $(( $(date +%s) - executed )) s)."
-echo "    Open this file in a browser (works offline):"
-echo "    $ROOT/_build/html/index.html"
+english=$(date +%s)
+echo "==> rendering the Chinese edition into _build/html/zh_CN (same executed chapters)"
+python tools/i18n.py build
+chinese=$(date +%s)
+echo "==> extracting the English messages (_build/gettext, for tools/i18n.py check and the tests)"
+python tools/i18n.py extract
+echo "==> built in $(( $(date +%s) - start )) s (rendering: English $(( english - executed )) s," \
+     "Chinese $(( chinese - english )) s; messages extracted in $(( $(date +%s) - chinese )) s)."
+echo "    Open these files in a browser (they work offline; each page links to the other edition):"
+echo "    $ROOT/_build/html/index.html          (English)"
+echo "    $ROOT/_build/html/zh_CN/index.html    (中文)"
