@@ -203,15 +203,19 @@ glue("ch18_gemma2_share", gemma2_share, display=False)
 # To test what happens past the trained length we need a trained model. We train
 # character-level decoders (`llm.DecoderLM`: pre-norm, RMSNorm, SwiGLU, tied embeddings)
 # on the Python docstrings of {doc}`chapter 4 <04_text_generation>`: width 64, 2 layers,
-# 4 heads of width 16, every training window $L = 64$ characters long. Two kinds:
+# 4 heads of width 16, every training window $L = 64$ tokens long: the tokenizer's `BOS`
+# token, then 63 characters, as a document starts in a language model (so position 0
+# always holds the same, content-free token, as in {doc}`chapter 19
+# <19_new_attention_forms>`). Two kinds:
 #
 # - **RoPE** in every layer (base 10,000), the model of the next two sections;
 # - **ALiBi** in every layer, no RoPE ({ref}`ch18-alibi`).
 #
 # Each kind is trained with seeds 0 and 1 (initial weights and batches): 300 steps of 16
-# windows, AdamW at a peak learning rate of $3 \times 10^{-3}$ with 50 warm-up steps and a
-# cosine decay. These runs are short: the models are far from converged, and every
-# conclusion below is about models of this size and training.
+# windows, AdamW without weight decay at a peak learning rate of $10^{-2}$ with 20 warm-up
+# steps and a cosine decay (the recipe with which chapter 19's models formed a sink).
+# These runs are short: the models are far from converged, and every conclusion below is
+# about models of this size and training.
 
 # %%
 text = stdlib_docstrings()
@@ -224,12 +228,21 @@ L, D_MODEL, LAYERS, HEADS = 64, 64, 2, 4
 STEPS, BATCH, SEEDS = 300, 16, (0, 1)
 
 
+BOS = tok.bos_id
+
+
+def with_bos(chars: torch.Tensor) -> torch.Tensor:
+    """(B, T) character ids -> (B, T + 1) ids that start with BOS."""
+    return torch.cat((torch.full((chars.shape[0], 1), BOS), chars), dim=1)
+
+
 def train_batches(seed: int):
-    """Endless (BATCH, L + 1) random windows of the training text."""
+    """Endless (BATCH, L + 1) batches: BOS, then L characters of the training text (the
+    inputs are the first L tokens, BOS and 63 characters; the targets the L characters)."""
     g = torch.Generator().manual_seed(seed)
     while True:
-        starts = torch.randint(0, len(train_ids) - L - 1, (BATCH,), generator=g).tolist()
-        yield torch.stack([train_ids[s : s + L + 1] for s in starts])
+        starts = torch.randint(0, len(train_ids) - L, (BATCH,), generator=g).tolist()
+        yield with_bos(torch.stack([train_ids[s : s + L] for s in starts]))
 
 
 def make_model(kind: str, seed: int) -> llm.DecoderLM:
@@ -246,8 +259,9 @@ for kind in ("rope", "alibi"):
     for seed in SEEDS:
         model = make_model(kind, seed)
         config = ak.TrainConfig(
-            steps=STEPS, lr=3e-3, warmup_steps=50, eval_every=STEPS, seed=seed, progress=False
-        )
+            steps=STEPS, lr=1e-2, warmup_steps=20, weight_decay=0.0, eval_every=STEPS,
+            seed=seed, progress=False,
+        )  # fmt: skip
         result = ak.train(model, llm.lm_loss, train_batches(seed), config)
         assert result.steps_done == STEPS, f"expected {STEPS} steps, found {result.steps_done}"
         models[kind, seed] = model.eval()
@@ -268,8 +282,8 @@ glue("ch18_params", ak.count_parameters(models["rope", 0]), display=False)
 # - **window cache**: keep the keys and values of the last $W$ tokens per layer (the
 #   rolling buffer above); the first tokens of the stream are evicted after $W$ steps;
 # - **sliding window with re-computation**: for each new token, run the model afresh on
-#   the last $W$ tokens. Each prediction is exactly what the model was trained to do, but
-#   every token costs a forward pass over $W$ tokens;
+#   the last $W$ tokens. Each prediction reads a window like those of training, but every
+#   token costs a forward pass over $W$ tokens;
 # - **sinks + window**: keep the first $S$ tokens of the stream *for ever*, plus the last
 #   $W$. The paper keeps $S = 4$ and reports that this restores the perplexity that the
 #   window cache loses on Llama-2, MPT, Falcon and Pythia, streaming up to 4 million
@@ -328,20 +342,69 @@ glue("ch18_stream_diff", max(prefix_diff, kept_diff), display=False)
 # compare the multi-layer case with a reference that stores every token's key and value
 # and re-rotates the kept ones by hand.)
 #
+# ### Is there a sink?
+#
+# First the measurement that StreamingLLM's explanation rests on: how much attention do
+# the trained RoPE models put on the first token? On 32 validation windows of length $L$
+# (`BOS` and 63 characters) we average, for every layer and head, the weight that the
+# queries $t \ge 1$ give to position 0 (`llm.first_token_share`), and compare it with
+# what a uniform causal row would give, the mean of $1/(t+1)$ over $t = 1 .. 63$.
+
+# %%
+probe_x = with_bos(val_ids[: 32 * (L - 1)].view(32, L - 1))  # (32, 64)
+uniform = sum(1 / (t + 1) for t in range(1, L)) / (L - 1)
+sink_share = {}  # seed -> (layers, heads) weight on position 0
+for seed in SEEDS:
+    with torch.no_grad():
+        trace = llm.trace_decoder(models["rope", seed], probe_x)
+    sink_share[seed] = torch.stack([llm.first_token_share(w) for w in trace.weights])
+    print(f"seed {seed}: weight on the first token, per layer (rows) and head\n{sink_share[seed]}")
+for seed in SEEDS:
+    mean_s, max_s = sink_share[seed].mean().item(), sink_share[seed].max().item()
+    assert mean_s > 2 * uniform and max_s > 0.5, (
+        f"claim no longer holds: 'a sink forms: over twice the uniform share on average, one "
+        f"head above 50%' (seed {seed}: mean {mean_s:.3f}, max {max_s:.3f}, uniform {uniform:.3f})"
+    )
+glue("ch18_uniform_share", uniform, display=False)
+glue("ch18_sink_mean", float(np.mean([sink_share[s].mean().item() for s in SEEDS])), display=False)
+glue("ch18_sink_max_min", min(sink_share[s].max().item() for s in SEEDS), display=False)
+
+# %% [markdown]
+# **A sink forms.** Averaged over layers, heads and both seeds, the first token (the `BOS`)
+# draws {glue:text}`ch18_sink_mean:.1%` of the attention, against
+# {glue:text}`ch18_uniform_share:.1%` for uniform attention, and in each seed at least one
+# head puts {glue:text}`ch18_sink_max_min:.0%` or more of its weight there.
+#
+# The sink is a product of the training recipe, and it has a price here. Trial runs that
+# this page does not re-run: the first version of this chapter trained the same models
+# without `BOS` at a learning rate of $3 \times 10^{-3}$ (with weight decay 0.01 and 50
+# warm-up steps); no head put more than 1.2 times a uniform share on the first token, and
+# evicting it changed the streaming perplexity by less than 1%. With `BOS` at
+# $3 \times 10^{-3}$ (seed 0) no sink formed either; at $6 \times 10^{-3}$ one seed of two
+# formed one. And the runs that formed a sink were the worse language models: the
+# $3 \times 10^{-3}$ models read the streams below at a perplexity of about 7.5, the
+# models of this page at about 11. Our reading: in these tiny models, the sink comes with
+# a learning rate high enough to leave some heads with nothing useful to attend to.
+#
 # ### The measurement
 #
-# Each trained RoPE model reads 4 streams of $8L = 512$ characters of validation text, in
-# four ways: the **full** model with an unbounded cache (positions up to 511, far beyond
-# the trained 63), the **window** cache of 64 tokens, **sinks + window** (4 sinks and 60
-# recent tokens: the same 64 slots), and **re-computation** over the last 64 tokens. We
-# report the perplexity of the characters after the first $L$ (before that, the four are
-# the same computation).
+# Each trained RoPE model reads 4 streams of `BOS` and $8L = 512$ characters of validation
+# text, in five ways: the **full** model with an unbounded cache (positions up to 512, far
+# beyond the trained 63); the **window** cache of 64 tokens (the `BOS` is evicted at the
+# 65th token); **sinks + window** (4 sinks, that is `BOS` and the first 3 characters, and
+# 60 recent tokens: the same 64 slots); and two re-computations, the model run afresh for
+# each prediction: on `BOS` and the last 63 characters (**re-computation**, exactly the
+# input it was trained on), and on the last 64 characters without `BOS`
+# (**re-computation, no BOS**, the paper's baseline taken literally). We report the
+# perplexity of the characters after the first $L$
+# tokens (before that, all five are the same computation).
 
 # %%
 N_STREAM, B_STREAM, SINKS = 8 * L, 4, 4
 starts = torch.linspace(0, len(val_ids) - N_STREAM - 2, B_STREAM).long().tolist()
-stream_x = torch.stack([val_ids[s : s + N_STREAM] for s in starts])  # (4, 512)
-stream_y = torch.stack([val_ids[s + 1 : s + N_STREAM + 1] for s in starts])
+stream_chars = torch.stack([val_ids[s : s + N_STREAM + 1] for s in starts])  # (4, 513)
+stream_x = with_bos(stream_chars[:, :-1])  # (4, 513): BOS, then 512 characters
+stream_y = stream_chars  # (4, 513): the next character after each token
 
 
 def token_nll(logits: torch.Tensor) -> torch.Tensor:
@@ -349,6 +412,17 @@ def token_nll(logits: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1), stream_y.flatten(), reduction="none").view(
         stream_y.shape
     )
+
+
+@torch.no_grad()
+def recompute_with_bos(model: llm.DecoderLM, x: torch.Tensor) -> torch.Tensor:
+    """(B, N, V) logits: the prediction after token i >= L comes from the model run afresh
+    on BOS and the tokens i - L + 2 .. i (L tokens in all); before, from the whole prefix."""
+    chars = x[:, 1:]  # (B, N - 1)
+    windows = chars.unfold(1, L - 1, 1)[:, 1:]  # (B, N - L, L - 1): ends at token L .. N-1
+    flat = windows.reshape(-1, L - 1)
+    last = torch.cat([model(with_bos(flat[i : i + 256]))[:, -1] for i in range(0, len(flat), 256)])
+    return torch.cat((model(x[:, :L]), last.view(x.shape[0], -1, model.vocab_size)), dim=1)
 
 
 streaming = {}  # (method, seed) -> (B, N) losses
@@ -360,112 +434,96 @@ for seed in SEEDS:
     streaming["sinks + window", seed] = token_nll(
         llm.streaming_logits(model, stream_x, window=L - SINKS, num_sinks=SINKS)
     )
-    streaming["re-computation", seed] = token_nll(
+    streaming["re-computation", seed] = token_nll(recompute_with_bos(model, stream_x))
+    streaming["re-computation, no BOS", seed] = token_nll(
         llm.recompute_window_logits(model, stream_x, window=L)
     )
-METHODS = ("full", "window", "sinks + window", "re-computation")
+METHODS = ("full", "window", "sinks + window", "re-computation", "re-computation, no BOS")
 stream_ppl = {k: math.exp(v[:, L:].mean().item()) for k, v in streaming.items()}
-print("perplexity of characters L..8L-1   " + "   ".join(f"seed {s}" for s in SEEDS))
+print("perplexity of the characters after token L   " + "   ".join(f"seed {s}" for s in SEEDS))
 for method in METHODS:
-    print(f"{method:16}" + "".join(f"{stream_ppl[method, s]:10.2f}" for s in SEEDS))
+    print(f"{method:24}" + "".join(f"{stream_ppl[method, s]:10.2f}" for s in SEEDS))
+
+
+def vs_recompute(method: str, seed: int) -> float:
+    return stream_ppl[method, seed] / stream_ppl["re-computation", seed]
+
 
 for seed in SEEDS:
-    ref = stream_ppl["re-computation", seed]
-    for method in ("window", "sinks + window"):
-        gap = abs(stream_ppl[method, seed] / ref - 1)
-        assert gap < 0.03, (
-            f"claim no longer holds: 'window and sinks within 3% of re-computation' "
-            f"(seed {seed}, {method}: {gap:.1%})"
-        )
-    blowup = stream_ppl["full", seed] / ref
-    assert blowup > 1.3, (
-        f"claim no longer holds: 'the unbounded model fails past L' (seed {seed}: {blowup:.2f}x)"
+    sinks_gap = abs(vs_recompute("sinks + window", seed) - 1)
+    assert sinks_gap < 0.02, (
+        f"claim no longer holds: 'sinks + window within 2% of re-computation' "
+        f"(seed {seed}: {sinks_gap:.1%})"
     )
-gaps = [
-    abs(stream_ppl[m, s] / stream_ppl["re-computation", s] - 1)
-    for m in ("window", "sinks + window")
-    for s in SEEDS
-]
-glue("ch18_stream_gap", max(gaps), display=False)
+    for method in ("window", "re-computation, no BOS"):
+        assert vs_recompute(method, seed) > 1.05, (
+            f"claim no longer holds: '{method} over 5% worse than re-computation' "
+            f"(seed {seed}: {vs_recompute(method, seed):.3f})"
+        )
+    assert vs_recompute("full", seed) > 1.1, (
+        f"claim no longer holds: 'the unbounded model degrades past L' (seed {seed}: "
+        f"{vs_recompute('full', seed):.2f}x re-computation)"
+    )
 glue(
-    "ch18_full_blowup",
-    min(stream_ppl["full", s] / stream_ppl["re-computation", s] for s in SEEDS),
-    display=False,
+    "ch18_sinks_gap", max(abs(vs_recompute("sinks + window", s) - 1) for s in SEEDS), display=False
 )
+glue("ch18_window_loss_min", min(vs_recompute("window", s) - 1 for s in SEEDS), display=False)
+glue("ch18_window_loss_max", max(vs_recompute("window", s) - 1 for s in SEEDS), display=False)
+glue("ch18_nobos_loss_min", min(vs_recompute(METHODS[-1], s) - 1 for s in SEEDS), display=False)
+glue("ch18_full_blowup", min(vs_recompute("full", s) for s in SEEDS), display=False)
 glue("ch18_recompute_ppl0", stream_ppl["re-computation", 0], display=False)
+glue("ch18_window_ppl0", stream_ppl["window", 0], display=False)
+glue("ch18_sinks_ppl0", stream_ppl["sinks + window", 0], display=False)
 glue("ch18_full_ppl0", stream_ppl["full", 0], display=False)
 
 fig, ax = plt.subplots(figsize=(7, 3.2))
 segments = np.arange(0, N_STREAM, L)
-for method, style in zip(METHODS, ("k-", "C0o-", "C1s--", "C2^:"), strict=True):
+for method, style in zip(METHODS, ("k-", "C0o-", "C1s--", "C2^:", "C3v-."), strict=True):
     per_seg = [
         [math.exp(streaming[method, s][:, a : a + L].mean().item()) for a in segments]
         for s in SEEDS
     ]
     ax.plot(segments + L / 2, np.mean(per_seg, axis=0), style, label=method, markersize=4)
 ax.axvline(L, color="gray", lw=0.8)
-ax.text(L + 5, ax.get_ylim()[1] * 0.95, "trained length L", color="gray", va="top")
-ax.set_xlabel("position in the stream (centre of each block of 64 characters)")
+ax.set_yscale("log")
+ax.text(L + 5, ax.get_ylim()[1] * 0.9, "trained length L", color="gray", va="top")
+ax.set_xlabel("position in the stream (centre of each block of 64 tokens)")
 ax.set_ylabel("perplexity (mean of 2 seeds)")
-ax.set_title("Streaming 8L characters with a 64-slot cache")
+ax.set_title("Streaming BOS + 8L characters with a 64-slot cache")
 ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Past $L$, the model with an unbounded cache degrades steadily as positions grow (at
-# least {glue:text}`ch18_full_blowup:.1f` times the perplexity of re-computation; for
-# seed 0, {glue:text}`ch18_full_ppl0:.1f` against {glue:text}`ch18_recompute_ppl0:.2f`):
-# RoPE does not extrapolate here. The three bounded methods follow the difficulty of the
-# text (their bumps are the same), and they are **indistinguishable**: the window cache, with its
-# first tokens evicted, is within {glue:text}`ch18_stream_gap:.1%` of re-computation, as
-# are sinks + window. The collapse that StreamingLLM reports for the window cache does
-# not happen in these models. The measurement that explains why: how much attention do
-# they put on the first token?
+# Past $L$, in both seeds:
 #
-# ### Is there a sink?
+# - the model with an unbounded cache degrades as positions grow (at least
+#   {glue:text}`ch18_full_blowup:.1f` times the perplexity of re-computation; for seed 0,
+#   {glue:text}`ch18_full_ppl0:.1f` against {glue:text}`ch18_recompute_ppl0:.2f`): RoPE
+#   does not extrapolate here;
+# - the **window** cache, which has evicted the `BOS`, is
+#   {glue:text}`ch18_window_loss_min:.0%` to {glue:text}`ch18_window_loss_max:.0%` worse
+#   than re-computation (seed 0: {glue:text}`ch18_window_ppl0:.2f`);
+# - **sinks + window**, which keeps the `BOS`, is within
+#   {glue:text}`ch18_sinks_gap:.1%` of re-computation (seed 0:
+#   {glue:text}`ch18_sinks_ppl0:.2f`), at the cost of the window cache;
+# - re-computation on the last 64 characters *without* `BOS` is at least
+#   {glue:text}`ch18_nobos_loss_min:.0%` worse than with it, although its first token
+#   sits at position 0 too.
 #
-# On 32 validation windows of length $L$ we average, for every layer and head, the weight
-# that queries at positions $t \ge 8$ give to position 0, and compare it with what a
-# uniform row would give, the mean of $1/(t+1)$. A sink shows as a ratio well above 1.
-
-# %%
-probe_x = val_ids[: 32 * L].view(32, L)  # (32, 64)
-t_q = torch.arange(L)
-late = t_q >= 8
-uniform = (1.0 / (t_q[late] + 1.0)).mean().item()
-sink_ratio = {}  # (seed, layer) -> per-head ratios
-for seed in SEEDS:
-    with torch.no_grad():
-        trace = llm.trace_decoder(models["rope", seed], probe_x)
-    for layer, w in enumerate(trace.weights):
-        on_first = llm.first_token_share(w, start=8)  # (H,): mean weight on position 0
-        sink_ratio[seed, layer] = on_first / uniform
-        print(f"seed {seed} layer {layer}: weight on the first token / uniform, per head: "
-              f"{[round(r, 2) for r in sink_ratio[seed, layer].tolist()]}")  # fmt: skip
-largest = max(r.max().item() for r in sink_ratio.values())
-mean_ratio = torch.cat(list(sink_ratio.values())).mean().item()
-assert mean_ratio < 0.8 and largest < 2, (
-    f"claim no longer holds: 'no sink at this scale' (mean {mean_ratio:.2f}, max {largest:.2f})"
-)
-glue("ch18_sink_mean", mean_ratio, display=False)
-glue("ch18_sink_max", largest, display=False)
-
-# %% [markdown]
-# **No sink emerges in these models.** Averaged over layers, heads and both seeds, the
-# first token gets {glue:text}`ch18_sink_mean:.2f` times the weight of a uniform row,
-# *less* than an average token; the most sink-like of the 16 heads gives it
-# {glue:text}`ch18_sink_max:.1f` times a uniform share, a mild preference, not a sink.
-# These models attend locally (characters depend mostly on the few before them) and have
-# no weight parked on the first token to lose, so evicting it changes nothing. That is
-# consistent with the paper's explanation, which ties the sink to attention that has
-# nowhere useful to go; whether such a habit forms depends on the model and its training,
-# and our two-layer, 300-step models did not form it. The mechanism is still worth
-# knowing and is implemented exactly here; its *benefit* is a property of the trained
-# model, and this chapter can only show that the benefit is absent when the sink is
-# absent. Two things do carry over at any scale: the bounded cache keeps the positions
-# inside the trained range (the "full" curve shows what happens otherwise), and the cache
-# costs $S + W$ slots per layer whatever the length of the stream.
+# This is StreamingLLM's finding in miniature, and it fits the paper's explanation: the
+# sink heads lose the token they park their attention on, and keeping that token restores
+# the quality of re-computation at the cost of a rolling cache. The size differs: our
+# window cache degrades by the amounts above, where the paper's window attention *fails*
+# once the text exceeds the cache (its abstract's word); our sinks are young, after 300
+# steps. And the re-computation without `BOS` suggests that our sink is the `BOS` token
+# itself, not whatever token comes first: our models always saw the same `BOS` at
+# position 0, which makes it more like the paper's dedicated placeholder sink token than
+# like a first token that happens to be there. With two seeds of one small model and 4
+# streams, this shows the mechanism, not its size in an LLM. What carries over at any
+# scale: the bounded cache keeps the positions inside the trained range (the "full" curve
+# shows what happens otherwise), and costs $S + W$ slots per layer whatever the length of
+# the stream.
 
 # %% [markdown]
 # (ch18-rope-scaling)=
@@ -483,7 +541,7 @@ glue("ch18_sink_max", largest, display=False)
 #   fine-tunes the extended model on the longer length, within 1,000 steps.
 # - **NTK-aware scaling** (posted by "bloc97" on Reddit in 2023 and formalised in the YaRN
 #   paper {cite:p}`peng2024yarn`) raises the base to $b\, s^{d/(d-2)}$: the slowest pair is
-#   divided by exactly $s$, the fastest is almost unchanged.
+#   divided by exactly $s$, the fastest ($j = 0$, $\theta_0 = 1$ for any base) is unchanged.
 # - **YaRN** {cite:p}`peng2024yarn` keeps the pairs that turn more than $\beta$ times over
 #   $L$, interpolates those that turn less than $\alpha$ times, ramps linearly between, and
 #   multiplies the logits by $(0.1 \ln s + 1)^2$. The paper uses $\alpha = 1$,
@@ -494,11 +552,13 @@ glue("ch18_sink_max", largest, display=False)
 # We apply each, **without fine-tuning**, to the trained RoPE models
 # (`LLMSelfAttention.set_rope_scaling`, which swaps the rotary frequencies and leaves the
 # weights alone), and read the validation text in windows of $L$, $2L$ and $4L$
-# characters, with $s$ = the ratio to $L$. At $L = 64$ and $d = 16$ the fastest pair turns
-# only about 10 times over $L$, so YaRN with the paper's $\beta = 32$ interpolates every
-# pair (it becomes PI with a temperature). We also run it with $\beta = 4$, our choice, so
-# that the one pair that turns ten times keeps its frequency, as in Llama's proportions.
-# First, what each method does to the 8 frequencies at $s = 4$:
+# tokens, with $s$ = the ratio to $L$. At $L = 64$ and $d = 16$ the fastest pair turns
+# only about 10 times over $L$, so with the paper's $\beta = 32$ no pair keeps its
+# frequency: YaRN multiplies the fastest pair's frequency by 0.47 at $s = 4$, the second
+# by 0.30 and all the others by about $1/s = 0.25$ (close to PI, with a temperature). We
+# also run it with $\beta = 4$, our choice, so that the one pair that turns ten times
+# keeps its frequency, as in Llama's proportions. First, what each method does to the 8
+# frequencies at $s = 4$:
 
 # %%
 HEAD_DIM = D_MODEL // HEADS
@@ -524,10 +584,18 @@ plt.tight_layout()
 plt.show()
 ntk_slowest = (llm.scaled_rope_frequencies(HEAD_DIM, method="ntk", factor=4.0)[0] / plain)[-1]
 assert abs(ntk_slowest - 0.25) < 1e-12, "claim: 'NTK divides the slowest pair by exactly s'"
+yarn32 = llm.scaled_rope_frequencies(HEAD_DIM, method="yarn", factor=4.0, original_length=L)[0]
+yarn32 = (yarn32 / plain).tolist()
+assert round(yarn32[0], 2) == 0.47 and round(yarn32[1], 2) == 0.30, (
+    f"claim no longer holds: 'YaRN (beta 32) multiplies the two fastest pairs by 0.47, 0.30' "
+    f"({yarn32[:2]})"
+)
+assert all(abs(m - 0.25) < 1e-3 for m in yarn32[2:]), "claim: 'the others by about 1/s'"
 
 # %% [markdown]
-# Now the perplexities. For each length we cut the first 4,096 characters of validation
-# text into windows of that length (at $T = L$ the factor is 1 and every method is plain
+# Now the perplexities. For each length $T$ we cut the first 4,096 characters of
+# validation text into pieces of $T$ characters and predict each piece from `BOS` and its
+# own first $T - 1$ characters, a window of $T$ tokens as in training (at $T = L$ the factor is 1 and every method is plain
 # RoPE, so that column is measured once); a window of $2L$ contains twice the context, so a
 # model that uses its extra context *well* should do slightly better than at $L$.
 
@@ -536,9 +604,11 @@ EVAL_CHARS = 4096
 
 
 def window_ppl(model: llm.DecoderLM, T: int) -> float:
-    """Perplexity over the first EVAL_CHARS validation characters in windows of T."""
+    """Perplexity of the first EVAL_CHARS validation characters, read in windows of T
+    tokens: BOS and T - 1 characters, predicting those T characters."""
     n = EVAL_CHARS // T
-    x, y = val_ids[: n * T].view(n, T), val_ids[1 : n * T + 1].view(n, T)
+    y = val_ids[: n * T].view(n, T)  # (n, T) targets
+    x = with_bos(y[:, :-1])  # (n, T) inputs
     with torch.no_grad():
         logits = model(x)
     return math.exp(F.cross_entropy(logits.flatten(0, 1), y.flatten()).item())
@@ -570,8 +640,11 @@ for name in (*SCALINGS, "ALiBi"):
 
 for seed in SEEDS:
     none_L, none_4L = ppl["none", seed, L], ppl["none", seed, 4 * L]
-    assert none_4L > 1.1 * none_L, f"claim: 'plain RoPE degrades at 4L' (seed {seed})"
-    assert ppl["NTK-aware", seed, 4 * L] < 0.95 * none_4L, f"claim: 'NTK best at 4L' ({seed})"
+    assert none_4L > 1.05 * none_L, f"claim: 'plain RoPE degrades at 4L' (seed {seed})"
+    ntk_4L = ppl["NTK-aware", seed, 4 * L]
+    assert all(ntk_4L < ppl[n, seed, 4 * L] for n in (*SCALINGS, "ALiBi") if n != "NTK-aware"), (
+        f"claim no longer holds: 'NTK-aware scaling is the best at 4L' (seed {seed})"
+    )
     for T in (2 * L, 4 * L):
         assert ppl["PI", seed, T] > 1.2 * ppl["none", seed, T], (
             f"claim no longer holds: 'PI without fine-tuning is worse than nothing' "
@@ -592,8 +665,9 @@ for seed in SEEDS:
         < ppl["YaRN (beta 32)", seed, 4 * L]
     ), f"claim no longer holds: 'YaRN beta 4 between NTK and beta 32 at 4L' (seed {seed})"
     longer = min(ppl[n, seed, T] for n in SCALINGS for T in (2 * L, 4 * L))
-    assert longer > ppl["none", seed, L], (
-        f"claim no longer holds: 'no RoPE variant reads a longer window better' (seed {seed})"
+    assert longer > 0.99 * ppl["none", seed, L], (
+        f"claim no longer holds: 'no RoPE variant reads a longer window more than 1% better' "
+        f"(seed {seed}: {longer:.3f} vs {ppl['none', seed, L]:.3f})"
     )
 
 
@@ -621,17 +695,19 @@ for key, name, T in (
 #   model never learned to tell apart neighbours that are half a position apart, and a
 #   character model lives on its neighbours. This is why PI is always followed by
 #   fine-tuning in its paper.
-# - **NTK-aware scaling is the best** here at $4L$ ({glue:text}`ch18_ppl_ntk_4L:.2f`):
-#   it leaves the fast pairs, which carry the local order, almost untouched.
+# - **NTK-aware scaling is the best** at $4L$ in both seeds
+#   ({glue:text}`ch18_ppl_ntk_4L:.2f`), ALiBi included: it leaves the fast pairs, which
+#   carry the local order, untouched or nearly so.
 # - **YaRN** with the paper's $\beta = 32$ behaves like PI at this tiny $L$
 #   ({glue:text}`ch18_ppl_yarn32_4L:.1f` at $4L$); with $\beta = 4$ it keeps the fastest
-#   pair and is back to about the level of no scaling
-#   ({glue:text}`ch18_ppl_yarn4_4L:.2f`), still behind NTK. The published YaRN results are
-#   mostly after fine-tuning, where its ramp and temperature help convergence; we did not
-#   fine-tune.
+#   pair and lands between NTK and $\beta = 32$ in both seeds
+#   ({glue:text}`ch18_ppl_yarn4_4L:.2f` on average, about the level of no scaling). The
+#   published YaRN results are mostly after fine-tuning, which its paper says YaRN needs
+#   less of than earlier methods; we did not fine-tune.
 #
-# None of the RoPE variants reads a longer window *better* than a window of $L$: the
-# extra context is not something these models can use without training on it. ALiBi, in
+# None of the RoPE variants reads a longer window better than a window of $L$ by more
+# than 1% (NTK at $2L$ comes closest): the extra context is not something these models
+# can use without training on it. ALiBi, in
 # the last row, is the only model whose perplexity goes down, slightly, as the windows
 # grow (next section).
 
@@ -723,11 +799,12 @@ glue("ch18_flop_ratio", flop_ratio, display=False)
 # - **StreamingLLM** keeps $S = 4$ sink tokens plus a window, and numbers the tokens by
 #   their slot in the cache (keys cached before RoPE). Implemented exactly
 #   (`llm.SinkCache`, `llm.streaming_logits`, to {glue:text}`ch18_stream_diff:.0e` in
-#   float64). In our small models **no sink emerges** (the first token gets
-#   {glue:text}`ch18_sink_mean:.2f` times a uniform share), and the window cache is as good
-#   as sinks + window and as re-computation (within {glue:text}`ch18_stream_gap:.1%`),
-#   while the unbounded model fails past $L$. The sink is a property of large trained
-#   models; its absence here is the honest result at this scale.
+#   float64). Our small models, trained with a `BOS` token at the start of every window,
+#   form a sink on it ({glue:text}`ch18_sink_mean:.1%` of the attention on average, against
+#   {glue:text}`ch18_uniform_share:.1%` uniform). Streaming $8L$ tokens (2 seeds), the
+#   window cache that evicts it is {glue:text}`ch18_window_loss_min:.0%` to
+#   {glue:text}`ch18_window_loss_max:.0%` worse than re-computation; sinks + window is
+#   within {glue:text}`ch18_sinks_gap:.1%` of it; the unbounded model degrades past $L$.
 # - **RoPE scaling without fine-tuning**: NTK-aware scaling helps most at $4L$, PI hurts
 #   (its paper fine-tunes), YaRN depends on where its ramp sits for the trained length.
 # - **ALiBi** holds its perplexity up to $4L$ by construction, but its models are worse
