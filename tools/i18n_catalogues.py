@@ -9,6 +9,8 @@ one document, the English ``msgid`` and its Chinese ``msgstr``. Checks:
   code, role (``{ref}``, ``{doc}``, ``{cite:p}``, ``{glue:text}`` ...) with its target,
   and link target of the English, as written; glued values name their document
   (``{glue:text}`01_x.ipynb::key```, see ``bare_glue``);
+* bold and italic of a translation render (no asterisk left as text, see
+  ``_stray_emphasis``);
 * in the built HTML, every page's edition switcher points at a page that exists.
 """
 
@@ -113,24 +115,39 @@ def _total(rows: list[Stats]) -> Stats:
 
 # Markup a translation must keep exactly as the English has it.
 _MATH = re.compile(r"(?<![\\$])\$(?!\$)(?:[^$\\]|\\.)+?\$")
-_CODE = re.compile(r"`[^`\n]+`")
-_ROLE = re.compile(r"\{[a-z][\w:.-]*\}`[^`]*`")
 _LINK_TARGET = re.compile(r"\]\(([^)\s]+)\)")
+
+
+# A role or an inline code span, whichever starts first: scanning left to right keeps
+# "`{person} {city}`, joined by `;`" one code span, not a role "{city}`, joined by `".
+_ROLE_OR_CODE = re.compile(r"(?P<role>\{[a-z][\w:.-]*\}`[^`]*`)|(?P<code>`[^`\n]+`)")
 
 
 def _protected(text: str) -> Counter:
     """Formulas, roles, inline code and link targets of a message (a multiset)."""
     found: Counter = Counter()
-    for match in _ROLE.finditer(text):
-        found[_role_key(match.group())] += 1
-    rest = _ROLE.sub(" ", text)
-    for pattern in (_MATH, _CODE):
-        for match in pattern.finditer(rest):
-            found[match.group()] += 1
-        rest = pattern.sub(" ", rest)
+    for match in _ROLE_OR_CODE.finditer(text):
+        role = match.group("role")
+        found[_role_key(role) if role else match.group()] += 1
+    rest = _ROLE_OR_CODE.sub(" ", text)
+    for match in _MATH.finditer(rest):
+        found[match.group()] += 1
+    rest = _MATH.sub(" ", rest)
     for match in _LINK_TARGET.finditer(rest):
         found["link " + match.group(1)] += 1
     return found
+
+
+def _stray_emphasis(text: str) -> int:
+    """Asterisks left as text once ``text`` is rendered as CommonMark inline markup (code,
+    roles and formulas removed first). A closing ``**`` right after CJK punctuation and
+    before a CJK character does not close (CommonMark's flanking rules), so the asterisks
+    would show on the page: ``**更正：**把`` fails, ``**更正：** 把`` renders."""
+    from markdown_it import MarkdownIt
+
+    bare = _MATH.sub(" ", _ROLE_OR_CODE.sub(" ", text))
+    html = MarkdownIt("commonmark").renderInline(bare)
+    return html.count("*")
 
 
 _GLUE = re.compile(r"\{glue(?::\w+)?\}`([^`]*)`")
@@ -184,6 +201,11 @@ def markup_problems(document: str, message) -> list[str]:
         problems.append(
             f"{document}: glued values differ from the English in {_short(message.id)!r}:"
             f" {sorted(_glued(document, message.string))}"
+        )
+    if _stray_emphasis(message.string) > _stray_emphasis(message.id):
+        problems.append(
+            f"{document}: bold or italic does not close (put a space after a closing ** that"
+            f" follows Chinese punctuation) in {_short(message.string)!r}"
         )
     expected, got = _protected(message.id), _protected(message.string)
     if expected == got:
