@@ -540,7 +540,7 @@ assert lasts_pre[0] > lasts_pre[1] > lasts_pre[2], (
 #
 # $$
 # \text{lrate} = d_{\text{model}}^{-0.5} \cdot \min\big(\text{step}^{-0.5},\;
-# \text{step} \cdot \text{warmup\_steps}^{-1.5}\big), \qquad \text{warmup\_steps} = 4000,
+# \text{step} \cdot \mathrm{warmup\_steps}^{-1.5}\big), \qquad \mathrm{warmup\_steps} = 4000,
 # $$
 #
 # a linear rise for 4000 steps, then a decay as $1/\sqrt{\text{step}}$. For the base model

@@ -360,10 +360,10 @@ for seed in SEEDS:
     sink_share[seed] = torch.stack([llm.first_token_share(w) for w in trace.weights])
     print(f"seed {seed}: weight on the first token, per layer (rows) and head\n{sink_share[seed]}")
 for seed in SEEDS:
-    mean_s, max_s = sink_share[seed].mean().item(), sink_share[seed].max().item()
-    assert mean_s > 2 * uniform and max_s > 0.5, (
+    mean_share, max_share = sink_share[seed].mean().item(), sink_share[seed].max().item()
+    assert mean_share > 2 * uniform and max_share > 0.5, (
         f"claim no longer holds: 'a sink forms: over twice the uniform share on average, one "
-        f"head above 50%' (seed {seed}: mean {mean_s:.3f}, max {max_s:.3f}, uniform {uniform:.3f})"
+        f"head above 50%' (seed {seed}: mean {mean_share:.3f}, max {max_share:.3f}, uniform {uniform:.3f})"
     )
 glue("ch18_uniform_share", uniform, display=False)
 glue("ch18_sink_mean", float(np.mean([sink_share[s].mean().item() for s in SEEDS])), display=False)
