@@ -1,0 +1,48 @@
+"""Fixes to the LaTeX of the book's PDFs (tools/build_pdf.sh), found by building them.
+
+* An underscore in a text box of a formula (``\\text{weighted_sum}``) is an underscore for
+  MathJax, which reads the box's text literally, but a subscript, outside math mode and
+  so an error (``Missing $ inserted``), for LaTeX. The PDF gets ``\\text{weighted\\_sum}``;
+  the sources, the HTML and the translations keep the formula as written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from docutils import nodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
+
+# a text-mode box without nested braces (\mathrm and \operatorname are math mode)
+_TEXT_BOX = re.compile(r"(\\(?:text|textrm|textit|textbf|texttt|mbox)\{)([^{}]*)\}")
+_BARE_UNDERSCORE = re.compile(r"(?<!\\)_")
+
+
+def escape_text_underscores(latex: str) -> str:
+    """``_`` -> ``\\_`` inside the text boxes of a formula, nowhere else."""
+    return _TEXT_BOX.sub(
+        lambda m: m.group(1) + _BARE_UNDERSCORE.sub(r"\\_", m.group(2)) + "}", latex
+    )
+
+
+class TextUnderscoresForLatex(SphinxPostTransform):
+    """Escape the underscores of formula text boxes, for the LaTeX builder only."""
+
+    default_priority = 400
+    builders = ("latex",)
+
+    def run(self, **kwargs: Any) -> None:
+        for node in list(self.document.findall(nodes.math)) + list(
+            self.document.findall(nodes.math_block)
+        ):
+            source = node.astext()
+            fixed = escape_text_underscores(source)
+            if fixed != source:
+                node.children = []
+                node += nodes.Text(fixed)
+
+
+def setup(app) -> dict[str, Any]:
+    app.add_post_transform(TextUnderscoresForLatex)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
