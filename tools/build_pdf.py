@@ -73,6 +73,8 @@ def write_latex(edition: str) -> tuple[int, Path]:
     overrides: dict[str, object] = {
         "latex_engine": "xelatex",
         "latex_elements": latex_elements(edition),
+        # the index sorted by makeindex (TeX Live's binaries), not xindy (one more package)
+        "latex_use_xindy": False,
     }
     if edition == "zh":
         overrides["language"] = LANGUAGE
@@ -91,6 +93,10 @@ def write_latex(edition: str) -> tuple[int, Path]:
         status = sphinx_build("latex", outdir, BUILD / f".doctrees-latex-{edition}", **overrides)
     finally:
         jb_sphinx.update_latex_documents = original
+    if status:
+        # Sphinx keeps the documents it read with warnings and would not warn again:
+        # read everything afresh next time
+        shutil.rmtree(BUILD / f".doctrees-latex-{edition}", ignore_errors=True)
     return status, outdir / "book.tex"
 
 

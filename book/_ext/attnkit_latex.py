@@ -4,6 +4,8 @@
   MathJax, which reads the box's text literally, but a subscript, outside math mode and
   so an error (``Missing $ inserted``), for LaTeX. The PDF gets ``\\text{weighted\\_sum}``;
   the sources, the HTML and the translations keep the formula as written.
+* The table of contents is headed "Contents" (目录 in the Chinese edition), not with the
+  caption of the root's first toctree, as Sphinx does (it headed it "Foundations").
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from typing import Any
 
 from docutils import nodes
+from sphinx.locale import _
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 # a text-mode box without nested braces (\mathrm and \operatorname are math mode)
@@ -43,6 +46,13 @@ class TextUnderscoresForLatex(SphinxPostTransform):
                 node += nodes.Text(fixed)
 
 
+def contents_heading(app) -> None:
+    """The LaTeX builder heads the table of contents with Sphinx's own word for it."""
+    if app.builder.name == "latex":
+        app.builder.get_contentsname = lambda indexfile: _("Contents")
+
+
 def setup(app) -> dict[str, Any]:
     app.add_post_transform(TextUnderscoresForLatex)
+    app.connect("builder-inited", contents_heading)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
