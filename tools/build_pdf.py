@@ -141,7 +141,8 @@ def build(edition: str) -> int:
     print(
         f"==> {target} ({target.stat().st_size / 1e6:.1f} MB) in {done - start_wall:.0f} s: "
         f"Sphinx {latex_wall - start_wall:.0f} s ({latex_cpu - start_cpu:.0f} s CPU), "
-        f"XeLaTeX {done - latex_wall:.0f} s ({tex_cpu:.0f} s CPU); load average {load:.1f}"
+        f"XeLaTeX {done - latex_wall:.0f} s ({tex_cpu:.0f} s CPU); load average {load:.1f}",
+        flush=True,
     )
     return 0
 
