@@ -6,6 +6,11 @@
   English root, ``../<page>.html`` from the Chinese root) and works from the file system
   and from any local server alike.
 * **Chinese search in linear time** (``SearchChinese``, same index as Sphinx's).
+* **Glue from a named notebook without a format** (``{glue:text}`01_x.ipynb::key```, the
+  form translations use, ``tools/i18n_catalogues.py``): myst-nb 1.4 splits the format off
+  at the last colon first, so it read the key as ``01_x.ipynb:`` ("No key ... found in glue
+  data") and the value was lost. Read as ``01_x.ipynb::key:s``, the format myst-nb
+  defaults to for ``{glue:text}`key```.
 * **Formulas are not messages.** Display math is the same in both editions; Sphinx would
   otherwise offer every ``$$...$$`` block to the translators.
 """
@@ -17,6 +22,8 @@ from typing import Any
 
 import sphinx.search.zh
 from docutils import nodes
+from myst_nb.ext.glue.domain import NbGlueDomain
+from myst_nb.ext.glue.roles import PasteTextRole
 from sphinx.transforms import SphinxTransform
 
 # The edition a build writes, by Sphinx language, and the other one.
@@ -92,7 +99,18 @@ def add_templates(app, config) -> None:
     config.html_static_path.append(str(Path(__file__).parent / "static"))
 
 
+class PasteTextFromNotebook(PasteTextRole):
+    """``{glue:text}`path::key``` with no format read as ``path::key:s``."""
+
+    def run(self) -> tuple[list[nodes.Node], list[nodes.system_message]]:
+        _, named, key = self.text.partition("::")
+        if named and ":" not in key:
+            self.text += ":s"
+        return super().run()
+
+
 def setup(app) -> dict[str, Any]:
+    NbGlueDomain.roles["text"] = PasteTextFromNotebook()
     app.add_transform(MathIsNotAMessage)
     app.add_search_language(SearchChinese)
     app.connect("config-inited", add_templates)
