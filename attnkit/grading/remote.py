@@ -557,7 +557,7 @@ def _call_with_grad(conn: Connection, name: str, structure: Any, tensors: list) 
         def forward(ctx, *inputs):
             result, reply = conn._call(name, structure, list(inputs), keep_graph=True)
             outs: list = []
-            holder["structure"] = _restructure(result, outs)
+            holder["structure"] = flatten(result, outs)
             ctx.call_id = reply.get("call_id")
             ctx.starts = conn.starts
             ctx.n_inputs = len(inputs)
@@ -589,24 +589,7 @@ def _call_with_grad(conn: Connection, name: str, structure: Any, tensors: list) 
             return tuple(out)
 
     outs = RemoteCall.apply(*tensors)
-    return _fill(holder["structure"], list(outs))
-
-
-def _restructure(value: Any, outs: list) -> Any:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        outs.append(value)
-        return Slot(len(outs) - 1)
-    if type(value) in (list, tuple):
-        return type(value)(_restructure(v, outs) for v in value)
-    if type(value) is dict:
-        return {k: _restructure(v, outs) for k, v in value.items()}
-    return value
-
-
-def _fill(value: Any, outs: list) -> Any:
-    return unflatten(value, outs)
+    return unflatten(holder["structure"], list(outs))
 
 
 def _release(conn: Connection, call_id: int, starts: int) -> None:
