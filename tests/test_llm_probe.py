@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from llm_reference import reference_qkv
 
 import attnkit as ak
 from attnkit import llm
@@ -17,15 +18,7 @@ def _reference_logits(m: llm.LLMSelfAttention, x: torch.Tensor) -> torch.Tensor:
     """Per head and pair of positions, with RMSNorm, RoPE and the cap written out."""
     B, T, _ = x.shape
     H, D = m.num_heads, m.head_dim
-    q = (x @ m.q_proj.weight.T).view(B, T, H, D)
-    k = (x @ m.k_proj.weight.T).view(B, T, m.num_kv_heads, D)
-    if m.q_norm is not None:
-        q = q / q.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt() * m.q_norm.weight
-        k = k / k.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt() * m.k_norm.weight
-    if m.rope_base is not None:
-        cos, sin = ak.rotary_cos_sin(T, D, base=m.rope_base, dtype=x.dtype)
-        q = ak.apply_rotary(q.transpose(1, 2), cos, sin).transpose(1, 2)
-        k = ak.apply_rotary(k.transpose(1, 2), cos, sin).transpose(1, 2)
+    q, k, _ = reference_qkv(m, x)  # (B, T, H, D), (B, T, H_kv, D)
     out = torch.empty(B, H, T, T, dtype=x.dtype)
     for b in range(B):
         for h in range(H):

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from llm_reference import reference_qkv
 
 import attnkit as ak
 from attnkit.llm import (
@@ -24,16 +25,7 @@ def _reference(m: LLMSelfAttention, x: torch.Tensor) -> torch.Tensor:
     """Loop over heads, queries and keys with the formulas written out."""
     B, T, _ = x.shape
     H, D = m.num_heads, m.head_dim
-    q = (x @ m.q_proj.weight.T).view(B, T, H, D)
-    k = (x @ m.k_proj.weight.T).view(B, T, m.num_kv_heads, D)
-    v = (x @ m.v_proj.weight.T).view(B, T, m.num_kv_heads, D)
-    if m.q_norm is not None:
-        q = q / q.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt() * m.q_norm.weight
-        k = k / k.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt() * m.k_norm.weight
-    if m.rope_base is not None:
-        cos, sin = ak.rotary_cos_sin(T, D, base=m.rope_base, dtype=x.dtype)
-        q = ak.apply_rotary(q.transpose(1, 2), cos, sin).transpose(1, 2)
-        k = ak.apply_rotary(k.transpose(1, 2), cos, sin).transpose(1, 2)
+    q, k, v = reference_qkv(m, x)  # (B, T, H, D), (B, T, H_kv, D) x 2
     out = torch.zeros(B, T, H, D, dtype=x.dtype)
     for b in range(B):
         for h in range(H):
