@@ -16,6 +16,7 @@ one document, the English ``msgid`` and its Chinese ``msgstr``. Checks:
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections import Counter
@@ -143,11 +144,16 @@ def _stray_emphasis(text: str) -> int:
     roles and formulas removed first). A closing ``**`` right after CJK punctuation and
     before a CJK character does not close (CommonMark's flanking rules), so the asterisks
     would show on the page: ``**更正：**把`` fails, ``**更正：** 把`` renders."""
+    bare = _MATH.sub(" ", _ROLE_OR_CODE.sub(" ", text))
+    return _commonmark().renderInline(bare).count("*")
+
+
+@functools.cache
+def _commonmark():
+    """One CommonMark parser for every message (markdown-it, the parser under MyST)."""
     from markdown_it import MarkdownIt
 
-    bare = _MATH.sub(" ", _ROLE_OR_CODE.sub(" ", text))
-    html = MarkdownIt("commonmark").renderInline(bare)
-    return html.count("*")
+    return MarkdownIt("commonmark")
 
 
 _GLUE = re.compile(r"\{glue(?::\w+)?\}`([^`]*)`")
