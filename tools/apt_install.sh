@@ -1,11 +1,16 @@
 # Sourced by the scripts that install a Debian package the tests need (install_browser.sh,
-# install_sandbox.sh): `apt_install PACKAGE PURPOSE FALLBACK` installs PACKAGE with apt-get
-# as root, or with sudo when it needs no password; otherwise it prints how to install it
-# and FALLBACK (what happens without it). Without apt-get it prints FALLBACK only.
-# Returns 0 when it installed the package, 1 when it could not try.
+# install_sandbox.sh, install_tex.sh): `apt_install PACKAGES PURPOSE FALLBACK` installs
+# PACKAGES (one name, or several separated by spaces, in one apt-get run) with apt-get as
+# root, or with sudo when it needs no password; otherwise it prints how to install them and
+# FALLBACK (what happens without them). Without apt-get it prints FALLBACK only. Another
+# apt-get running at the same time (CI installs TeX in the background) is waited for.
+# Returns 0 when it installed the packages, 1 when it could not try.
 
 apt_install() {
-    local package="$1" purpose="$2" fallback="$3"
+    local purpose="$2" fallback="$3" package
+    local -a packages
+    read -ra packages <<< "$1"
+    package="${packages[*]}"
     if ! command -v apt-get > /dev/null; then
         echo "note: $package is missing and there is no apt-get: $fallback" >&2
         return 1
@@ -23,9 +28,12 @@ apt_install() {
     fi
     echo "==> installing Debian's $package $purpose (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
+    local wait=(-o DPkg::Lock::Timeout=900)  # seconds to wait for another apt-get
     # the package lists may be missing on a fresh machine: update once if the install fails
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$package" > /dev/null 2>&1 || {
-        "${sudo[@]}" apt-get update -qq
-        "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$package" > /dev/null
+    "${sudo[@]}" apt-get "${wait[@]}" install -y -qq --no-install-recommends "${packages[@]}" \
+        > /dev/null 2>&1 || {
+        "${sudo[@]}" apt-get "${wait[@]}" update -qq
+        "${sudo[@]}" apt-get "${wait[@]}" install -y -qq --no-install-recommends "${packages[@]}" \
+            > /dev/null
     }
 }

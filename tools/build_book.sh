@@ -23,13 +23,19 @@ executed=$(date +%s)
 echo "==> rendering the book (chapters executed in $(( executed - start )) s)"
 jupyter-book build "$ROOT" --warningiserror --nitpick --keep-going
 english=$(date +%s)
-echo "==> rendering the Chinese edition into _build/html/zh_CN (same executed chapters)"
-python tools/i18n.py build
+# The Chinese render and the message extraction are two single-threaded Sphinx runs over
+# the same (read-only) sources and execution cache, into folders of their own: side by side.
+echo "==> rendering the Chinese edition into _build/html/zh_CN (same executed chapters), and"
+echo "    extracting the English messages (_build/gettext, for tools/i18n.py check and the tests)"
+extract_log="$ROOT/_build/extract.log"
+python tools/i18n.py extract > "$extract_log" 2>&1 &
+extract=$!
+python tools/i18n.py build || { wait "$extract" || true; exit 1; }
 chinese=$(date +%s)
-echo "==> extracting the English messages (_build/gettext, for tools/i18n.py check and the tests)"
-python tools/i18n.py extract
+wait "$extract" || { tail -40 "$extract_log" >&2; echo "error: message extraction failed" >&2; exit 1; }
+grep "^==> " "$extract_log" || true
 echo "==> built in $(( $(date +%s) - start )) s (rendering: English $(( english - executed )) s," \
-     "Chinese $(( chinese - english )) s; messages extracted in $(( $(date +%s) - chinese )) s)."
+     "Chinese $(( chinese - english )) s, with the messages extracted beside it)."
 echo "    Open these files in a browser (they work offline; each page links to the other edition):"
 echo "    $ROOT/_build/html/index.html          (English)"
 echo "    $ROOT/_build/html/zh_CN/index.html    (中文)"

@@ -12,8 +12,13 @@ default for XeLaTeX (``fonts-freefont-otf``).
 The executed chapters come from the execution cache (``_build/.jupyter_cache``), as for the
 HTML: no chapter is executed here; a chapter missing from the cache stops the command.
 
-    python tools/build_pdf.py           # both editions
+    python tools/build_pdf.py           # both editions, side by side on 2 cores or more
     python tools/build_pdf.py zh        # one edition (en or zh)
+    python tools/build_pdf.py --jobs 1  # both editions, one after the other
+
+Each build is single-threaded (Sphinx, then XeLaTeX), so two editions built side by side
+take about as long as the slower one. Side by side, each edition's output goes to
+``_build/pdf/build-<edition>.log`` and its last lines are printed if it fails.
 
 ``tools/build_pdf.sh`` installs the TeX packages first when they are missing.
 """
@@ -47,16 +52,30 @@ CJK_FONTS = r"""
 """
 
 
+# The chapter heading of Sphinx's fncychap style (Sonny) prints \chaptername and the number,
+# "CHAPTER 1": the Chinese edition says 第 1 章, the usual form.
+CHINESE_CHAPTER_HEADING = r"""
+\makeatletter
+\renewcommand{\DOCH}{%
+  \raggedleft\CNV\FmN{第}\,\CNoV\thechapter\,\CNV\FmN{章}\par\nobreak\vskip 40\p@}
+\makeatother
+"""
+
+
 def latex_elements(edition: str) -> dict[str, str]:
     from sphinx.builders.latex.constants import XELATEX_DEFAULT_FONTPKG
 
     elements = {"fontpkg": XELATEX_DEFAULT_FONTPKG + CJK_FONTS}
+    if edition == "zh":
+        elements["preamble"] = CHINESE_CHAPTER_HEADING
     if edition == "en":
         # what Sphinx does itself for language zh (xeCJK loads fontspec)
         elements["fontenc"] = (
             "\\usepackage{fontspec}\n"
             "\\defaultfontfeatures[\\rmfamily,\\sffamily,\\ttfamily]{}\n"
-            "\\usepackage{xeCJK}"
+            "\\usepackage{xeCJK}\n"
+            # xeCJK sets the curly quotes as CJK punctuation (full width): "source’ s"
+            '\\xeCJKDeclareCharClass{Default}{"2018, "2019, "201C, "201D}'
         )
         elements["fvset"] = "\\fvset{fontsize=\\small,formatcom=\\xeCJKVerbAddon}"
     return elements
@@ -147,19 +166,52 @@ def build(edition: str) -> int:
     return 0
 
 
+def build_side_by_side(editions: list[str]) -> int:
+    """Each edition in a process of its own (``build_pdf.py <edition>``), at the same time."""
+    PDF.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for edition in editions:
+        log = PDF / f"build-{edition}.log"
+        with log.open("w") as out:
+            command = [sys.executable, str(Path(__file__).resolve()), edition, "--jobs", "1"]
+            runs[edition] = (subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), log)
+    status = 0
+    for edition, (process, log) in runs.items():
+        code = process.wait()
+        lines = log.read_text(errors="replace").splitlines()
+        if code:
+            print(f"error: the {edition} edition failed; the end of {log}:", file=sys.stderr)
+            print("\n".join(lines[-40:]), file=sys.stderr)
+            status |= code
+        else:
+            print("\n".join(line for line in lines if line.startswith("==> ")), flush=True)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("editions", nargs="*", metavar="{en,zh}", help="default: both")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="editions built at the same time (default: 2 on 2 cores or more, else 1)",
+    )
     args = parser.parse_args(argv)
     for edition in args.editions:
         if edition not in EDITIONS:
             parser.error(f"unknown edition {edition!r} (choose from {', '.join(EDITIONS)})")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be a positive number of editions, not {args.jobs}")
     for tool in ("latexmk", "xelatex"):
         if shutil.which(tool) is None:
             raise SystemExit(f"error: {tool} is missing; run tools/build_pdf.sh (installs it)")
     require_executed_chapters()
+    editions = list(dict.fromkeys(args.editions or EDITIONS))
+    if args.jobs > 1 and len(editions) > 1:
+        return build_side_by_side(editions)
     status = 0
-    for edition in args.editions or EDITIONS:
+    for edition in editions:
         status |= build(edition)
     return status
 
