@@ -165,11 +165,11 @@ for hs in (hyp_tokens, [hyp_tokens[0], hyp_tokens[1][:4]]):
 # ## Exercise 4: training compute, two ways
 #
 # Chapter 12 reproduced the training costs of {cite:t}`vaswani2017attention` from GPU time:
-# hours $\times$ 3600 $\times$ GPUs $\times$ the GPU's peak throughput. Another common
+# hours $\times$ 3600 $\times$ GPUs $\times$ an assumed sustained throughput per GPU. Another common
 # estimate counts the arithmetic: training a network of $N$ parameters on $D$ tokens costs
 # about $6ND$ FLOPs (2 per parameter and token for the forward pass, 4 for the backward
-# pass; {cite:t}`kaplan2020scaling`). The ratio of the two is the fraction of the GPUs'
-# peak that the training would have had to sustain. Write
+# pass; {cite:t}`kaplan2020scaling`). The ratio of the two is the fraction of that assumed
+# throughput that the counted arithmetic would have used. Write
 # `implied_utilization(num_params, num_tokens, hours, num_gpus, peak_tflops)` returning
 # $6ND / (\text{hours} \cdot 3600 \cdot \text{GPUs} \cdot \text{peak_tflops} \cdot 10^{12})$.
 
@@ -178,7 +178,7 @@ for hs in (hyp_tokens, [hyp_tokens[0], hyp_tokens[1][:4]]):
 def implied_utilization(
     num_params: float, num_tokens: float, hours: float, num_gpus: int, peak_tflops: float
 ) -> float:
-    """6ND divided by the GPU budget (time x GPUs x peak FLOP/s): the implied utilization."""
+    """6ND divided by the GPU budget (time x GPUs x assumed FLOP/s): the implied utilization."""
     raise NotImplementedError("Exercise: replace this line with your code.")
 
 

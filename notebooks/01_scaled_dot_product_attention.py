@@ -1503,7 +1503,9 @@ assert reaches, "claim no longer holds: 'the first output depends on the last in
 #
 # **题目：** 请解释自注意力机制的基本概念和原理。
 #
+# :::{english-only}
 # **Question:** Explain the basic concept and principle of self-attention.
+# :::
 #
 # **Model answer.** Self-attention lets every position of a sequence build its new
 # representation as a weighted average over all positions: a soft, differentiable

@@ -1660,8 +1660,10 @@ plt.show()
 #
 # **题目：** 请解释自注意力机制在Transformer模型中的实现方式和作用。
 #
+# :::{english-only}
 # **Question:** Explain how self-attention is implemented in the Transformer, and what it
 # does there.
+# :::
 #
 # **Model answer.** Each layer runs multi-head scaled dot-product attention. The input $X$
 # is projected, per head, into queries, keys and values of width $d_{\text{model}}/H$;

@@ -1904,8 +1904,10 @@ print(f"  greedy / teacher-forced : {gap_one:.1f}x")
 #
 # **题目：** 请列举自注意力机制在自然语言处理中的主要应用场景。
 #
+# :::{english-only}
 # **Question:** List the main applications of self-attention in natural language
 # processing.
+# :::
 #
 # *This chapter answers the machine-translation part (机器翻译);
 # {doc}`chapter 4 <04_text_generation>` answers text generation,

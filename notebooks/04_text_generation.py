@@ -1449,8 +1449,10 @@ for name, d, r in rows:
 #
 # **题目：** 请列举自注意力机制在自然语言处理中的主要应用场景。
 #
+# :::{english-only}
 # **Question:** List the main applications of self-attention in natural language
 # processing.
+# :::
 #
 # *This chapter answers the text-generation part (文本生成); {doc}`chapter 3 <03_transformer>`
 # answers machine translation, {doc}`chapter 11 <11_attention_at_work>` sentiment

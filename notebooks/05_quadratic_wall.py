@@ -1057,8 +1057,10 @@ print("a parameter of shape (n, n) exists:", n_by_n_parameter)
 #
 # **题目：** 请探讨自注意力机制在实现和应用中面临的核心问题和挑战。
 #
+# :::{english-only}
 # **Question:** Describe the strengths and limitations of self-attention in NLP. What are
 # the core problems and challenges in implementing and applying it?
+# :::
 #
 # *This chapter answers the cost side of both questions; interpretability, the other
 # limitation, is {doc}`chapter 13 <13_interpretability>`'s.*

@@ -755,8 +755,10 @@ glue("ch06_live_naive_over_sdpa", best["naive softmax(QK^T)V"] / sdpa_step, disp
 #
 # **题目：** FlashAttention 是近似注意力吗？它为什么既省内存又更快？
 #
+# :::{english-only}
 # **Question:** Is FlashAttention an approximation of attention? Why does it use less
 # memory, and why is it faster?
+# :::
 #
 # **Model answer.** No: it computes exactly $\mathrm{softmax}(QK^\top/\sqrt d)V$, up to
 # floating-point rounding. It reads the keys and values in tiles and keeps, per query, a

@@ -427,7 +427,7 @@ assert len(two_hop) == 4 and all(connect[name] == 2 for name in two_hop), connec
 #
 # ```{admonition} Seed erratum E14 · 改进算法 (lines 207–216)
 # :class: seed-erratum
-# The seed says: 「复杂度 = O(1000²) → O(√1000²) = O(10³)」 (and the same for 存储需求)
+# The seed says: 「复杂度 = O(1000²) → O((√1000)²) = O(10³)」 (and the same for 存储需求)
 # **Correction:** every one of the $n$ queries keeps its row, so a low-rank score matrix is
 # $n \times k$ and the cost is $8 n k d$ FLOPs for a constant $k$ (at $n = 1000$, $k = 128$,
 # $d = 64$: $65.5 \times 10^6$), never $10^3$; $(\sqrt{1000})^2$ is $n$ itself, and
@@ -1579,15 +1579,17 @@ for module in (local_module, longformer_module, bigbird_module, blocksparse_modu
 #
 # **题目：** 请列举和解释几种自注意力机制的改进算法，并讨论它们的优势和劣势。
 #
+# :::{english-only}
 # **Question:** List and explain several improved self-attention algorithms, and discuss
 # their strengths and weaknesses.
+# :::
 #
 # **Model answer.** Separate two goals. *Exact, IO-aware* attention (FlashAttention)
 # computes the same $\mathrm{softmax}(QK^\top/\sqrt d)V$ in tiles with an online softmax,
 # a running maximum and sum per query rescaled as each block of keys arrives: memory drops
 # from $O(n^2)$ to $O(n)$, time stays $O(n^2 d)$ ({ref}`ch06-tiled`). Everything else
-# computes a different function with less work. *Local* attention sees a window of $w$
-# neighbours, $O(nwd)$, exact within the window, but $L$ layers reach only about $Lw$
+# computes a different function with less work. *Local* attention sees a window of radius
+# $w$ ($2w + 1$ keys), $O(nwd)$, exact within the window, but $L$ layers reach only about $Lw$
 # positions. *Strided* patterns (Sparse Transformer, $O(n^{1.5} d)$) and *hybrids*
 # (Longformer: window plus global tokens; BigBird: window, global and random blocks) add
 # long-range links, so that any two positions connect within two layers

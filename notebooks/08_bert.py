@@ -410,7 +410,7 @@ assert not sel[special].any(), (
 #
 # `acceptability_task` assigns each docstring to one side by a hash of its text (40% to
 # fine-tuning), extracts prose sentences from the fine-tuning docstrings only, and drops any
-# sentence whose words also appear, in order, anywhere in the pretraining docstrings. So
+# sentence that appears verbatim, as a run of the same words, in a pretraining docstring. So
 # pretraining never reads a sentence that the classifier is later tested on.
 #
 # ### The task: is this a real sentence?
@@ -453,11 +453,12 @@ glue("ch08_n_train", len(task.train), display=False)
 # %% [markdown]
 # ### A word-level tokenizer
 #
-# BERT uses WordPiece, a sub-word vocabulary of 30,000 pieces. Our corpus is small, so we
-# use whole words: `WordTokenizer` lower-cases the text, cuts it into runs of letters, runs
-# of digits and single punctuation characters, and keeps the 2,000 most frequent words of
-# the **pretraining** docstrings (ties broken alphabetically), after the five special tokens
-# `[PAD] [UNK] [CLS] [SEP] [MASK]`. The other words become `[UNK]`.
+# BERT uses WordPiece, a sub-word vocabulary of about 30,000 pieces (30,522 in the
+# released models). Our corpus is small, so we use whole words: `WordTokenizer`
+# lower-cases the text, cuts it into runs of letters, runs of digits and single punctuation
+# characters, and keeps the 2,000 most frequent words of the **pretraining** docstrings
+# (ties broken alphabetically), after the five special tokens `[PAD] [UNK] [CLS] [SEP]
+# [MASK]`. The other words become `[UNK]`.
 #
 # The pretraining text is one long stream of word ids (each docstring followed by
 # `[SEP]`). Every 20th pretraining docstring is held out to measure the MLM on text the
@@ -1249,8 +1250,10 @@ glue("ch08_world_scr_seen_max", max(scr[n]["seen"] for n in world_budgets), disp
 #
 # **题目：** 请解释自注意力机制在BERT模型中的作用，以及BERT如何改进自注意力机制。
 #
+# :::{english-only}
 # **Question:** Explain the role of self-attention in BERT, and how BERT improved the
 # self-attention mechanism.
+# :::
 #
 # **Model answer.** BERT is a stack of Transformer encoder layers, and self-attention
 # builds its contextual representations: in each layer every token's vector is recomputed

@@ -1033,8 +1033,10 @@ glue("ch09_rollout_on_ink", share.mean().item(), display=False)
 #
 # **题目：** 请解释自注意力机制在计算机视觉（CV）领域的应用，并给出一个典型例子。
 #
+# :::{english-only}
 # **Question:** Explain the applications of self-attention in computer vision (CV), and
 # give a typical example.
+# :::
 #
 # **Model answer.** The typical example is the Vision Transformer. It cuts an image into
 # $P \times P$ patches (16 × 16 pixels for ImageNet, 196 patches), projects each linearly,
@@ -1049,7 +1051,7 @@ glue("ch09_rollout_on_ink", share.mean().item(), display=False)
 # comparable ResNets on ImageNet alone, because it lacks the convolution's locality and
 # translation equivariance; DeiT closed the gap with augmentation, regularisation and
 # distillation. On the chapter's 1,259 training digits a CNN of the same size is more
-# accurate on average over three data splits and does about a third of the ViT's
+# accurate on average over three data splits and does less than a third of the ViT's
 # arithmetic per image ({ref}`ch09-small-data`). Beyond classification, DETR uses
 # a Transformer for set-based object detection, and windowed, hierarchical backbones such
 # as Swin serve detection and segmentation, where global attention would be quadratic in

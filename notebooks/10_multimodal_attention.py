@@ -828,8 +828,10 @@ assert torch.allclose(from_module.sum(-1), torch.ones(()), atol=1e-5), (
 #
 # **题目：** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
 #
+# :::{english-only}
 # **Question:** Analyse the development trends of self-attention in the future of natural
 # language processing.
+# :::
 #
 # *This chapter answers the multimodal trend (多模态自注意力);
 # {doc}`chapter 7 <07_approximate_attention>` answers efficiency,

@@ -941,8 +941,10 @@ assert all(len(v) == len(SEEDS) for _, m, v in rows if m != "Lead-3"), (
 #
 # **题目：** 请列举自注意力机制在自然语言处理中的主要应用场景。
 #
+# :::{english-only}
 # **Question:** List the main applications of self-attention in natural language
 # processing.
+# :::
 #
 # *This chapter answers the sentiment-analysis, question-answering and summarization parts
 # (情感分析、问答系统、文本摘要); {doc}`chapter 3 <03_transformer>` answers machine translation,

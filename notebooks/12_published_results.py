@@ -1070,8 +1070,10 @@ plt.show()
 #
 # **题目：** 请分析自注意力机制在不同自然语言处理任务中的表现，并给出实例。
 #
+# :::{english-only}
 # **Question:** Analyse how self-attention performs on different NLP tasks, and give
 # examples.
+# :::
 #
 # **Model answer.** Separate the controlled comparison from the rest. In machine
 # translation the Transformer was compared on the same data and test set with the best

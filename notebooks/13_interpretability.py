@@ -739,8 +739,10 @@ glue("ch13_uniform_cost", 100 * (test_acc - uniform_acc), display=False)
 #
 # **题目：** 请探讨自注意力机制在实现和应用中面临的核心问题和挑战。
 #
+# :::{english-only}
 # **Question:** Discuss the core problems and challenges that self-attention faces in
 # implementation and application.
+# :::
 #
 # *This chapter answers the interpretability challenge (可解释性); the cost challenges are
 # {doc}`chapter 5 <05_quadratic_wall>`'s.*

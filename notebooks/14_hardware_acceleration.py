@@ -1085,8 +1085,10 @@ for what, factor in summary.items():
 #
 # **题目：** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
 #
+# :::{english-only}
 # **Question:** Analyse the development trends of self-attention in the future of natural
 # language processing.
+# :::
 #
 # *This chapter answers the hardware-acceleration trend (硬件加速).*
 #

@@ -710,8 +710,10 @@ assert err < 1e-12, (
 #
 # **题目：** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
 #
+# :::{english-only}
 # **Question:** Analyse the development trends of self-attention in the future of natural
 # language processing.
+# :::
 #
 # *This chapter answers a side of the question that the source text's answer leaves out:
 # scale, training spread over many devices.*

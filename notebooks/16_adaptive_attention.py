@@ -672,8 +672,10 @@ assert (
 #
 # **题目：** 请分析自注意力机制在未来自然语言处理领域的发展趋势。
 #
+# :::{english-only}
 # **Question:** Analyse the development trends of self-attention in the future of natural
 # language processing.
+# :::
 #
 # *This chapter answers the source text's fourth trend, adaptive attention (自适应注意力).*
 #

@@ -305,9 +305,10 @@ glue("ch17_flops_absorbed", flops[True], display=False)
 # Absorbed, the step costs {glue:text}`ch17_absorb_saving:.1f` times fewer operations
 # ({glue:text}`ch17_flops_absorbed:,` instead of {glue:text}`ch17_flops_explicit:,`),
 # because the $2 \cdot T \cdot d_c \cdot H d_h$ multiply-adds of rebuilding keys and values
-# ($T = 1{,}025$ with the new token) are gone: they account for
-# {glue:text}`ch17_rebuild_share:.0%` of the difference, the rest being the slightly wider
-# scores and weighted sums over latents of size $d_c$ instead of $d_h + d_r$. In training,
+# ($T = 1{,}025$ with the new token) are gone. The saving is
+# {glue:text}`ch17_rebuild_share:.0%` of those rebuilding operations: the absorbed form gives
+# the rest back on its slightly wider scores and weighted sums, over latents of size $d_c$
+# instead of $d_h + d_r$. In training,
 # where every query needs every key anyway, the explicit form is the natural one; at
 # inference the absorbed form is used.
 #

@@ -335,3 +335,35 @@ def test_bold_that_cannot_close_after_chinese_punctuation_is_a_problem(tmp_path)
     assert len(problems) == 1 and "does not close" in problems[0], problems
     _write(po / "book" / "x.po", [(english, "**更正：** 缩放因子是平方根的倒数。", False)])
     assert catalogue_problems(po, complete=False) == []
+
+
+@pytest.mark.parametrize(
+    ("english", "chinese", "block"),
+    [
+        ("1. Scaled dot-product attention", "1. 缩放点积注意力", "ordered list"),
+        ("- the first bullet's text", "- 第一条", "bullet list"),
+        ("> a quotation", "> 引文", "blockquote"),
+    ],
+)
+def test_translation_that_reads_as_a_block_is_a_problem(tmp_path, english, chinese, block):
+    """Sphinx parses each translation on its own and applies it only if it is a paragraph:
+    a table cell or a heading "1. ..." translated "1. ..." kept the English silently."""
+    po = tmp_path / "LC_MESSAGES"
+    _write(po / "book" / "x.po", [(english, chinese, False)])
+    problems = catalogue_problems(po, complete=False)
+    assert len(problems) == 1 and f"reads as a {block}" in problems[0], problems
+    escaped = chinese.replace(". ", "\\. ", 1) if block == "ordered list" else "\\" + chinese
+    _write(po / "book" / "x.po", [(english, escaped, False)])
+    assert catalogue_problems(po, complete=False) == []
+
+
+def test_the_chinese_pages_show_the_translated_headings_and_table_cells():
+    """The built Chinese edition uses the translations the check above protects."""
+    interview = ROOT / "_build" / "html" / "zh_CN" / "book" / "interview.html"
+    intro = ROOT / "_build" / "html" / "zh_CN" / "book" / "intro.html"
+    if not (interview.exists() and intro.exists()):
+        pytest.skip("the Chinese edition is not built (tools/build_book.sh)")
+    assert "1. Basic concepts and principles" not in interview.read_text()
+    assert "1. 基本概念和原理" in interview.read_text()
+    assert "1. Scaled dot-product attention" not in intro.read_text()
+    assert "<p>1. 缩放点积注意力</p>" in intro.read_text()

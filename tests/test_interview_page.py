@@ -3,7 +3,8 @@
 Each question is a ``###`` section, with a MyST label, under one of the three question
 parts of the page, and has three parts: an **Answer**, an **Evidence** paragraph whose
 links go to labelled sections of the book, and the **Wrong answers**. The source's twelve
-questions keep their Chinese and English wording, identical to the overview table. The
+questions keep their Chinese and English wording, the English identical to the overview
+table, whose Chinese edition shows the Chinese original (not a back-translation). The
 questions the page promises (the seed's twelve, the canonical Transformer questions and
 the modern ones) must all be there, so that none is lost silently in an edit.
 
@@ -14,6 +15,7 @@ A static parse of the markdown: no build needed. The built book's links are chec
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,18 +154,55 @@ def test_the_sources_wrong_answers_are_quoted_with_their_erratum():
     assert quoting >= 15, f"only {quoting} questions quote the source's wrong answer"
 
 
+def seed_question_rows() -> list[str]:
+    """The English questions of the overview table (``| section | question | chapters |``)."""
+    table = TEXT.split("(interview-table)=", 1)[1].split("(interview-seed-basics)=", 1)[0]
+    return [
+        row.split("|")[2].strip()
+        for row in table.splitlines()
+        if row.startswith("| ") and not row.startswith("| Source section")
+    ]
+
+
+SEED_QUESTION = re.compile(
+    r"\*\*题目：\*\* (请[^\n]+)\n\n:::\{english-only\}\n\*\*Question:\*\* (.+?)\n:::\n", re.S
+)
+
+
+def seed_questions() -> dict[str, str]:
+    """Each seed section's question: its English rendering -> the Chinese it renders."""
+    out = {}
+    for label, (part, heading, body) in QUESTIONS.items():
+        if part == PARTS[0]:
+            found = SEED_QUESTION.findall(body)
+            assert len(found) == 1, f"{heading!r}: no **题目：** + english-only **Question:**"
+            chinese, english = found[0]
+            out[" ".join(english.split())] = chinese.strip()
+    return out
+
+
 def test_the_seed_questions_are_verbatim_and_match_the_table():
-    rows = re.findall(r"^\| [^|]+ \| (请[^|]+) \| ([^|]+) \| [^|]+ \|$", TEXT, re.M)
+    """Each table row is one section's question, whose ``**Question:**`` rendering (shown in
+    the English edition only) follows the Chinese ``**题目：**`` it renders."""
+    rows = seed_question_rows()
     assert len(rows) == 12, f"the overview table has {len(rows)} question rows, not 12"
-    sections = {label: body for label, (part, _, body) in QUESTIONS.items() if part == PARTS[0]}
-    for chinese, english in rows:
-        matching = [
-            label
-            for label, body in sections.items()
-            if f"**题目：** {chinese.strip()}" in body
-            and f"**Question:** {english.strip()}" in " ".join(body.split())
-        ]
-        assert len(matching) == 1, f"no section (or several) quotes {chinese!r} / {english!r}"
+    questions = seed_questions()
+    assert len(questions) == 12, "two seed sections share a question"
+    missing = [english for english in rows if english not in questions]
+    assert not missing, f"no section renders these table questions: {missing}"
+
+
+def test_the_chinese_table_shows_the_seeds_own_questions():
+    """The Chinese edition's table gives each question in the seed's words (the section's
+    **题目：**, which quotes the seed), not a back-translation of the English."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from i18n_catalogues import read_catalogue
+
+    catalogue = read_catalogue(ROOT / "book/locales/zh_CN/LC_MESSAGES/book/interview.po")
+    for english, chinese in seed_questions().items():
+        message = catalogue.get(english)
+        assert message is not None and message.string, f"{english!r} is not in the catalogue"
+        assert message.string == chinese, f"{english!r}: {message.string!r}, not {chinese!r}"
 
 
 def test_every_link_on_the_page_resolves_to_a_label():

@@ -148,6 +148,18 @@ def _stray_emphasis(text: str) -> int:
     return _commonmark().renderInline(bare).count("*")
 
 
+def _first_block(text: str) -> str:
+    """What CommonMark reads ``text`` as (paragraph, ordered list, bullet list, ...).
+
+    Sphinx parses each translation on its own and applies it only if it is a paragraph:
+    a table cell or heading "1. Scaled dot-product attention" translated "1. 缩放点积注意力"
+    reads as a list, and the page silently keeps the English."""
+    tokens = [t.type for t in _commonmark().parse(text) if t.level == 0]
+    if not tokens or tokens[0] == "paragraph_open":
+        return "paragraph"
+    return tokens[0].removesuffix("_open").replace("_", " ")
+
+
 @functools.cache
 def _commonmark():
     """One CommonMark parser for every message (markdown-it, the parser under MyST)."""
@@ -207,6 +219,12 @@ def markup_problems(document: str, message) -> list[str]:
         problems.append(
             f"{document}: glued values differ from the English in {_short(message.id)!r}:"
             f" {sorted(_glued(document, message.string))}"
+        )
+    block = _first_block(message.string)
+    if block != "paragraph":
+        problems.append(
+            f"{document}: the translation reads as a {block}, which Sphinx drops (it keeps"
+            f" the English): escape the marker, e.g. 1\\. or \\- , in {_short(message.string)!r}"
         )
     if _stray_emphasis(message.string) > _stray_emphasis(message.id):
         problems.append(

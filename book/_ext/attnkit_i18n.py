@@ -13,6 +13,17 @@
   defaults to for ``{glue:text}`key```.
 * **Formulas are not messages.** Display math is the same in both editions; Sphinx would
   otherwise offer every ``$$...$$`` block to the translators.
+* **Tables in a ``{table}`` directive are messages.** MyST parses such a table's cells
+  without a source, and Sphinx extracts no message from a node without one: the intro's
+  map of the book (a ``{table}`` for its column widths in the PDF) would stay English.
+* **Part captions translated.** ``_toc.yml``'s part captions become toctree captions in
+  sphinx-external-toc's transform (priority 100), after Sphinx's i18n transform (20):
+  the catalogue has them (the root page's), but nothing applied the translation, so the
+  Chinese sidebar and PDF kept English part names.
+* **English renderings of Chinese text** (``EnglishOnly``): the seed's quotations and the
+  interview questions are given in Chinese, then in English for the English reader. The
+  English rendering is shown in the English edition only and is not a message: the
+  Chinese edition shows the original once, never a back-translation of it.
 """
 
 from __future__ import annotations
@@ -24,7 +35,11 @@ import sphinx.search.zh
 from docutils import nodes
 from myst_nb.ext.glue.domain import NbGlueDomain
 from myst_nb.ext.glue.roles import PasteTextRole
+from sphinx import addnodes
+from sphinx.locale import init as init_locale
 from sphinx.transforms import SphinxTransform
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.i18n import docname_to_domain
 
 # The edition a build writes, by Sphinx language, and the other one.
 EDITIONS = {"en": "English", "zh_CN": "中文"}
@@ -59,6 +74,69 @@ class MathIsNotAMessage(SphinxTransform):
     def apply(self, **kwargs: Any) -> None:
         for node in self.document.findall(nodes.math_block):
             node["translatable"] = False
+
+
+class SourcesForTableCells(SphinxTransform):
+    """Give the cells of a directive's table the source of the document (before i18n)."""
+
+    default_priority = 10  # sphinx.transforms.i18n.Locale is 20
+
+    def apply(self, **kwargs: Any) -> None:
+        for table in self.document.findall(nodes.table):
+            source = table.source or self.document["source"]
+            line = table.line
+            for node in table.findall(nodes.TextElement):
+                if not node.source:
+                    node.source, node.line = source, node.line or line
+
+
+class TranslatePartCaptions(SphinxTransform):
+    """Apply the catalogue's translation to the toctree captions (the parts of the book)."""
+
+    default_priority = 101  # sphinx_external_toc.events.InsertToctrees is 100
+
+    def apply(self, **kwargs: Any) -> None:
+        if not is_chinese(self.config.language):
+            return
+        toctrees = [node for node in self.document.findall(addnodes.toctree) if node.get("caption")]
+        if not toctrees:
+            return
+        dirs = [str(Path(self.env.srcdir, d)) for d in self.config.locale_dirs]
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        catalogue, found = init_locale(dirs, self.config.language, domain)
+        if not found:
+            return
+        for node in toctrees:
+            caption = node["rawcaption"] or node["caption"]
+            translated = catalogue.gettext(caption)
+            if translated != caption:
+                node.apply_translated_message(caption, translated)
+
+
+class EnglishOnly(SphinxDirective):
+    """``:::{english-only}``: the English rendering of the Chinese text just before it.
+
+    The English edition shows the content (in a ``div.english-only``) and the message
+    extraction skips it; the Chinese edition leaves it out, since the original it renders
+    is already on the page.
+
+        > 缩放因子通常是一个键序列长度的倒数。 (line 16)
+        >
+        > :::{english-only}
+        > "The scaling factor is usually the reciprocal of the length of the key sequence."
+        > :::
+    """
+
+    has_content = True
+
+    def run(self) -> list[nodes.Node]:
+        if is_chinese(self.config.language):
+            return []
+        container = nodes.container(classes=["english-only"])
+        container += self.parse_content_to_nodes()
+        for node in container.findall(nodes.TextElement):
+            node["translatable"] = False
+        return [container]
 
 
 def is_chinese(language: str | None) -> bool:
@@ -112,6 +190,9 @@ class PasteTextFromNotebook(PasteTextRole):
 def setup(app) -> dict[str, Any]:
     NbGlueDomain.roles["text"] = PasteTextFromNotebook()
     app.add_transform(MathIsNotAMessage)
+    app.add_directive("english-only", EnglishOnly)
+    app.add_transform(TranslatePartCaptions)
+    app.add_transform(SourcesForTableCells)
     app.add_search_language(SearchChinese)
     app.connect("config-inited", add_templates)
     app.add_css_file("edition-switch.css")
