@@ -172,7 +172,7 @@ SEED_QUESTION = re.compile(
 def seed_questions() -> dict[str, str]:
     """Each seed section's question: its English rendering -> the Chinese it renders."""
     out = {}
-    for label, (part, heading, body) in QUESTIONS.items():
+    for part, heading, body in QUESTIONS.values():
         if part == PARTS[0]:
             found = SEED_QUESTION.findall(body)
             assert len(found) == 1, f"{heading!r}: no **题目：** + english-only **Question:**"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure Debian's Chromium is installed for the browser tests of the built book
+# Make sure Debian's Chromium (and the Noto CJK fonts, for the Chinese edition's pages) is
+# installed for the browser tests of the built book
 # (tests/test_book_browser.py). Playwright drives this system browser; nothing is
 # downloaded from a browser vendor. Installs with apt-get as root (or with sudo when it
 # needs no password); otherwise prints what to do, and the browser tests skip (outside CI).
@@ -8,10 +9,15 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/apt_install.sh"
 
 chromium="${ATTNKIT_CHROMIUM:-/usr/bin/chromium}"
-if [ -x "$chromium" ]; then
+# Chinese text of the zh edition shows as empty boxes without a CJK font
+cjk_font=/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+missing=()
+[ -x "$chromium" ] || missing+=(chromium)
+[ -e "$cjk_font" ] || missing+=(fonts-noto-cjk)
+if [ "${#missing[@]}" = 0 ]; then
     exit 0
 fi
 start=$(date +%s)
-if apt_install chromium "for the browser tests" "the browser tests skip until then; or set ATTNKIT_CHROMIUM=/path/to/chromium"; then
-    echo "==> chromium installed in $(( $(date +%s) - start )) s: $("$chromium" --version 2>/dev/null || true)"
+if apt_install "${missing[*]}" "for the browser tests" "the browser tests skip until then; or set ATTNKIT_CHROMIUM=/path/to/chromium"; then
+    echo "==> ${missing[*]} installed in $(( $(date +%s) - start )) s: $("$chromium" --version 2>/dev/null || true)"
 fi

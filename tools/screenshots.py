@@ -1,6 +1,6 @@
-"""Take the README's two screenshots: a page of the built book and a grading report.
+"""Take the README's screenshots: the book in both editions, the Chinese PDF, a grade.
 
-    python tools/screenshots.py            # after `bash tools/build_book.sh`
+    python tools/screenshots.py            # after tools/build_book.sh (and build_pdf.sh)
 
 1. ``book/images/readme-book.png``: chapter 1 of ``_build/html`` opened in headless
    Chromium (the system's, as in the browser tests), scrolled to the section on the
@@ -11,6 +11,11 @@
    modified) gets that ``attention_scores``; ``python -m attnkit.grade 01 --file``
    grades it (the report names the misconception); its real output is shown in a
    terminal-like page and photographed.
+3. ``book/images/readme-book-zh.png``: the same section of chapter 1 in the Chinese
+   edition (``_build/html/zh_CN``).
+4. ``book/images/readme-pdf-zh.png``: the first page of chapter 1 in
+   ``_build/pdf/book-zh.pdf`` (found with pdftotext, rendered by pdftoppm); skipped with a
+   note when the PDF is not built.
 
 Nothing is downloaded; Chinese text needs a CJK font installed (Debian: fonts-noto-cjk).
 """
@@ -77,6 +82,39 @@ def colour(line: str) -> str:
     return text
 
 
+# the opening words of chapter 1 in the Chinese edition, to find its first PDF page
+ZH_CHAPTER_1 = "自注意力是 Transformer 的核心运算"
+
+
+def pdf_page(pdf: Path, needle: str, out: Path) -> int:
+    """Render the first page of ``pdf`` whose text holds ``needle`` to ``out`` (PNG)."""
+    pages = int(
+        next(
+            line.split()[-1]
+            for line in subprocess.run(
+                ["pdfinfo", str(pdf)], capture_output=True, text=True, check=True
+            ).stdout.splitlines()
+            if line.startswith("Pages:")
+        )
+    )
+    for number in range(1, pages + 1):
+        text = subprocess.run(
+            ["pdftotext", "-f", str(number), "-l", str(number), str(pdf), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if needle in " ".join(text.split()):
+            stem = out.with_suffix("")
+            subprocess.run(
+                ["pdftoppm", "-f", str(number), "-l", str(number), "-r", "80", "-png",
+                 "-singlefile", str(pdf), str(stem)],
+                check=True,
+            )  # fmt: skip
+            return number
+    raise SystemExit(f"error: no page of {pdf} contains {needle!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--book", type=Path, default=ROOT / "_build" / "html")
@@ -102,11 +140,22 @@ def main(argv: list[str] | None = None) -> int:
             page.evaluate("() => MathJax.startup.promise")
             page.locator("#ch01-scaling").scroll_into_view_if_needed()
             page.screenshot(path=str(OUT / "readme-book.png"))
+            page.goto(base + "zh_CN/notebooks/01_scaled_dot_product_attention.html#ch01-scaling")
+            page.evaluate("() => MathJax.startup.promise")
+            page.locator("#ch01-scaling").scroll_into_view_if_needed()
+            page.screenshot(path=str(OUT / "readme-book-zh.png"))
         page.set_content(TERMINAL.format(body=body))
         page.locator("#term").screenshot(path=str(OUT / "readme-grading.png"))
         browser.close()
     print(report)
-    print(f"wrote {OUT / 'readme-book.png'} and {OUT / 'readme-grading.png'}")
+    print(f"wrote {OUT / 'readme-book.png'}, {OUT / 'readme-book-zh.png'} and")
+    print(f"      {OUT / 'readme-grading.png'}")
+    pdf = args.book.parent / "pdf" / "book-zh.pdf"
+    if pdf.is_file():
+        number = pdf_page(pdf, ZH_CHAPTER_1, OUT / "readme-pdf-zh.png")
+        print(f"wrote {OUT / 'readme-pdf-zh.png'} (page {number} of {pdf})")
+    else:
+        print(f"note: {pdf} is not built (tools/build_pdf.sh): no PDF screenshot")
     return 0
 
 
