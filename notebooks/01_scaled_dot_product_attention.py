@@ -1504,7 +1504,7 @@ assert reaches, "claim no longer holds: 'the first output depends on the last in
 # **题目：** 请解释自注意力机制的基本概念和原理。
 #
 # :::{english-only}
-# **Question:** Explain the basic concept and principle of self-attention.
+# **Question:** Explain the basic concepts and principles of self-attention.
 # :::
 #
 # **Model answer.** Self-attention lets every position of a sequence build its new

@@ -1590,7 +1590,7 @@ for module in (local_module, longformer_module, bigbird_module, blocksparse_modu
 # from $O(n^2)$ to $O(n)$, time stays $O(n^2 d)$ ({ref}`ch06-tiled`). Everything else
 # computes a different function with less work. *Local* attention sees a window of radius
 # $w$ ($2w + 1$ keys), $O(nwd)$, exact within the window, but $L$ layers reach only about $Lw$
-# positions. *Strided* patterns (Sparse Transformer, $O(n^{1.5} d)$) and *hybrids*
+# positions on each side. *Strided* patterns (Sparse Transformer, $O(n^{1.5} d)$) and *hybrids*
 # (Longformer: window plus global tokens; BigBird: window, global and random blocks) add
 # long-range links, so that any two positions connect within two layers
 # ({ref}`ch07-sparse`). *Low-rank* Linformer projects the keys and values along the

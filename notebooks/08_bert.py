@@ -410,7 +410,8 @@ assert not sel[special].any(), (
 #
 # `acceptability_task` assigns each docstring to one side by a hash of its text (40% to
 # fine-tuning), extracts prose sentences from the fine-tuning docstrings only, and drops any
-# sentence that appears verbatim, as a run of the same words, in a pretraining docstring. So
+# sentence that appears, ignoring case and spacing, as a contiguous run of words in a
+# pretraining docstring. So
 # pretraining never reads a sentence that the classifier is later tested on.
 #
 # ### The task: is this a real sentence?
@@ -453,8 +454,8 @@ glue("ch08_n_train", len(task.train), display=False)
 # %% [markdown]
 # ### A word-level tokenizer
 #
-# BERT uses WordPiece, a sub-word vocabulary of about 30,000 pieces (30,522 in the
-# released models). Our corpus is small, so we use whole words: `WordTokenizer`
+# BERT uses WordPiece, a sub-word vocabulary of about 30,000 pieces (30,522 in
+# bert-base-uncased). Our corpus is small, so we use whole words: `WordTokenizer`
 # lower-cases the text, cuts it into runs of letters, runs of digits and single punctuation
 # characters, and keeps the 2,000 most frequent words of the **pretraining** docstrings
 # (ties broken alphabetically), after the five special tokens `[PAD] [UNK] [CLS] [SEP]

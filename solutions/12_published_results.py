@@ -203,17 +203,17 @@ for hs in (hyp_tokens, [hyp_tokens[0], hyp_tokens[1][:4]]):
 # about $6ND$ FLOPs (2 per parameter and token for the forward pass, 4 for the backward
 # pass; {cite:t}`kaplan2020scaling`). The ratio of the two is the fraction of that assumed
 # throughput that the counted arithmetic would have used. Write
-# `implied_utilization(num_params, num_tokens, hours, num_gpus, peak_tflops)` returning
-# $6ND / (\text{hours} \cdot 3600 \cdot \text{GPUs} \cdot \text{peak_tflops} \cdot 10^{12})$.
+# `implied_utilization(num_params, num_tokens, hours, num_gpus, tflops_per_gpu)` returning
+# $6ND / (\text{hours} \cdot 3600 \cdot \text{GPUs} \cdot \text{tflops_per_gpu} \cdot 10^{12})$.
 
 
 # %%
 def implied_utilization(
-    num_params: float, num_tokens: float, hours: float, num_gpus: int, peak_tflops: float
+    num_params: float, num_tokens: float, hours: float, num_gpus: int, tflops_per_gpu: float
 ) -> float:
     """6ND divided by the GPU budget (time x GPUs x assumed FLOP/s): the implied utilization."""
     # BEGIN SOLUTION
-    return 6.0 * num_params * num_tokens / (hours * 3600.0 * num_gpus * peak_tflops * 1e12)
+    return 6.0 * num_params * num_tokens / (hours * 3600.0 * num_gpus * tflops_per_gpu * 1e12)
     # END SOLUTION
 
 

@@ -9,6 +9,7 @@ message fails (an English change lands only with its translation).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -357,13 +358,74 @@ def test_translation_that_reads_as_a_block_is_a_problem(tmp_path, english, chine
     assert catalogue_problems(po, complete=False) == []
 
 
-def test_the_chinese_pages_show_the_translated_headings_and_table_cells():
-    """The built Chinese edition uses the translations the check above protects."""
-    interview = ROOT / "_build" / "html" / "zh_CN" / "book" / "interview.html"
-    intro = ROOT / "_build" / "html" / "zh_CN" / "book" / "intro.html"
-    if not (interview.exists() and intro.exists()):
-        pytest.skip("the Chinese edition is not built (tools/build_book.sh)")
-    assert "1. Basic concepts and principles" not in interview.read_text()
-    assert "1. 基本概念和原理" in interview.read_text()
-    assert "1. Scaled dot-product attention" not in intro.read_text()
-    assert "<p>1. 缩放点积注意力</p>" in intro.read_text()
+def _chinese_edition() -> Path:
+    from book_site import IN_CI, require_book
+
+    zh = require_book() / attnkit_i18n.ZH_FOLDER
+    if not (zh / "index.html").is_file():
+        message = f"the Chinese edition is not built ({zh}): bash tools/build_book.sh"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return zh
+
+
+def test_the_chinese_pages_show_the_translated_headings_table_cells_and_parts():
+    """The built Chinese edition uses the translations the block check protects, and the
+    part captions of the sidebar (translated after sphinx-external-toc inserts them)."""
+    zh = _chinese_edition()
+    interview = (zh / "book" / "interview.html").read_text()
+    intro = (zh / "book" / "intro.html").read_text()
+    chapter = (zh / "notebooks" / "01_scaled_dot_product_attention.html").read_text()
+    assert "1. Basic concepts and principles" not in interview
+    assert "1. 基本概念和原理" in interview
+    assert "1. Scaled dot-product attention" not in intro
+    assert "<p>1. 缩放点积注意力</p>" in intro
+    captions = re.findall(r'caption-text">([^<]*)<', chapter)
+    assert captions and "Foundations" not in captions and "基础" in captions, captions
+
+
+def _sources() -> list[Path]:
+    return [*sorted((ROOT / "book").glob("*.md")), *sorted((ROOT / "notebooks").glob("[0-9]*.py"))]
+
+
+def test_every_english_rendering_of_chinese_is_english_only():
+    """A seed quotation's English ('> "..."' after the Chinese) and an interview question's
+    ('**Question:**' after '**题目：**') sit in an english-only block, so the Chinese
+    edition shows the original once and nobody back-translates it."""
+    loose = []
+    for path in _sources():
+        lines = path.read_text().splitlines()
+        inside = False
+        for number, line in enumerate(lines, 1):
+            bare = re.sub(r"^(?:# )?(?:> )?", "", line)
+            if bare.startswith(":::{english-only}"):
+                inside = True
+            elif inside and bare.startswith(":::"):
+                inside = False
+            elif not inside and (
+                bare.startswith("**Question:**") or (line.lstrip("# ").startswith('> "'))
+            ):
+                loose.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:60]}")
+    assert not loose, "English renderings outside an english-only block:\n" + "\n".join(loose)
+
+
+def test_english_only_text_is_neither_a_message_nor_in_the_chinese_pages():
+    pot = ROOT / "_build" / "gettext" / "book" / "errata.pot"
+    zh = _chinese_edition()
+    english = "To keep overly large values from causing vanishing gradients"
+    assert english in (zh.parent / "book" / "errata.html").read_text()
+    assert english not in (zh / "book" / "errata.html").read_text()
+    assert "english-only" not in (zh / "book" / "interview.html").read_text()
+    if pot.is_file():
+        assert english not in pot.read_text()
+
+
+def test_translation_of_one_paragraph_in_two_is_a_problem(tmp_path):
+    """Sphinx keeps only the first block of a translation: the second would be lost."""
+    po = tmp_path / "LC_MESSAGES"
+    _write(po / "book" / "x.po", [("One sentence, then another.", "一句。\n\n又一句。", False)])
+    problems = catalogue_problems(po, complete=False)
+    assert len(problems) == 1 and "2 blocks" in problems[0], problems
+    _write(po / "book" / "x.po", [("One sentence, then another.", "一句，又一句。", False)])
+    assert catalogue_problems(po, complete=False) == []

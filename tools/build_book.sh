@@ -23,16 +23,21 @@ executed=$(date +%s)
 echo "==> rendering the book (chapters executed in $(( executed - start )) s)"
 jupyter-book build "$ROOT" --warningiserror --nitpick --keep-going
 english=$(date +%s)
-# The Chinese render and the message extraction are two single-threaded Sphinx runs over
-# the same (read-only) sources and execution cache, into folders of their own: side by side.
+# The Chinese render and the message extraction are two single-threaded Sphinx runs, side
+# by side: they read the same sources and execution cache and write apart (the Chinese
+# edition into _build/html/zh_CN, its notebooks into _build/html/jupyter_execute and the
+# compiled catalogues into book/locales; the extraction into _build/gettext and
+# _build/jupyter_execute, after the English render is done with it).
 echo "==> rendering the Chinese edition into _build/html/zh_CN (same executed chapters), and"
 echo "    extracting the English messages (_build/gettext, for tools/i18n.py check and the tests)"
 extract_log="$ROOT/_build/extract.log"
 python tools/i18n.py extract > "$extract_log" 2>&1 &
 extract=$!
+trap 'kill "$extract" 2> /dev/null || true' EXIT   # Ctrl-C or a failure: stop it too
 python tools/i18n.py build || { wait "$extract" || true; exit 1; }
 chinese=$(date +%s)
 wait "$extract" || { tail -40 "$extract_log" >&2; echo "error: message extraction failed" >&2; exit 1; }
+trap - EXIT
 grep "^==> " "$extract_log" || true
 echo "==> built in $(( $(date +%s) - start )) s (rendering: English $(( english - executed )) s," \
      "Chinese $(( chinese - english )) s, with the messages extracted beside it)."

@@ -87,8 +87,16 @@ def latex_title(edition: str) -> str | None:
 
 
 def write_latex(edition: str) -> tuple[int, Path]:
-    """Sphinx's LaTeX builder -> ``_build/latex-<edition>/book.tex`` (and its images)."""
-    outdir = BUILD / f"latex-{edition}"
+    """Sphinx's LaTeX builder -> ``_build/latex-<edition>/tex/book.tex`` (and its images).
+
+    One folder per edition, with the LaTeX one level down: myst-nb writes the notebooks and
+    their glue data next to the output folder (``<outdir>/../jupyter_execute``) and reads
+    the glue back while writing, so two editions built side by side must not share it."""
+    outdir = BUILD / f"latex-{edition}" / "tex"
+    doctrees = BUILD / f".doctrees-latex-{edition}"
+    if not (outdir.parent / "jupyter_execute").is_dir():
+        # the glue data is written when a notebook is read: read every document again
+        shutil.rmtree(doctrees, ignore_errors=True)
     overrides: dict[str, object] = {
         "latex_engine": "xelatex",
         "latex_elements": latex_elements(edition),
@@ -109,13 +117,13 @@ def write_latex(edition: str) -> tuple[int, Path]:
 
     jb_sphinx.update_latex_documents = with_title
     try:
-        status = sphinx_build("latex", outdir, BUILD / f".doctrees-latex-{edition}", **overrides)
+        status = sphinx_build("latex", outdir, doctrees, **overrides)
     finally:
         jb_sphinx.update_latex_documents = original
     if status:
         # Sphinx keeps the documents it read with warnings and would not warn again:
         # read everything afresh next time
-        shutil.rmtree(BUILD / f".doctrees-latex-{edition}", ignore_errors=True)
+        shutil.rmtree(doctrees, ignore_errors=True)
     return status, outdir / "book.tex"
 
 
@@ -170,22 +178,36 @@ def build_side_by_side(editions: list[str]) -> int:
     """Each edition in a process of its own (``build_pdf.py <edition>``), at the same time."""
     PDF.mkdir(parents=True, exist_ok=True)
     runs = {}
-    for edition in editions:
-        log = PDF / f"build-{edition}.log"
-        with log.open("w") as out:
+    try:
+        for edition in editions:
+            log = PDF / f"build-{edition}.log"
             command = [sys.executable, str(Path(__file__).resolve()), edition, "--jobs", "1"]
-            runs[edition] = (subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), log)
-    status = 0
-    for edition, (process, log) in runs.items():
-        code = process.wait()
-        lines = log.read_text(errors="replace").splitlines()
-        if code:
-            print(f"error: the {edition} edition failed; the end of {log}:", file=sys.stderr)
-            print("\n".join(lines[-40:]), file=sys.stderr)
-            status |= code
-        else:
-            print("\n".join(line for line in lines if line.startswith("==> ")), flush=True)
-    return status
+            with log.open("w") as out:
+                process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+            runs[edition] = (process, log)
+        status = 0
+        for edition, (process, log) in runs.items():
+            code = process.wait()
+            lines = log.read_text(errors="replace").splitlines()
+            if code:
+                print(f"error: the {edition} edition failed; the end of {log}:", file=sys.stderr)
+                print("\n".join(lines[-40:]), file=sys.stderr)
+                status = status or (code if code > 0 else 1)  # < 0: killed by a signal
+            else:
+                print("\n".join(line for line in lines if line.startswith("==> ")), flush=True)
+        return status
+    finally:  # an exception or Ctrl-C here: do not leave the other edition running
+        for process, _ in runs.values():
+            if process.poll() is None:
+                process.terminate()
+
+
+def cores() -> int:
+    """The cores this process may use (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=min(2, os.cpu_count() or 1),
+        default=min(2, cores()),
         help="editions built at the same time (default: 2 on 2 cores or more, else 1)",
     )
     args = parser.parse_args(argv)

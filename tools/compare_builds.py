@@ -2,11 +2,14 @@
 
     python tools/compare_builds.py BUILD_A BUILD_B
 
-Each argument is a folder of executed chapter notebooks (``_build/jupyter_execute/notebooks``
-of a book build, or the ``--out`` folder of ``tools/execute_chapters.py``), or a book's
-root (then its ``_build/jupyter_execute/notebooks`` is used). For every chapter found in
-both, code cell by code cell, the text outputs (printed text, results, errors, glued
-values) are compared. Cells that measure time carry the marker ``# NBVAL_IGNORE_OUTPUT``
+Each argument is a book's root (a clone that ran ``tools/build_book.sh``: each chapter's
+outputs are read from its execution cache, ``_build/.jupyter_cache``, merged into the
+chapter as the book does), or a folder of executed chapter notebooks (the ``--out`` folder
+of ``tools/execute_chapters.py``). Not ``_build/jupyter_execute``: in cache mode myst-nb
+writes the chapters there without their outputs, so a comparison of those would find
+nothing; a chapter without any output is an error here. For every chapter found in both,
+code cell by code cell, the text outputs (printed text, results, errors, glued values) are
+compared. Cells that measure time carry the marker ``# NBVAL_IGNORE_OUTPUT``
 (nbval's, which the tests already honour): they are counted but not compared. Figures are
 compared by their PNG bytes and reported apart (a figure of timings may differ).
 
@@ -26,9 +29,26 @@ import nbformat
 TIMING_MARK = "NBVAL_IGNORE_OUTPUT"
 
 
-def notebooks_dir(path: Path) -> Path:
-    inner = path / "_build" / "jupyter_execute" / "notebooks"
-    return inner if inner.is_dir() else path
+def executed_chapters(path: Path) -> dict[str, nbformat.NotebookNode]:
+    """The executed chapters of a book root (from its cache) or of a folder, by file name."""
+    cache_dir = path / "_build" / ".jupyter_cache"
+    if cache_dir.is_dir():
+        from jupyter_cache import get_cache
+
+        cache = get_cache(str(cache_dir))
+        chapters = {}
+        for source in sorted((path / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+            try:
+                _, merged = cache.merge_match_into_notebook(nbformat.read(source, as_version=4))
+            except KeyError:  # not executed in this build (or changed since)
+                continue
+            chapters[source.name] = merged
+        return chapters
+    return {p.name: nbformat.read(p, as_version=4) for p in sorted(path.glob("[0-9][0-9]_*.ipynb"))}
+
+
+def output_count(notebook: nbformat.NotebookNode) -> int:
+    return sum(len(c.get("outputs", [])) for c in notebook.cells if c.cell_type == "code")
 
 
 def cell_text(cell) -> str:
@@ -58,12 +78,12 @@ def cell_images(cell) -> list[str]:
     return digests
 
 
-def compare(a: Path, b: Path) -> tuple[int, int, int, int]:
+def compare(name: str, a, b) -> tuple[int, int, int, int]:
     """Print one chapter's differences; return (compared, differing, timed, figures differing)."""
-    cells_a = [c for c in nbformat.read(a, as_version=4).cells if c.cell_type == "code"]
-    cells_b = [c for c in nbformat.read(b, as_version=4).cells if c.cell_type == "code"]
+    cells_a = [c for c in a.cells if c.cell_type == "code"]
+    cells_b = [c for c in b.cells if c.cell_type == "code"]
     if [c.source for c in cells_a] != [c.source for c in cells_b]:
-        print(f"{a.name}: the two executions ran different code; not compared")
+        print(f"{name}: the two executions ran different code; not compared")
         return 0, 1, 0, 0
     compared = differing = timed = figures = 0
     for i, (ca, cb) in enumerate(zip(cells_a, cells_b)):
@@ -75,13 +95,13 @@ def compare(a: Path, b: Path) -> tuple[int, int, int, int]:
         if ta != tb:
             differing += 1
             first = ca.source.strip().splitlines()[0][:70] if ca.source.strip() else ""
-            print(f"{a.name}, code cell {i} ({first!r}): outputs differ")
+            print(f"{name}, code cell {i} ({first!r}): outputs differ")
             diff = difflib.unified_diff(ta.splitlines(), tb.splitlines(), lineterm="", n=0)
             for line in list(diff)[2:14]:
                 print(f"    {line[:160]}")
         if cell_images(ca) != cell_images(cb):
             figures += 1
-            print(f"{a.name}, code cell {i}: a figure differs (PNG bytes)")
+            print(f"{name}, code cell {i}: a figure differs (PNG bytes)")
     return compared, differing, timed, figures
 
 
@@ -90,17 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("build_a", type=Path)
     parser.add_argument("build_b", type=Path)
     args = parser.parse_args(argv)
-    dir_a, dir_b = notebooks_dir(args.build_a), notebooks_dir(args.build_b)
-    for d, name in ((dir_a, "BUILD_A"), (dir_b, "BUILD_B")):
-        if not d.is_dir():
-            parser.error(f"{name} must be a folder of executed notebooks; {d} is not a folder.")
-    names = sorted(p.name for p in dir_a.glob("[0-9][0-9]_*.ipynb"))
-    common = [n for n in names if (dir_b / n).exists()]
+    runs = {}
+    for path, name in ((args.build_a, "BUILD_A"), (args.build_b, "BUILD_B")):
+        if not path.is_dir():
+            parser.error(f"{name} must be a book root or a folder of executed notebooks: {path}")
+        runs[name] = executed_chapters(path)
+        empty = [chapter for chapter, nb in runs[name].items() if not output_count(nb)]
+        if empty:
+            parser.error(f"{name}: {', '.join(empty)} hold no outputs (not executed notebooks)")
+    common = [n for n in runs["BUILD_A"] if n in runs["BUILD_B"]]
     if not common:
-        parser.error(f"no chapter notebook is in both {dir_a} and {dir_b}.")
+        parser.error(f"no executed chapter is in both {args.build_a} and {args.build_b}.")
     totals = [0, 0, 0, 0]
     for name in common:
-        for k, v in enumerate(compare(dir_a / name, dir_b / name)):
+        for k, v in enumerate(compare(name, runs["BUILD_A"][name], runs["BUILD_B"][name])):
             totals[k] += v
     compared, differing, timed, figures = totals
     print(

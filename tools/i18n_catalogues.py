@@ -148,16 +148,15 @@ def _stray_emphasis(text: str) -> int:
     return _commonmark().renderInline(bare).count("*")
 
 
-def _first_block(text: str) -> str:
-    """What CommonMark reads ``text`` as (paragraph, ordered list, bullet list, ...).
+def _blocks(text: str) -> list[str]:
+    """What CommonMark reads ``text`` as, block by block (paragraph, ordered list, ...).
 
-    Sphinx parses each translation on its own and applies it only if it is a paragraph:
-    a table cell or heading "1. Scaled dot-product attention" translated "1. 缩放点积注意力"
-    reads as a list, and the page silently keeps the English."""
-    tokens = [t.type for t in _commonmark().parse(text) if t.level == 0]
-    if not tokens or tokens[0] == "paragraph_open":
-        return "paragraph"
-    return tokens[0].removesuffix("_open").replace("_", " ")
+    Sphinx parses a translated paragraph on its own and applies it only if the result is a
+    paragraph, and only its first block: a table cell or heading "1. Scaled dot-product
+    attention" translated "1. 缩放点积注意力" reads as a list, and the page silently keeps
+    the English. (Plain CommonMark, not MyST: the markers that matter are the same.)"""
+    tokens = [t.type for t in _commonmark().parse(text) if t.level == 0 and t.nesting != -1]
+    return [t.removesuffix("_open").replace("_", " ") for t in tokens] or ["paragraph"]
 
 
 @functools.cache
@@ -220,11 +219,17 @@ def markup_problems(document: str, message) -> list[str]:
             f"{document}: glued values differ from the English in {_short(message.id)!r}:"
             f" {sorted(_glued(document, message.string))}"
         )
-    block = _first_block(message.string)
-    if block != "paragraph":
+    blocks = _blocks(message.string)
+    if blocks[0] != "paragraph":
         problems.append(
-            f"{document}: the translation reads as a {block}, which Sphinx drops (it keeps"
-            f" the English): escape the marker, e.g. 1\\. or \\- , in {_short(message.string)!r}"
+            f"{document}: the translation reads as a {blocks[0]}, which Sphinx drops (it keeps"
+            f" the English): escape the marker (1\\. on the page, 1\\\\. in the .po file) in"
+            f" {_short(message.string)!r}"
+        )
+    elif len(blocks) > len(_blocks(message.id)):
+        problems.append(
+            f"{document}: the translation is {len(blocks)} blocks (a blank line?), of which"
+            f" Sphinx keeps the first, in {_short(message.string)!r}"
         )
     if _stray_emphasis(message.string) > _stray_emphasis(message.id):
         problems.append(

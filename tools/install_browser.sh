@@ -21,3 +21,7 @@ start=$(date +%s)
 if apt_install "${missing[*]}" "for the browser tests" "the browser tests skip until then; or set ATTNKIT_CHROMIUM=/path/to/chromium"; then
     echo "==> ${missing[*]} installed in $(( $(date +%s) - start )) s: $("$chromium" --version 2>/dev/null || true)"
 fi
+if [ ! -e "$cjk_font" ]; then
+    echo "warning: no CJK font ($cjk_font): the Chinese pages show empty boxes in the browser" >&2
+    [ -z "${CI:-}" ] || exit 1
+fi

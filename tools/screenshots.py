@@ -88,27 +88,15 @@ ZH_CHAPTER_1 = "自注意力是 Transformer 的核心运算"
 
 def pdf_page(pdf: Path, needle: str, out: Path) -> int:
     """Render the first page of ``pdf`` whose text holds ``needle`` to ``out`` (PNG)."""
-    pages = int(
-        next(
-            line.split()[-1]
-            for line in subprocess.run(
-                ["pdfinfo", str(pdf)], capture_output=True, text=True, check=True
-            ).stdout.splitlines()
-            if line.startswith("Pages:")
-        )
-    )
-    for number in range(1, pages + 1):
-        text = subprocess.run(
-            ["pdftotext", "-f", str(number), "-l", str(number), str(pdf), "-"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        if needle in " ".join(text.split()):
-            stem = out.with_suffix("")
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    wanted = "".join(needle.split())  # pdftotext breaks lines and spaces Chinese freely
+    for number, page in enumerate(text.split("\f"), 1):
+        if wanted in "".join(page.split()):
             subprocess.run(
                 ["pdftoppm", "-f", str(number), "-l", str(number), "-r", "80", "-png",
-                 "-singlefile", str(pdf), str(stem)],
+                 "-singlefile", str(pdf), str(out.with_suffix(""))],
                 check=True,
             )  # fmt: skip
             return number

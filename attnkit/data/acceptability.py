@@ -208,8 +208,8 @@ def acceptability_task(
     1. Each docstring goes to fine-tuning if :func:`is_finetune_docstring`, else to
        pretraining (``pretrain_texts``, in the original order).
     2. The fine-tuning sentences are those of :func:`extract_sentences`, normalised,
-       without duplicates, and without any whose words occur in that order inside a
-       normalised pretraining docstring (so pretraining never sees a test sentence).
+       without duplicates, and without any that occurs as a contiguous run of words inside
+       a normalised pretraining docstring (so pretraining never sees a test sentence).
     3. They are sorted, shuffled with ``random.Random(seed)`` and cut into test
        (``n_test``), validation (``n_val``) and train (the rest), each labelled with
        :func:`label_examples` (seeds ``seed``, ``seed + 1``, ``seed + 2``), so each

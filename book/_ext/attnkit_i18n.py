@@ -76,13 +76,26 @@ class MathIsNotAMessage(SphinxTransform):
             node["translatable"] = False
 
 
+def _in_cell_output(node: nodes.Node) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if "cell_output" in parent.get("classes", []):
+            return True
+        parent = parent.parent
+    return False
+
+
 class SourcesForTableCells(SphinxTransform):
-    """Give the cells of a directive's table the source of the document (before i18n)."""
+    """Give the cells of a table written in the page (a ``{table}`` directive's too) the
+    source of the document, before the i18n transform; tables a code cell printed are left
+    alone."""
 
     default_priority = 10  # sphinx.transforms.i18n.Locale is 20
 
     def apply(self, **kwargs: Any) -> None:
         for table in self.document.findall(nodes.table):
+            if _in_cell_output(table):  # a table a code cell printed is not text to translate
+                continue
             source = table.source or self.document["source"]
             line = table.line
             for node in table.findall(nodes.TextElement):
@@ -118,7 +131,8 @@ class EnglishOnly(SphinxDirective):
 
     The English edition shows the content (in a ``div.english-only``) and the message
     extraction skips it; the Chinese edition leaves it out, since the original it renders
-    is already on the page.
+    is already on the page. Text only: a label, footnote or citation inside would be
+    missing from the Chinese edition.
 
         > 缩放因子通常是一个键序列长度的倒数。 (line 16)
         >
@@ -130,6 +144,7 @@ class EnglishOnly(SphinxDirective):
     has_content = True
 
     def run(self) -> list[nodes.Node]:
+        self.assert_has_content()
         if is_chinese(self.config.language):
             return []
         container = nodes.container(classes=["english-only"])

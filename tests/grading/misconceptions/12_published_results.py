@@ -229,8 +229,8 @@ def shortest_reference_length(hypotheses, references, max_n=4):
     en="hours must become seconds (× 3600) before multiplying by FLOP/s.",
     zh="小时要先换算成秒（× 3600），再乘以每秒浮点运算数。",
 )
-def hours_not_in_seconds(num_params, num_tokens, hours, num_gpus, peak_tflops):
-    return 6.0 * num_params * num_tokens / (hours * num_gpus * peak_tflops * 1e12)
+def hours_not_in_seconds(num_params, num_tokens, hours, num_gpus, tflops_per_gpu):
+    return 6.0 * num_params * num_tokens / (hours * num_gpus * tflops_per_gpu * 1e12)
 
 
 @misconception(
@@ -239,8 +239,8 @@ def hours_not_in_seconds(num_params, num_tokens, hours, num_gpus, peak_tflops):
     "the forward pass alone.",
     zh="训练的计算量是 6ND（每个参数每个 token：前向 2 次、反向 4 次），不是只算前向的 2ND。",
 )
-def forward_pass_only(num_params, num_tokens, hours, num_gpus, peak_tflops):
-    return 2.0 * num_params * num_tokens / (hours * 3600.0 * num_gpus * peak_tflops * 1e12)
+def forward_pass_only(num_params, num_tokens, hours, num_gpus, tflops_per_gpu):
+    return 2.0 * num_params * num_tokens / (hours * 3600.0 * num_gpus * tflops_per_gpu * 1e12)
 
 
 @misconception(
@@ -248,17 +248,17 @@ def forward_pass_only(num_params, num_tokens, hours, num_gpus, peak_tflops):
     en="a TFLOPS is 10¹² FLOP/s, not 10⁹.",
     zh="1 TFLOPS 是 10¹² 次浮点运算每秒，不是 10⁹。",
 )
-def tera_as_giga(num_params, num_tokens, hours, num_gpus, peak_tflops):
-    return 6.0 * num_params * num_tokens / (hours * 3600.0 * num_gpus * peak_tflops * 1e9)
+def tera_as_giga(num_params, num_tokens, hours, num_gpus, tflops_per_gpu):
+    return 6.0 * num_params * num_tokens / (hours * 3600.0 * num_gpus * tflops_per_gpu * 1e9)
 
 
 @misconception(
     "implied_utilization",
-    en="the GPU budget is hours × 3600 × the number of GPUs × peak: you left out the GPUs.",
-    zh="GPU 预算是 小时 × 3600 × GPU 数 × 峰值：你漏掉了 GPU 的数量。",
+    en="the GPU budget is hours × 3600 × the number of GPUs × the throughput per GPU: you left out the GPUs.",
+    zh="GPU 预算是 小时 × 3600 × GPU 数 × 每块 GPU 的吞吐量：你漏掉了 GPU 的数量。",
 )
-def gpus_left_out(num_params, num_tokens, hours, num_gpus, peak_tflops):
-    return 6.0 * num_params * num_tokens / (hours * 3600.0 * peak_tflops * 1e12)
+def gpus_left_out(num_params, num_tokens, hours, num_gpus, tflops_per_gpu):
+    return 6.0 * num_params * num_tokens / (hours * 3600.0 * tflops_per_gpu * 1e12)
 
 
 # ------------------------------------------------------------------------ squad_em_f1
