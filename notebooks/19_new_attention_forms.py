@@ -644,6 +644,7 @@ assert step_err < 1e-14, f"claim no longer holds: 'a delta step is a gradient st
 # wall-clock time.
 
 # %%
+# NBVAL_IGNORE_OUTPUT (times)
 def best_time(fn, *args, repeats: int = 3, **kwargs) -> float:
     """The fastest of `repeats` calls fn(*args, **kwargs), in CPU seconds of this process."""
     times = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import hashlib
+import re
 import sys
 from pathlib import Path
 
@@ -51,8 +52,22 @@ def output_count(notebook: nbformat.NotebookNode) -> int:
     return sum(len(c.get("outputs", [])) for c in notebook.cells if c.cell_type == "code")
 
 
+# The elapsed time, remaining time and rate of a progress bar ("[00:01<00:06, 158.46step/s,"):
+# they measure the machine, the step counts and losses after them do not.
+PROGRESS_TIMES = re.compile(r"\[\d+:\d+(?::\d+)?<[^,\]]*, *[^,\]]*(?:/s|s/\w+)")
+
+
 def cell_text(cell) -> str:
-    """The text a reader sees under a code cell (streams, results, errors)."""
+    """The text a reader sees under a code cell (streams, results, errors), without the
+    times of progress bars and without blank lines (how a bar's updates are split)."""
+    return "".join(
+        PROGRESS_TIMES.sub("[time]", line).rstrip() + "\n"
+        for line in _cell_text(cell).splitlines()
+        if line.strip()
+    )
+
+
+def _cell_text(cell) -> str:
     parts = []
     for out in cell.get("outputs", []):
         kind = out.get("output_type")
