@@ -3,6 +3,8 @@
     python tools/make_exercises.py           # write exercises/ and tests/grading/expected/
     python tools/make_exercises.py --check   # CI: fail if anything committed differs
 
+The solutions are executed side by side, one kernel per core (``--jobs``).
+
 For every ``solutions/NN_name.py`` (a jupytext percent notebook):
 
 1. Each region between a ``# BEGIN SOLUTION`` line and an ``# END SOLUTION`` line is
@@ -22,9 +24,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import re
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import jupytext
@@ -154,26 +158,41 @@ def build(solution: Path, timeout: int) -> dict[Path, str]:
     }
 
 
+def cores() -> int:
+    """The cores this process may use (its CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare; write nothing")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per solution cell")
+    parser.add_argument(
+        "--jobs", type=int, default=cores(), help="solutions executed at once (default: cores)"
+    )
     parser.add_argument("only", nargs="*", help="chapter numbers to process (default: all)")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs must be a positive number of solutions, not {args.jobs}")
     solutions = [s for s in pair_sources("solutions") if not args.only or s.name[:2] in args.only]
     stale = []
     try:
-        for solution in solutions:
-            for path, text in build(solution, args.timeout).items():
-                current = path.read_text(encoding="utf-8") if path.exists() else None
-                if current == text:
-                    continue
-                if args.check:
-                    stale.append(rel(path))
-                else:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(text, encoding="utf-8")
-                    print(f"make_exercises: wrote {rel(path)}")
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            built = pool.map(build, solutions, [args.timeout] * len(solutions))
+            generated = [item for files in built for item in files.items()]  # in order
+        for path, text in generated:
+            current = path.read_text(encoding="utf-8") if path.exists() else None
+            if current == text:
+                continue
+            if args.check:
+                stale.append(rel(path))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+                print(f"make_exercises: wrote {rel(path)}")
     except ExerciseError as exc:
         print(f"make_exercises: {exc}", file=sys.stderr)
         return 1
