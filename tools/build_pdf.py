@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from i18n import BUILD, LANGUAGE, require_executed_chapters, sphinx_build, translated_title  # noqa: E402
+from nbcommon import cores  # noqa: E402
 
 PDF = BUILD / "pdf"
 EDITIONS = ("en", "zh")
@@ -200,14 +201,6 @@ def build_side_by_side(editions: list[str]) -> int:
         for process, _ in runs.values():
             if process.poll() is None:
                 process.terminate()
-
-
-def cores() -> int:
-    """The cores this process may use (its CPU affinity, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def main(argv: list[str] | None = None) -> int:

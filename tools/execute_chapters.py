@@ -29,6 +29,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
+from nbcommon import cores
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "_build" / ".jupyter_cache"
 # One thread per chapter for every library that could start more (torch also gets
@@ -57,14 +59,6 @@ def chapter_paths(selected: list[str]) -> list[Path]:
             raise SystemExit(f"error: no chapter {name!r}; expected a number ({known}) or a path.")
         out.extend(matches)
     return out
-
-
-def _cores() -> int:
-    """CPU cores this process may use (all of them where the OS cannot say)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def config_timeout() -> int:
@@ -104,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=int(os.environ.get("ATTNKIT_JOBS", "0")) or _cores(),
+        default=int(os.environ.get("ATTNKIT_JOBS", "0")) or cores(),
         help="chapters run at once, one thread each (default: $ATTNKIT_JOBS or the cores)",
     )
     parser.add_argument("--force", action="store_true", help="run even if cached")

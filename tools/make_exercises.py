@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import re
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 from nbclient import NotebookClient
-from nbcommon import CHECK_MARK, ROOT, ipynb_text, pair_sources, rel, strip_outputs
+from nbcommon import CHECK_MARK, ROOT, cores, ipynb_text, pair_sources, rel, strip_outputs
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION[ \t]*$")
 END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
@@ -156,14 +155,6 @@ def build(solution: Path, timeout: int) -> dict[Path, str]:
         ROOT / "exercises" / f"{stem}.ipynb": ipynb_text(nb),
         EXPECTED_DIR / f"{stem}.json": json.dumps(expected, indent=1, ensure_ascii=False) + "\n",
     }
-
-
-def cores() -> int:
-    """The cores this process may use (its CPU affinity)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import jupytext
@@ -55,3 +56,11 @@ def cells_signature(nb: nbformat.NotebookNode) -> list[tuple[str, str, tuple[str
 
 def rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
+
+
+def cores() -> int:
+    """CPU cores this process may use (its CPU affinity; all of them where the OS cannot say)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
