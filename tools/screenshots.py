@@ -43,6 +43,7 @@ SCALED_BY_D_K = (
 )
 
 OUT = ROOT / "book" / "images"
+CHAPTER_1 = "01_scaled_dot_product_attention.html"
 TERMINAL = """<!doctype html><html><head><meta charset="utf-8"><style>
 body {{ margin: 0; background: #1e1e1e; }}
 pre {{ margin: 0; padding: 18px 22px; color: #d4d4d4; font: 15px/1.45 "DejaVu Sans Mono",
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--book", type=Path, default=ROOT / "_build" / "html")
     args = parser.parse_args(argv)
-    chapter = args.book / "notebooks" / "01_scaled_dot_product_attention.html"
+    chapter = args.book / "notebooks" / CHAPTER_1
     if not chapter.is_file():
         print(f"error: {chapter} not found; build the book first.", file=sys.stderr)
         return 2
@@ -124,14 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         with serve(args.book) as base:
-            page.goto(base + "notebooks/01_scaled_dot_product_attention.html#ch01-scaling")
-            page.evaluate("() => MathJax.startup.promise")
-            page.locator("#ch01-scaling").scroll_into_view_if_needed()
-            page.screenshot(path=str(OUT / "readme-book.png"))
-            page.goto(base + "zh_CN/notebooks/01_scaled_dot_product_attention.html#ch01-scaling")
-            page.evaluate("() => MathJax.startup.promise")
-            page.locator("#ch01-scaling").scroll_into_view_if_needed()
-            page.screenshot(path=str(OUT / "readme-book-zh.png"))
+            for edition, png in (("", "readme-book.png"), ("zh_CN/", "readme-book-zh.png")):
+                page.goto(f"{base}{edition}notebooks/{CHAPTER_1}#ch01-scaling")
+                page.evaluate("() => MathJax.startup.promise")
+                page.locator("#ch01-scaling").scroll_into_view_if_needed()
+                page.screenshot(path=str(OUT / png))
         page.set_content(TERMINAL.format(body=body))
         page.locator("#term").screenshot(path=str(OUT / "readme-grading.png"))
         browser.close()
